@@ -1,0 +1,113 @@
+"""Money as exact decimals.
+
+Never floating point in an accounting system (beancount's rule): amounts are parsed from text into
+``decimal.Decimal``, must be finite and >= 0, and are written back as exact decimal text. Sums are
+exact: 0.1 charged ten times is exactly 1.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+
+from budgetctl.errors import InvalidAmountError
+
+ZERO = Decimal(0)
+
+# Far above any real budget, and keeps the exponent range sane for formatting and JSON.
+MAX_AMOUNT = Decimal("1e15")
+
+
+def parse_amount(value: object, what: str = "amount") -> Decimal:
+    """Parse a money amount from text (or an int/Decimal) into an exact, finite, >= 0 Decimal.
+
+    Floats are accepted only through their shortest ``repr`` (``0.1`` -> ``Decimal("0.1")``), which
+    is what the person who typed them meant; that is the boundary with LiteLLM-style callers.
+    """
+    if isinstance(value, bool):
+        raise InvalidAmountError(f"{what} must be a number, not {value!r}")
+    if isinstance(value, Decimal):
+        amount = value
+    elif isinstance(value, int):
+        amount = Decimal(value)
+    elif isinstance(value, float):
+        amount = _from_text(repr(value), what)
+    elif isinstance(value, str):
+        amount = _from_text(value, what)
+    else:
+        raise InvalidAmountError(f"{what} must be a number, not {type(value).__name__}")
+    return check_amount(amount, what)
+
+
+def _from_text(text: str, what: str) -> Decimal:
+    cleaned = text.strip().replace("_", "")
+    if cleaned.startswith("$"):
+        cleaned = cleaned[1:]
+    try:
+        return Decimal(cleaned)
+    except InvalidOperation:
+        raise InvalidAmountError(
+            f"{what} {text!r} is not a number; write it as a plain decimal such as 10 or 0.25"
+        ) from None
+
+
+def check_amount(amount: Decimal, what: str = "amount") -> Decimal:
+    """``amount`` if it is finite, >= 0 and not absurdly large; else InvalidAmountError."""
+    if not amount.is_finite():
+        raise InvalidAmountError(f"{what} must be a finite number, not {amount}")
+    if amount < 0:
+        raise InvalidAmountError(f"{what} must not be negative (got {amount})")
+    if amount > MAX_AMOUNT:
+        raise InvalidAmountError(f"{what} {amount} is too large (the limit is {MAX_AMOUNT:f})")
+    if amount == 0:
+        return ZERO  # normalise -0 and 0E-7 alike
+    return amount
+
+
+def to_text(amount: Decimal) -> str:
+    """Exact, plain decimal text (no exponent), as stored in state files and JSON output.
+
+    Trailing zeros after the point are dropped: ``Decimal("1.500")`` -> ``"1.5"``.
+    """
+    if amount == 0:
+        return "0"
+    text = f"{amount:f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text
+
+
+def from_text(text: str) -> Decimal:
+    """Decimal from text written by :func:`to_text` (trusted, already validated state)."""
+    return Decimal(text)
+
+
+def format_usd(amount: Decimal) -> str:
+    """Human money: ``$12.50``, and enough digits to see sub-cent costs (``$0.0012``)."""
+    sign = "-" if amount < 0 else ""
+    value = abs(amount)
+    if value == 0:
+        return "$0.00"
+    if value >= Decimal("0.01"):
+        text = f"{value:,.2f}"
+        # keep exact fractions of a cent visible (e.g. $1.005 stays $1.005, not $1.00)
+        exact = to_text(value)
+        if "." in exact and len(exact.split(".")[1]) > 2:
+            whole, frac = exact.split(".")
+            frac = frac[:6].rstrip("0")
+            text = f"{int(whole):,}.{frac.ljust(2, '0')}"
+        return f"{sign}${text}"
+    # below a cent: two significant digits, at most 8 decimals, never rounded to zero
+    exact = to_text(value)
+    whole, _, frac = exact.partition(".")
+    lead = len(frac) - len(frac.lstrip("0"))
+    shown = frac[: min(lead + 2, 10)]
+    if not shown.strip("0"):
+        shown = frac[: lead + 1]
+    return f"{sign}${whole}.{shown}"
+
+
+def percent(part: Decimal, whole: Decimal) -> Decimal | None:
+    """``part`` as a percentage of ``whole``; None when ``whole`` is 0 (no meaningful %)."""
+    if whole == 0:
+        return None
+    return part * 100 / whole

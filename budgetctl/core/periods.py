@@ -1,0 +1,206 @@
+"""Budget periods: durations, calendar boundaries, and the period that contains a moment.
+
+Pure functions of their arguments; the clock is always a parameter. Rules (DESIGN.md section 3):
+
+- named durations (daily, weekly, monthly, yearly) align to calendar boundaries in the budget's
+  time zone: 00:00, Monday 00:00, the 1st 00:00, Jan 1 00:00;
+- ``<N>h``, ``<N>d``, ``<N>w``, ``<N>mo``, ``<N>y`` are anchored at creation time, or at a given
+  start; a named duration with a start is anchored there too;
+- boundaries are ``anchor + k * period`` for every integer k. Days, weeks, months and years are
+  added in local wall time and then converted to UTC (so a daily budget resets at local midnight on
+  both sides of a DST change); hours are exact elapsed hours. Months clamp to the month's end and
+  return to the anchor day (Jan 31 -> Feb 28/29 -> Mar 31), because every boundary is computed
+  from the anchor, never from the previous boundary.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+from functools import lru_cache
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from budgetctl.errors import InvalidDurationError, InvalidTimeError
+
+UTC = timezone.utc
+Unit = Literal["h", "d", "w", "mo", "y"]
+
+NAMED: dict[str, tuple[int, Unit]] = {
+    "daily": (1, "d"),
+    "weekly": (1, "w"),
+    "monthly": (1, "mo"),
+    "yearly": (1, "y"),
+}
+_FORM = re.compile(r"^([1-9][0-9]{0,5})(h|d|w|mo|y)$")
+_UNITS: dict[str, Unit] = {"h": "h", "d": "d", "w": "w", "mo": "mo", "y": "y"}
+_MAX_COUNT = {"h": 24 * 366 * 100, "d": 366 * 100, "w": 53 * 100, "mo": 1200, "y": 100}
+ACCEPTED = "daily, weekly, monthly, yearly, <N>h, <N>d, <N>w, <N>mo, <N>y (N >= 1), or none"
+
+# The calendar anchor of named durations without a start: a Monday, Jan 1 (2001-01-01).
+_CALENDAR_EPOCH = date(2001, 1, 1)
+
+
+@dataclass(frozen=True)
+class Duration:
+    """How long a budget period lasts. ``calendar`` is True for the named durations."""
+
+    count: int
+    unit: Unit
+    calendar: bool
+
+    @property
+    def text(self) -> str:
+        if self.calendar:
+            return {"d": "daily", "w": "weekly", "mo": "monthly", "y": "yearly"}[self.unit]
+        return f"{self.count}{self.unit}"
+
+    def __str__(self) -> str:
+        return self.text
+
+    @property
+    def approx_days(self) -> float:
+        """Rough length in days, for conversions such as LiteLLM's ``duration`` field."""
+        per = {"h": 1 / 24, "d": 1, "w": 7, "mo": 30.436875, "y": 365.2425}[self.unit]
+        return self.count * per
+
+
+def parse_duration(text: str | None) -> Duration | None:
+    """A :class:`Duration` from its text, or None for a lifetime budget (``none`` or empty)."""
+    if text is None:
+        return None
+    cleaned = text.strip().lower()
+    if cleaned in ("", "none", "lifetime"):
+        return None
+    if cleaned in NAMED:
+        count, unit = NAMED[cleaned]
+        return Duration(count, unit, calendar=True)
+    match = _FORM.match(cleaned)
+    if match:
+        count, form = int(match.group(1)), match.group(2)
+        if count <= _MAX_COUNT[form]:
+            return Duration(count, _UNITS[form], calendar=False)
+    raise InvalidDurationError(f"unknown duration {text!r}; accepted: {ACCEPTED}")
+
+
+@lru_cache(maxsize=64)
+def parse_timezone(name: str) -> ZoneInfo:
+    """The IANA time zone ``name`` (``UTC``, ``Europe/Paris``); InvalidTimeError if unknown."""
+    cleaned = name.strip()
+    if not cleaned or cleaned.startswith(("/", ".")) or ".." in cleaned:
+        raise InvalidTimeError(f"unknown time zone {name!r}; use an IANA name such as Europe/Paris")
+    try:
+        return ZoneInfo(cleaned)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise InvalidTimeError(
+            f"unknown time zone {name!r}; use an IANA name such as UTC or Europe/Paris"
+        ) from None
+
+
+def parse_datetime(text: str, tz: ZoneInfo | timezone = UTC) -> datetime:
+    """An aware UTC datetime from ISO 8601 text; a date or a naive time is read in ``tz``.
+
+    Accepts ``2026-01-15``, ``2026-01-15T09:30``, ``2026-01-15 09:30:00+01:00``, ``...Z``, and
+    ``@<epoch seconds>``.
+    """
+    cleaned = text.strip()
+    try:
+        if cleaned.startswith("@"):
+            return datetime.fromtimestamp(float(cleaned[1:]), UTC)
+        if cleaned.endswith(("Z", "z")):
+            cleaned = cleaned[:-1] + "+00:00"
+        parsed = datetime.fromisoformat(cleaned)
+    except (ValueError, OverflowError, OSError):
+        raise InvalidTimeError(
+            f"cannot read time {text!r}; use ISO 8601 such as 2026-01-15 or 2026-01-15T09:30:00Z"
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=tz)
+    return parsed.astimezone(UTC)
+
+
+def format_utc(moment: datetime) -> str:
+    """ISO 8601 in UTC with a ``Z``: ``2026-11-28T00:00:00Z`` (microseconds kept if any)."""
+    text = moment.astimezone(UTC).replace(tzinfo=None).isoformat()
+    return text + "Z"
+
+
+def parse_utc(text: str) -> datetime:
+    """Inverse of :func:`format_utc` for trusted stored text."""
+    return datetime.fromisoformat(text[:-1] if text.endswith("Z") else text).replace(tzinfo=UTC)
+
+
+def default_anchor(duration: Duration, tz: ZoneInfo, created_at: datetime) -> datetime:
+    """Where a budget's periods are anchored when no start is given.
+
+    Named durations: a calendar boundary (a Monday that is also Jan 1, at local midnight), so
+    boundaries fall on calendar days, weeks, months and years. Others: the creation time.
+    """
+    if duration.calendar:
+        return _local_to_utc(datetime.combine(_CALENDAR_EPOCH, time(0)), tz)
+    return created_at.astimezone(UTC)
+
+
+def _local_to_utc(wall: datetime, tz: ZoneInfo) -> datetime:
+    # A wall time in a DST gap or overlap resolves with fold=0, as zoneinfo does: deterministic,
+    # and monotone because calendar steps are at least a day apart.
+    return wall.replace(tzinfo=tz).astimezone(UTC)
+
+
+def _add_months(wall: datetime, months: int) -> datetime:
+    total = wall.year * 12 + (wall.month - 1) + months
+    year, month = divmod(total, 12)
+    month += 1
+    if not 1 <= year <= 9999:
+        raise OverflowError("date out of range")
+    day = min(wall.day, calendar.monthrange(year, month)[1])
+    return wall.replace(year=year, month=month, day=day)
+
+
+def boundary(duration: Duration, anchor: datetime, tz: ZoneInfo, k: int) -> datetime:
+    """The k-th boundary: ``anchor + k * duration`` (k may be negative), in UTC."""
+    if duration.unit == "h":
+        return anchor + timedelta(hours=duration.count * k)
+    wall = anchor.astimezone(tz).replace(tzinfo=None)
+    if duration.unit == "d":
+        wall = wall + timedelta(days=duration.count * k)
+    elif duration.unit == "w":
+        wall = wall + timedelta(weeks=duration.count * k)
+    elif duration.unit == "mo":
+        wall = _add_months(wall, duration.count * k)
+    else:
+        wall = _add_months(wall, 12 * duration.count * k)
+    return _local_to_utc(wall, tz)
+
+
+def _estimate_k(duration: Duration, anchor: datetime, tz: ZoneInfo, now: datetime) -> int:
+    if duration.unit == "h":
+        return int((now - anchor) // timedelta(hours=duration.count))
+    if duration.unit in ("d", "w"):
+        days = duration.count * (7 if duration.unit == "w" else 1)
+        return int((now - anchor) // timedelta(days=days))
+    a = anchor.astimezone(tz)
+    n = now.astimezone(tz)
+    months = (n.year - a.year) * 12 + (n.month - a.month)
+    per = duration.count * (12 if duration.unit == "y" else 1)
+    return months // per
+
+
+def period_containing(
+    duration: Duration, anchor: datetime, tz: ZoneInfo, now: datetime
+) -> tuple[datetime, datetime]:
+    """The period ``[start, end)`` with ``start <= now < end``, on the anchor's grid."""
+    k = _estimate_k(duration, anchor, tz, now)
+    # The estimate is off by at most a step or two (DST hours, month lengths); walk to the truth.
+    while boundary(duration, anchor, tz, k) > now:
+        k -= 1
+    while boundary(duration, anchor, tz, k + 1) <= now:
+        k += 1
+    return boundary(duration, anchor, tz, k), boundary(duration, anchor, tz, k + 1)
+
+
+def next_boundary(duration: Duration, anchor: datetime, tz: ZoneInfo, now: datetime) -> datetime:
+    """The first boundary strictly after ``now``."""
+    return period_containing(duration, anchor, tz, now)[1]

@@ -1,0 +1,321 @@
+"""Ledger rules: budgets, charges, periods closing, and replay of the history.
+
+Pure functions over frozen values, shared by every kind of store (the JSON store now, a database
+store later): a store's job is to run one of these atomically and persist the result. Nothing here
+reads a clock, a file or the environment.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from budgetctl.core import periods
+from budgetctl.core.money import ZERO, check_amount
+from budgetctl.core.periods import Duration
+from budgetctl.errors import InvalidAmountError, InvalidNameError, UsageError
+
+RECENT_PERIODS = 12  # closed periods kept in the state file per budget (all are in the history)
+MAX_TOKENS = 10**9  # more tokens than this in one call is a typo, not a call
+_PROJECT_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$")
+
+
+def check_project_name(name: str) -> str:
+    """``name`` if it is a valid project name: 1-64 of ``[A-Za-z0-9._-]``, not starting with '.'."""
+    if not isinstance(name, str) or not _PROJECT_NAME.match(name):
+        raise InvalidNameError(
+            f"invalid project name {name!r}: use 1-64 letters, digits, '.', '_' or '-', "
+            "not starting with '.'"
+        )
+    return name
+
+
+def check_user_name(user: str) -> str:
+    """``user`` if it is a valid user key: a non-empty string of at most 256 characters."""
+    if not isinstance(user, str) or not user or len(user) > 256:
+        raise InvalidNameError("a user must be a non-empty string of at most 256 characters")
+    if any(ord(c) < 32 or c == "\x7f" for c in user):
+        raise InvalidNameError(f"user {user!r} contains control characters")
+    return user
+
+
+def check_tokens(value: int, what: str) -> int:
+    """A token count: a whole number from 0 to 10**9."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise UsageError(f"{what} must be a whole number, not {value!r}")
+    if value < 0 or value > MAX_TOKENS:
+        raise UsageError(f"{what} must be between 0 and {MAX_TOKENS:,} (got {value:,})")
+    return value
+
+
+def check_alert(value: Decimal | None) -> Decimal | None:
+    """An alert threshold in percent of the budget: 0 < value <= 1000, or None."""
+    if value is None:
+        return None
+    value = check_amount(value, "alert threshold")
+    if value == 0 or value > 1000:
+        raise InvalidAmountError("alert threshold must be a percentage above 0 and at most 1000")
+    return value
+
+
+@dataclass(frozen=True)
+class ClosedPeriod:
+    """A period that ended (rolled over at its boundary) or was reset by hand."""
+
+    start: datetime
+    end: datetime
+    spent: Decimal
+    budget: Decimal
+    reason: str = "rollover"  # "rollover" or "reset"
+
+
+@dataclass(frozen=True)
+class Budget:
+    """One budget: a user's, or the project cap (``user`` is then ``CAP``).
+
+    ``start`` is the explicit anchor (``--start``, ``created_at=``), or None for the default
+    anchor of the duration (see :func:`periods.default_anchor`).
+    """
+
+    user: str
+    total_budget: Decimal
+    duration: Duration | None
+    timezone: str
+    start: datetime | None
+    created_at: datetime
+    period_start: datetime
+    next_reset_at: datetime | None
+    current_cost: Decimal = ZERO
+    model_cost: Mapping[str, Decimal] = field(default_factory=dict)
+    alert_at: Decimal | None = None
+    last_updated_at: datetime | None = None  # last reset or roll-over (LiteLLM's field)
+    recent_periods: tuple[ClosedPeriod, ...] = ()
+
+    @property
+    def remaining(self) -> Decimal:
+        """What is left, never negative."""
+        return max(self.total_budget - self.current_cost, ZERO)
+
+    @property
+    def over_budget(self) -> bool:
+        return self.current_cost > self.total_budget
+
+    @property
+    def alerting(self) -> bool:
+        """At or past the alert threshold (and not over budget)."""
+        if self.alert_at is None or self.over_budget:
+            return False
+        return self.current_cost * 100 >= self.total_budget * self.alert_at
+
+    def anchor(self) -> datetime:
+        if self.duration is None:
+            return self.created_at
+        if self.start is not None:
+            return self.start
+        return periods.default_anchor(
+            self.duration, periods.parse_timezone(self.timezone), self.created_at
+        )
+
+
+CAP = "*project cap*"  # the cap's key in records and history; not a valid user name clash risk:
+# users are keys in "users", the cap lives under "cap", this is only its label in history events.
+
+
+def _whole_seconds(moment: datetime) -> datetime:
+    return moment.astimezone(periods.UTC).replace(microsecond=0)
+
+
+def _grid(
+    duration: Duration | None, anchor: datetime, tz_name: str, now: datetime
+) -> tuple[datetime, datetime | None]:
+    if duration is None:
+        return anchor, None
+    return periods.period_containing(duration, anchor, periods.parse_timezone(tz_name), now)
+
+
+def new_budget(
+    user: str,
+    total_budget: Decimal,
+    now: datetime,
+    duration: Duration | None = None,
+    timezone: str = "UTC",
+    start: datetime | None = None,
+    alert_at: Decimal | None = None,
+    current_cost: Decimal = ZERO,
+    model_cost: Mapping[str, Decimal] | None = None,
+) -> Budget:
+    """A fresh budget, in the period that contains ``now``."""
+    periods.parse_timezone(timezone)
+    created = _whole_seconds(now)
+    start = _whole_seconds(start) if start is not None else None
+    draft = Budget(
+        user=user,
+        total_budget=check_amount(total_budget, "budget"),
+        duration=duration,
+        timezone=timezone,
+        start=start,
+        created_at=created,
+        period_start=created,
+        next_reset_at=None,
+        current_cost=check_amount(current_cost, "current cost"),
+        model_cost=dict(model_cost or {}),
+        alert_at=check_alert(alert_at),
+    )
+    if duration is None:
+        return replace(draft, period_start=start or created, last_updated_at=start or created)
+    period_start, next_reset = _grid(duration, draft.anchor(), timezone, now)
+    return replace(
+        draft, period_start=period_start, next_reset_at=next_reset, last_updated_at=period_start
+    )
+
+
+def is_due(budget: Budget, now: datetime) -> bool:
+    """True when the budget's period has ended at ``now``."""
+    return budget.next_reset_at is not None and now >= budget.next_reset_at
+
+
+def _close(
+    budget: Budget, closed: ClosedPeriod, period_start: datetime, next_reset: datetime | None
+) -> Budget:
+    recent = (closed, *budget.recent_periods)[:RECENT_PERIODS]
+    return replace(
+        budget,
+        current_cost=ZERO,
+        model_cost={},
+        period_start=period_start,
+        next_reset_at=next_reset,
+        last_updated_at=period_start,
+        recent_periods=recent,
+    )
+
+
+def roll_over(budget: Budget, now: datetime) -> tuple[Budget, ClosedPeriod | None]:
+    """Close the budget's period if it ended, and start the one that contains ``now``.
+
+    Missed boundaries are caught up in one step: the next period starts at the grid boundary, never
+    at the time this ran, so late or skipped cron runs cause no drift. The idle periods in between
+    held no spend (nothing can be charged to a period that has not been rolled into) and are not
+    archived one by one.
+    """
+    if not is_due(budget, now):
+        return budget, None
+    assert budget.next_reset_at is not None and budget.duration is not None
+    closed = ClosedPeriod(
+        start=budget.period_start,
+        end=budget.next_reset_at,
+        spent=budget.current_cost,
+        budget=budget.total_budget,
+        reason="rollover",
+    )
+    period_start, next_reset = _grid(budget.duration, budget.anchor(), budget.timezone, now)
+    return _close(budget, closed, period_start, next_reset), closed
+
+
+def reset(budget: Budget, now: datetime) -> tuple[Budget, ClosedPeriod]:
+    """Zero the spend now; the part of the period so far is archived. Boundaries are kept."""
+    rolled, _ = roll_over(budget, now)
+    moment = _whole_seconds(now)
+    closed = ClosedPeriod(
+        start=rolled.period_start,
+        end=moment,
+        spent=rolled.current_cost,
+        budget=rolled.total_budget,
+        reason="reset",
+    )
+    return _close(rolled, closed, moment, rolled.next_reset_at), closed
+
+
+def charge(budget: Budget, cost: Decimal, model: str | None) -> Budget:
+    """Add ``cost`` to the budget's current period (call :func:`roll_over` first)."""
+    cost = check_amount(cost, "cost")
+    model_cost = dict(budget.model_cost)
+    if model:
+        model_cost[model] = model_cost.get(model, ZERO) + cost
+    return replace(budget, current_cost=budget.current_cost + cost, model_cost=model_cost)
+
+
+def would_exceed(budget: Budget, cost: Decimal) -> bool:
+    """True when spending ``cost`` more would take the budget past its total."""
+    return budget.current_cost + cost > budget.total_budget
+
+
+def change(
+    budget: Budget,
+    now: datetime,
+    *,
+    total_budget: Decimal | None = None,
+    duration: Duration | str | None = "keep",
+    timezone: str | None = None,
+    start: datetime | str | None = "keep",
+    alert_at: Decimal | str | None = "keep",
+) -> Budget:
+    """The budget with some settings changed and its spend kept (``set``).
+
+    A changed duration, time zone or start moves the budget onto the new grid: the current period
+    becomes the one of the new grid that contains ``now``, and keeps the spend so far.
+    """
+    rolled, _ = roll_over(budget, now)
+    updates: dict[str, Any] = {}
+    if total_budget is not None:
+        updates["total_budget"] = check_amount(total_budget, "budget")
+    if alert_at != "keep":
+        updates["alert_at"] = check_alert(alert_at)  # type: ignore[arg-type]
+    regrid = False
+    if duration != "keep":
+        updates["duration"] = duration
+        regrid = True
+    if timezone is not None:
+        periods.parse_timezone(timezone)
+        updates["timezone"] = timezone
+        regrid = True
+    if start != "keep":
+        updates["start"] = _whole_seconds(start) if start is not None else None  # type: ignore[arg-type]
+        regrid = True
+    changed = replace(rolled, **updates)
+    if regrid:
+        if changed.duration is None:
+            changed = replace(changed, next_reset_at=None)
+        else:
+            period_start, next_reset = _grid(
+                changed.duration, changed.anchor(), changed.timezone, now
+            )
+            changed = replace(changed, period_start=period_start, next_reset_at=next_reset)
+    return changed
+
+
+# --- replay ---------------------------------------------------------------------------------
+
+
+def replay(events: Iterable[Mapping[str, Any]]) -> dict[str, Decimal]:
+    """Each budget's current spend, recomputed from history events alone.
+
+    Events (as the store writes them): ``create`` (with the spend it starts from), ``charge``
+    (adds ``cost``), ``period`` (closes a period: spend back to 0), ``delete``. The project cap is
+    replayed under the key :data:`CAP`: every charge also counts toward it once it exists, and
+    ``cap-period`` closes its period. The store's balance must always equal this.
+    """
+    spend: dict[str, Decimal] = {}
+    for event in events:
+        kind = event["type"]
+        user = event.get("user", "")
+        if kind == "create":
+            spend[user] = Decimal(event.get("current_cost", "0"))
+        elif kind == "charge":
+            spend[user] = spend.get(user, ZERO) + Decimal(event["cost"])
+            if CAP in spend:
+                spend[CAP] += Decimal(event["cost"])
+        elif kind == "period":
+            spend[user] = ZERO
+        elif kind == "delete":
+            spend.pop(user, None)
+        elif kind == "cap":
+            spend.setdefault(CAP, Decimal(event.get("current_cost", "0")))
+        elif kind == "cap-period":
+            spend[CAP] = ZERO
+        elif kind == "cap-clear":
+            spend.pop(CAP, None)
+    return spend

@@ -1,0 +1,211 @@
+"""One error hierarchy for budgetctl.
+
+Every error the library raises on purpose is a :class:`BudgetctlError` whose message is a sentence
+a person can act on (what was wrong, what to do). Each class carries the CLI exit code of
+DESIGN.md section 4, so the command line maps errors to exit codes in exactly one place.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+
+class BudgetctlError(Exception):
+    """Base class: a user-ready message and the exit code the CLI uses for it."""
+
+    exit_code: int = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+# --- exit 2: usage -------------------------------------------------------------------------------
+
+
+class UsageError(BudgetctlError, ValueError):
+    """A bad option or value: a negative amount, an unknown duration, malformed input.
+
+    Also a ``ValueError`` so code written against LiteLLM's ``BudgetManager`` that catches
+    ``ValueError`` keeps working.
+    """
+
+    exit_code = 2
+
+
+class InvalidAmountError(UsageError):
+    """An amount that is not a finite, non-negative decimal number."""
+
+
+class InvalidDurationError(UsageError):
+    """A duration that is not one of the accepted forms."""
+
+
+class InvalidTimeError(UsageError):
+    """An unparseable time or an unknown IANA time zone."""
+
+
+class InvalidNameError(UsageError):
+    """A project or user name outside the accepted form."""
+
+
+class ResponseParseError(UsageError):
+    """A completion response that is malformed or lacks a field budgetctl needs."""
+
+
+# --- exit 1: could not be done -------------------------------------------------------------------
+
+
+class StateError(BudgetctlError):
+    """The project's state could not be read or written."""
+
+    def __init__(self, path: object, reason: str, hint: str = "") -> None:
+        self.path = str(path)
+        self.reason = reason
+        message = f"{self.path}: {reason}"
+        if hint:
+            message += f"; {hint}"
+        super().__init__(message)
+
+
+class CorruptStateError(StateError):
+    """A state or history file that is not what budgetctl wrote. It is never overwritten."""
+
+    def __init__(self, path: object, reason: str) -> None:
+        super().__init__(
+            path,
+            reason,
+            "budgetctl will not overwrite it: restore it from a backup or move it aside",
+        )
+
+
+class FutureVersionError(StateError):
+    """A state file written by a newer budgetctl."""
+
+    def __init__(self, path: object, found: int, supported: int) -> None:
+        super().__init__(
+            path,
+            f"format version {found} is newer than this budgetctl supports ({supported})",
+            "upgrade budgetctl to read it",
+        )
+
+
+class StorageIOError(StateError):
+    """An operating-system error while reading or writing state (permissions, disk full)."""
+
+
+class UserExistsError(BudgetctlError):
+    """``create`` on a user that already has a budget."""
+
+    def __init__(self, user: str) -> None:
+        self.user = user
+        super().__init__(
+            f"user {user!r} already has a budget; use 'set' to change it or --replace to start over"
+        )
+
+
+# --- exit 3: over budget -------------------------------------------------------------------------
+
+
+class BudgetExceededError(BudgetctlError):
+    """A call would take a user (or the project cap) over its budget.
+
+    Keeps the attributes of LiteLLM's ``BudgetExceededError`` (``current_cost``, ``max_budget``)
+    as floats, and the exact values as ``current_cost_exact`` / ``max_budget_exact``.
+    """
+
+    exit_code = 3
+
+    def __init__(
+        self,
+        current_cost: Decimal,
+        max_budget: Decimal,
+        message: str | None = None,
+        *,
+        scope: str = "user",
+    ) -> None:
+        self.current_cost_exact = current_cost
+        self.max_budget_exact = max_budget
+        self.current_cost = float(current_cost)
+        self.max_budget = float(max_budget)
+        self.scope = scope
+        super().__init__(
+            message
+            or f"Budget has been exceeded! Current cost: {current_cost}, Max budget: {max_budget}"
+        )
+
+
+# --- exit 4: not found ---------------------------------------------------------------------------
+
+
+class NotFoundError(BudgetctlError):
+    """Something named does not exist."""
+
+    exit_code = 4
+
+
+class UnknownUserError(NotFoundError, KeyError):
+    """A user with no budget in the project.
+
+    Also a ``KeyError``: LiteLLM raised a bare ``KeyError`` here, and code that catches it keeps
+    working.
+    """
+
+    def __init__(self, user: str, project: str) -> None:
+        self.user = user
+        self.project = project
+        super().__init__(
+            f"no budget for user {user!r} in project {project!r}; create one with "
+            f"'budgetctl create {user} --budget AMOUNT'"
+        )
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return self.message
+
+
+class UnknownProjectError(NotFoundError):
+    """A project with no state file in the data directory."""
+
+    def __init__(self, project: str, data_dir: object) -> None:
+        self.project = project
+        super().__init__(
+            f"no project {project!r} in {data_dir}; create a budget in it first, or pass "
+            "--project/--data-dir"
+        )
+
+
+class UnknownModelError(NotFoundError):
+    """A model with no price, listing the closest known names."""
+
+    def __init__(self, model: str, suggestions: list[str] | tuple[str, ...] = ()) -> None:
+        self.model = model
+        self.suggestions = list(suggestions)
+        message = f"no price for model {model!r}"
+        if self.suggestions:
+            message += "; closest known: " + ", ".join(self.suggestions)
+        message += "; add one with --prices FILE or a per-project custom price"
+        super().__init__(message)
+
+
+# --- exit 5: busy --------------------------------------------------------------------------------
+
+
+class LockTimeoutError(BudgetctlError):
+    """Another process held the project's lock past the timeout. Nothing changed."""
+
+    exit_code = 5
+
+    def __init__(self, path: object, timeout: float) -> None:
+        self.path = str(path)
+        self.timeout = timeout
+        super().__init__(
+            f"project is busy: another process held {self.path} for more than {timeout:g} s; "
+            "nothing changed, it is safe to retry (or raise BUDGETCTL_LOCK_TIMEOUT)"
+        )
+
+
+class NotSupportedError(BudgetctlError):
+    """A feature this version does not offer."""

@@ -1,0 +1,559 @@
+"""The budgetctl library API: one project's budgets, with costing and a clock.
+
+:class:`Ledger` is what the CLI and the ``BudgetManager`` facade are built on. Each method parses
+and checks its input, prices the call when asked to, and runs one atomic store operation. Results
+are frozen values with exact Decimals; nothing here prints.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from budgetctl.core import periods, rules
+from budgetctl.core.money import check_amount, parse_amount
+from budgetctl.core.periods import UTC, Duration
+from budgetctl.core.rules import Budget, ClosedPeriod
+from budgetctl.errors import UnknownProjectError, UsageError
+from budgetctl.store.interface import ChargeRequest, ProjectView, ResetDue, Store
+from budgetctl.store.json_store import JsonStore
+
+if TYPE_CHECKING:
+    from budgetctl.costing.interface import Costing, Price, Usage
+
+Clock = Callable[[], datetime]
+KEEP = "keep"
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
+    """The data dir: the argument, else ``BUDGETCTL_DATA_DIR``, else platformdirs' user data dir."""
+    if data_dir is not None and str(data_dir) != "":
+        return Path(data_dir).expanduser()
+    env = os.environ.get("BUDGETCTL_DATA_DIR")
+    if env:
+        return Path(env).expanduser()
+    import platformdirs  # only when no dir was given: it is not free to import
+
+    return Path(platformdirs.user_data_path("budgetctl", appauthor=False))
+
+
+def list_projects(data_dir: str | os.PathLike[str] | None = None) -> list[str]:
+    """Names of the projects that have a state file in the data dir, sorted."""
+    folder = resolve_data_dir(data_dir)
+    try:
+        names = os.listdir(folder)
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        from budgetctl.errors import StorageIOError
+
+        raise StorageIOError(folder, f"cannot list the data directory ({exc.strerror})") from None
+    found = []
+    for name in names:
+        if name.endswith(".json") and not name.endswith(".prices.json"):
+            project = name[: -len(".json")]
+            try:
+                rules.check_project_name(project)
+            except UsageError:
+                continue
+            found.append(project)
+    return sorted(found)
+
+
+@dataclass(frozen=True)
+class ChargeResult:
+    """What one charge recorded (or, when ``duplicate``, would have)."""
+
+    user: str
+    model: str | None
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int
+    cost: Decimal
+    budget: Budget
+    cap: Budget | None
+    duplicate: bool
+    estimated: bool
+    request_id: str | None
+
+    @property
+    def current_cost(self) -> Decimal:
+        return self.budget.current_cost
+
+    @property
+    def remaining(self) -> Decimal:
+        return self.budget.remaining
+
+    @property
+    def over_budget(self) -> bool:
+        return self.budget.over_budget
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """Whether a call of ``projected_cost`` fits the user's and the project's remaining budget."""
+
+    user: str
+    model: str
+    prompt_tokens: int
+    max_tokens: int
+    projected_cost: Decimal
+    budget: Budget
+    cap: Budget | None
+    allowed: bool
+    blocked_by: str | None  # "user", "project" or None
+    estimated: bool
+
+    @property
+    def current_cost(self) -> Decimal:
+        return self.budget.current_cost
+
+    @property
+    def total_budget(self) -> Decimal:
+        return self.budget.total_budget
+
+    @property
+    def remaining(self) -> Decimal:
+        return self.budget.remaining
+
+
+def parse_duration_arg(value: Duration | str | None) -> Duration | None:
+    if value is None or isinstance(value, Duration):
+        return value
+    return periods.parse_duration(value)
+
+
+def parse_time_arg(value: datetime | str | float | None, tz_name: str) -> datetime | None:
+    """A time given as a datetime, ISO text, or epoch seconds (LiteLLM's ``created_at``)."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=periods.parse_timezone(tz_name))
+        return value.astimezone(UTC)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        try:
+            return datetime.fromtimestamp(float(value), UTC)
+        except (OverflowError, OSError, ValueError):
+            raise UsageError(f"time {value!r} is out of range") from None
+    if isinstance(value, str):
+        return periods.parse_datetime(value, periods.parse_timezone(tz_name))
+    raise UsageError(f"cannot read time {value!r}")
+
+
+class Ledger:
+    """One project's budgets.
+
+    ``clock`` returns the current time (aware, UTC); tests pass a fixed one and never sleep.
+    ``prices_file`` is a LiteLLM-format price map whose entries win over the bundled table
+    (default: ``BUDGETCTL_PRICES``).
+    """
+
+    def __init__(
+        self,
+        project: str = "default",
+        data_dir: str | os.PathLike[str] | None = None,
+        *,
+        prices_file: str | os.PathLike[str] | None = None,
+        clock: Clock = system_clock,
+        lock_timeout: float | None = None,
+        store: Store | None = None,
+    ) -> None:
+        self.project = rules.check_project_name(project)
+        self.data_dir = resolve_data_dir(data_dir)
+        self.store: Store = store or JsonStore(project, self.data_dir, lock_timeout)
+        if prices_file is None:
+            prices_file = os.environ.get("BUDGETCTL_PRICES") or None
+        self.prices_file = prices_file
+        self.clock = clock
+        self._costing: Costing | None = None
+
+    # --- plumbing --------------------------------------------------------------------------------
+
+    def now(self) -> datetime:
+        moment = self.clock()
+        if moment.tzinfo is None:
+            raise UsageError("the clock must return an aware datetime")
+        return moment.astimezone(UTC)
+
+    @property
+    def costing(self) -> Costing:
+        """Prices and token counts (loaded on first use, with the project's custom prices)."""
+        if self._costing is None:
+            from budgetctl.costing import load_costing
+
+            project_prices: Mapping[str, Price] = {}
+            if isinstance(self.store, JsonStore):
+                project_prices = self.store.prices()
+            self._costing = load_costing(self.prices_file, project_prices)
+        return self._costing
+
+    def exists(self) -> bool:
+        return self.store.exists()
+
+    # --- budgets ---------------------------------------------------------------------------------
+
+    def create(
+        self,
+        user: str,
+        budget: Decimal | str | float | int,
+        *,
+        duration: Duration | str | None = None,
+        start: datetime | str | float | None = None,
+        timezone: str = "UTC",
+        alert_at: Decimal | str | float | int | None = None,
+        replace: bool = False,
+        dry_run: bool = False,
+    ) -> Budget:
+        """A new budget for ``user``; UserExistsError if there is one, unless ``replace``."""
+        rules.check_user_name(user)
+        periods.parse_timezone(timezone)
+        record = rules.new_budget(
+            user,
+            parse_amount(budget, "budget"),
+            self.now(),
+            duration=parse_duration_arg(duration),
+            timezone=timezone,
+            start=parse_time_arg(start, timezone),
+            alert_at=parse_amount(alert_at, "alert threshold") if alert_at is not None else None,
+        )
+        return self.store.create(record, replace=replace, dry_run=dry_run)
+
+    def set(
+        self,
+        user: str,
+        *,
+        budget: Decimal | str | float | int | None = None,
+        duration: Duration | str | None = KEEP,
+        timezone: str | None = None,
+        start: datetime | str | float | None = KEEP,
+        alert_at: Decimal | str | float | int | None = KEEP,
+        dry_run: bool = False,
+    ) -> Budget:
+        """Change a budget's settings and keep its spend; ``"keep"`` (the default) leaves one."""
+        changes: dict[str, Any] = {}
+        if budget is not None:
+            changes["total_budget"] = parse_amount(budget, "budget")
+        if duration != KEEP:
+            changes["duration"] = parse_duration_arg(duration)
+        if timezone is not None:
+            periods.parse_timezone(timezone)
+            changes["timezone"] = timezone
+        if start != KEEP:
+            tz = timezone or self.get(user).timezone
+            changes["start"] = parse_time_arg(start, tz)
+        if alert_at != KEEP:
+            changes["alert_at"] = (
+                parse_amount(alert_at, "alert threshold") if alert_at is not None else None
+            )
+        return self.store.change(user, self.now(), changes, dry_run=dry_run)
+
+    def get(self, user: str) -> Budget:
+        """The user's budget as of now (a period that ended is shown rolled over)."""
+        return self.store.get(user, self.now())
+
+    def view(self) -> ProjectView:
+        """Every budget of the project, and its cap, as of now."""
+        return self.store.view(self.now())
+
+    def users(self) -> list[str]:
+        return self.store.users()
+
+    def delete(self, users: Sequence[str], *, dry_run: bool = False) -> list[str]:
+        return self.store.delete(list(users), dry_run=dry_run)
+
+    # --- charges ---------------------------------------------------------------------------------
+
+    def charge_cost(
+        self,
+        user: str,
+        cost: Decimal | str | float | int,
+        *,
+        model: str | None = None,
+        request_id: str | None = None,
+        enforce: bool = False,
+        dry_run: bool = False,
+    ) -> ChargeResult:
+        """Record a cost known in advance."""
+        amount = parse_amount(cost, "cost")
+        return self._charge(
+            ChargeRequest(user, amount, model, request_id=_rid(request_id)), enforce, dry_run
+        )
+
+    def charge_tokens(
+        self,
+        user: str,
+        model: str,
+        prompt_tokens: int,
+        completion_tokens: int,
+        *,
+        cached_tokens: int = 0,
+        cache_creation_tokens: int = 0,
+        request_id: str | None = None,
+        enforce: bool = False,
+        dry_run: bool = False,
+    ) -> ChargeResult:
+        """Record a call by its token counts, priced from the table."""
+        from budgetctl.costing.interface import Usage
+
+        rules.check_tokens(prompt_tokens, "prompt tokens")
+        rules.check_tokens(completion_tokens, "completion tokens")
+        rules.check_tokens(cached_tokens, "cached tokens")
+        rules.check_tokens(cache_creation_tokens, "cache creation tokens")
+        if cached_tokens + cache_creation_tokens > prompt_tokens:
+            raise UsageError("cached tokens are part of the prompt: they cannot exceed it")
+        usage = Usage(
+            model=model,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            cached_tokens=cached_tokens,
+            cache_creation_tokens=cache_creation_tokens,
+            request_id=request_id,
+        )
+        return self.charge_usage(user, usage, enforce=enforce, dry_run=dry_run)
+
+    def charge_text(
+        self,
+        user: str,
+        model: str,
+        input_text: str,
+        output_text: str,
+        *,
+        request_id: str | None = None,
+        enforce: bool = False,
+        dry_run: bool = False,
+    ) -> ChargeResult:
+        """Record a call by its prompt and completion text (the seed's text form)."""
+        from budgetctl.costing.interface import Usage
+
+        self.costing.price(model)  # an unknown model fails before any tokenizer is built
+        prompt = self.costing.count_text(model, input_text)
+        completion = self.costing.count_text(model, output_text)
+        usage = Usage(
+            model=model,
+            prompt_tokens=prompt.tokens,
+            completion_tokens=completion.tokens,
+            request_id=request_id,
+            estimated=prompt.estimated,
+        )
+        return self.charge_usage(user, usage, enforce=enforce, dry_run=dry_run)
+
+    def charge_response(
+        self,
+        user: str,
+        response: Any,
+        *,
+        request_id: str | None = None,
+        enforce: bool = False,
+        dry_run: bool = False,
+    ) -> ChargeResult:
+        """Record a completion response: its model, usage and (unless given) its id."""
+        usage = self.costing.usage_from_response(response)
+        if request_id is not None:
+            from dataclasses import replace
+
+            usage = replace(usage, request_id=request_id)
+        return self.charge_usage(user, usage, enforce=enforce, dry_run=dry_run)
+
+    def charge_usage(
+        self, user: str, usage: Usage, *, enforce: bool = False, dry_run: bool = False
+    ) -> ChargeResult:
+        """Record a normalised :class:`Usage`, priced from the table."""
+        cost = self.costing.cost(usage)
+        request = ChargeRequest(
+            user=user,
+            cost=cost,
+            model=usage.model,
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            cached_tokens=usage.cached_tokens,
+            request_id=_rid(usage.request_id),
+            estimated=usage.estimated,
+        )
+        return self._charge(request, enforce, dry_run)
+
+    def _charge(self, request: ChargeRequest, enforce: bool, dry_run: bool) -> ChargeResult:
+        rules.check_user_name(request.user)
+        check_amount(request.cost, "cost")
+        outcome = self.store.charge(request, self.now(), enforce=enforce, dry_run=dry_run)
+        return ChargeResult(
+            user=request.user,
+            model=request.model,
+            prompt_tokens=request.prompt_tokens,
+            completion_tokens=request.completion_tokens,
+            cached_tokens=request.cached_tokens,
+            cost=request.cost,
+            budget=outcome.budget,
+            cap=outcome.cap,
+            duplicate=outcome.duplicate,
+            estimated=request.estimated,
+            request_id=request.request_id,
+        )
+
+    # --- checks ----------------------------------------------------------------------------------
+
+    def check(
+        self,
+        user: str,
+        model: str,
+        *,
+        prompt: str | None = None,
+        messages: Sequence[Mapping[str, Any]] | None = None,
+        max_tokens: int = 0,
+    ) -> CheckResult:
+        """Would a call fit? Prices the prompt (one user message, or ``messages``) plus
+        ``max_tokens`` of completion, against the user's and the project cap's remaining budget."""
+        from budgetctl.costing.interface import Usage
+
+        rules.check_tokens(max_tokens, "max tokens")
+        view_now = self.now()
+        budget = self.store.get(user, view_now)
+        self.costing.price(model)
+        if messages is None:
+            messages = [{"role": "user", "content": prompt or ""}]
+        counted = self.costing.count_messages(model, messages)
+        cost = self.costing.cost(
+            Usage(model=model, prompt_tokens=counted.tokens, completion_tokens=max_tokens)
+        )
+        cap = self.store.view(view_now).cap if self._has_cap() else None
+        blocked = None
+        if rules.would_exceed(budget, cost):
+            blocked = "user"
+        elif cap is not None and rules.would_exceed(cap, cost):
+            blocked = "project"
+        return CheckResult(
+            user=user,
+            model=model,
+            prompt_tokens=counted.tokens,
+            max_tokens=max_tokens,
+            projected_cost=cost,
+            budget=budget,
+            cap=cap,
+            allowed=blocked is None,
+            blocked_by=blocked,
+            estimated=counted.estimated,
+        )
+
+    def _has_cap(self) -> bool:
+        return self.cap() is not None
+
+    # --- resets ----------------------------------------------------------------------------------
+
+    def reset(
+        self, users: Sequence[str] | None = None, *, dry_run: bool = False
+    ) -> list[tuple[str, ClosedPeriod]]:
+        """Zero the current spend of ``users`` (all when None) now; archived as closed periods."""
+        return self.store.reset(None if users is None else list(users), self.now(), dry_run=dry_run)
+
+    def reset_due(self, *, now: datetime | None = None, dry_run: bool = False) -> ResetDue:
+        """Archive and reset every budget whose period ended (for cron). Idempotent."""
+        if not self.store.exists():
+            raise UnknownProjectError(self.project, self.data_dir)
+        moment = now.astimezone(UTC) if now is not None else self.now()
+        return self.store.reset_due(moment, dry_run=dry_run)
+
+    def roll_over(self, users: Sequence[str], *, dry_run: bool = False) -> ResetDue:
+        """Archive and reset the given users' budgets if their period ended."""
+        return self.store.reset_due(self.now(), users=list(users), dry_run=dry_run)
+
+    # --- project cap -----------------------------------------------------------------------------
+
+    def cap(self) -> Budget | None:
+        """The project cap as of now, or None."""
+        if not self.store.exists():
+            return None
+        return self.store.view(self.now()).cap
+
+    def set_cap(
+        self,
+        budget: Decimal | str | float | int | None = None,
+        *,
+        duration: Duration | str | None = KEEP,
+        timezone: str | None = None,
+        dry_run: bool = False,
+    ) -> Budget:
+        amount = parse_amount(budget, "cap") if budget is not None else None
+        dur: Duration | str | None = KEEP if duration == KEEP else parse_duration_arg(duration)
+        if timezone is not None:
+            periods.parse_timezone(timezone)
+        return self.store.set_cap(self.now(), amount, dur, timezone, dry_run=dry_run)
+
+    def clear_cap(self, *, dry_run: bool = False) -> bool:
+        return self.store.clear_cap(dry_run=dry_run)
+
+    # --- prices ----------------------------------------------------------------------------------
+
+    def set_price(
+        self,
+        model: str,
+        input_per_token: Decimal | str,
+        output_per_token: Decimal | str,
+        *,
+        cache_read_per_token: Decimal | str | None = None,
+        cache_creation_per_token: Decimal | str | None = None,
+        dry_run: bool = False,
+    ) -> Price:
+        """A per-project custom price (USD per token) for a private model."""
+        from budgetctl.costing.interface import Price
+
+        if not model or len(model) > 256:
+            raise UsageError("a model name must be 1-256 characters")
+
+        def rate(value: Decimal | str | None, what: str) -> Decimal | None:
+            return None if value is None else parse_amount(value, what)
+
+        price = Price(
+            model=model,
+            input_per_token=parse_amount(input_per_token, "input price"),
+            output_per_token=parse_amount(output_per_token, "output price"),
+            cache_read_per_token=rate(cache_read_per_token, "cache read price"),
+            cache_creation_per_token=rate(cache_creation_per_token, "cache creation price"),
+            provider="custom",
+            source="project",
+        )
+        assert isinstance(self.store, JsonStore)
+        self.store.set_price(price, model, dry_run=dry_run)
+        self._costing = None
+        return price
+
+    def remove_price(self, model: str, *, dry_run: bool = False) -> None:
+        assert isinstance(self.store, JsonStore)
+        self.store.set_price(None, model, dry_run=dry_run)
+        self._costing = None
+
+    # --- history ---------------------------------------------------------------------------------
+
+    def history(self, user: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        """Charges and closed periods (and other events), newest first."""
+        if user is not None:
+            self.store.get(user, self.now())  # unknown user: a clear error, not an empty list
+        if limit is not None and limit < 1:
+            raise UsageError("--limit must be at least 1")
+        return self.store.history(user, limit)
+
+
+def _rid(request_id: str | None) -> str | None:
+    if request_id is None:
+        return None
+    if not isinstance(request_id, str) or not request_id.strip() or len(request_id) > 512:
+        raise UsageError("a request id must be a non-empty string of at most 512 characters")
+    return request_id
+
+
+__all__ = [
+    "ChargeResult",
+    "CheckResult",
+    "Ledger",
+    "list_projects",
+    "resolve_data_dir",
+    "system_clock",
+]

@@ -1,0 +1,647 @@
+"""The JSON store: one state file per project, an append-only history beside it, a lock.
+
+Files in the data dir, for project ``P`` (docs/state-format.md):
+
+- ``P.json``: the state, replaced atomically (temp file in the same dir, fsync, ``os.replace``,
+  fsync of the dir), so a reader sees the old state or the new one, never half a file;
+- ``P.history.jsonl``: one JSON event a line, appended before the state that counts it is
+  written. The state records how many bytes of history it counts (``history.size``); a tail
+  beyond that is an interrupted transaction and is cut off by the next writer, and readers never
+  read past it. So a crash at any instant leaves a balance that equals its history;
+- ``P.lock``: held with ``flock`` across every read-modify-write.
+
+A file that is not what budgetctl wrote is reported (file and reason) and never overwritten.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from budgetctl.core import rules
+from budgetctl.core.money import to_text
+from budgetctl.core.periods import Duration, format_utc
+from budgetctl.core.rules import CAP, Budget, ClosedPeriod
+from budgetctl.costing.interface import Price
+from budgetctl.errors import (
+    BudgetExceededError,
+    CorruptStateError,
+    FutureVersionError,
+    StorageIOError,
+    UnknownModelError,
+    UnknownProjectError,
+    UnknownUserError,
+    UsageError,
+    UserExistsError,
+)
+from budgetctl.store import codec, lock
+from budgetctl.store.interface import ChargeOutcome, ChargeRequest, ProjectView, ResetDue
+
+FORMAT = "budgetctl-state"
+PRICES_FORMAT = "budgetctl-prices"
+VERSION = 1
+REQUEST_ID_TTL = timedelta(days=90)  # how long a request id is remembered for idempotency
+
+
+def state_path(data_dir: Path, project: str) -> Path:
+    return data_dir / f"{project}.json"
+
+
+class _Txn:
+    """The raw state document of one transaction, and the history events it will append."""
+
+    def __init__(self, store: JsonStore, doc: dict[str, Any], now: datetime | None) -> None:
+        self.store = store
+        self.doc = doc
+        self.now = now
+        self.events: list[dict[str, Any]] = []
+        self.dirty = False
+
+    @property
+    def users(self) -> dict[str, Any]:
+        users: dict[str, Any] = self.doc["users"]
+        return users
+
+    def event(self, kind: str, **fields: Any) -> None:
+        entry: dict[str, Any] = {"type": kind}
+        if self.now is not None:
+            entry["time"] = format_utc(self.now)
+        entry.update(fields)
+        self.events.append(entry)
+        self.dirty = True
+
+    def budget(self, user: str) -> Budget:
+        """The user's budget, rolled over to ``now`` (the roll-over is recorded)."""
+        raw = self.users.get(user)
+        if raw is None:
+            raise UnknownUserError(user, self.store.project)
+        budget = self.store._decode(user, raw)
+        if self.now is not None:
+            budget = self._roll(budget)
+        return budget
+
+    def _roll(self, budget: Budget) -> Budget:
+        assert self.now is not None
+        rolled, closed = rules.roll_over(budget, self.now)
+        if closed is not None:
+            self.put(rolled)
+            self.event("period", user=budget.user, **codec.encode_period(closed))
+        return rolled
+
+    def put(self, budget: Budget) -> None:
+        self.users[budget.user] = codec.encode(budget)
+        self.dirty = True
+
+    def cap(self) -> Budget | None:
+        raw = self.doc.get("cap")
+        if raw is None:
+            return None
+        cap = self.store._decode(CAP, raw)
+        if self.now is not None:
+            rolled, closed = rules.roll_over(cap, self.now)
+            if closed is not None:
+                self.put_cap(rolled)
+                self.event("cap-period", **codec.encode_period(closed))
+            cap = rolled
+        return cap
+
+    def put_cap(self, cap: Budget | None) -> None:
+        self.doc["cap"] = codec.encode(cap) if cap is not None else None
+        self.dirty = True
+
+
+class JsonStore:
+    """A project's ledger in ``<data_dir>/<project>.json``. See the module docstring."""
+
+    def __init__(self, project: str, data_dir: Path, lock_timeout: float | None = None) -> None:
+        self.project = rules.check_project_name(project)
+        self.data_dir = Path(data_dir)
+        self.path = state_path(self.data_dir, project)
+        self.history_path = self.data_dir / f"{project}.history.jsonl"
+        self.lock_path = self.data_dir / f"{project}.lock"
+        self.prices_path = self.data_dir / f"{project}.prices.json"
+        self.lock_timeout = lock_timeout
+
+    # --- reading ---------------------------------------------------------------------------------
+
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    def _load(self, must_exist: bool) -> dict[str, Any] | None:
+        try:
+            with open(self.path, "rb") as handle:
+                data = handle.read()
+        except FileNotFoundError:
+            if must_exist:
+                raise UnknownProjectError(self.project, self.data_dir) from None
+            return None
+        except IsADirectoryError:
+            raise StorageIOError(self.path, "is a directory, not a state file") from None
+        except OSError as exc:
+            raise StorageIOError(self.path, f"cannot read ({exc.strerror})") from None
+        return self._parse(data)
+
+    def _parse(self, data: bytes) -> dict[str, Any]:
+        if not data.strip():
+            raise CorruptStateError(self.path, "the file is empty")
+        try:
+            doc = json.loads(data)
+        except UnicodeDecodeError:
+            raise CorruptStateError(self.path, "the file is not UTF-8 text") from None
+        except json.JSONDecodeError as exc:
+            raise CorruptStateError(
+                self.path, f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+            ) from None
+        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+            raise CorruptStateError(self.path, "not a budgetctl state file (no 'format' field)")
+        version = doc.get("version")
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise CorruptStateError(self.path, "the 'version' field is missing or not a number")
+        if version > VERSION:
+            raise FutureVersionError(self.path, version, VERSION)
+        if version < 1:
+            raise CorruptStateError(self.path, f"unknown format version {version}")
+        history = doc.get("history")
+        if (
+            not isinstance(doc.get("users"), dict)
+            or not isinstance(history, dict)
+            or not isinstance(history.get("size"), int)
+            or history["size"] < 0
+            or not isinstance(doc.get("request_ids", {}), dict)
+            or not (doc.get("cap") is None or isinstance(doc.get("cap"), dict))
+        ):
+            raise CorruptStateError(self.path, "the file's structure is not a budgetctl state")
+        doc.setdefault("request_ids", {})
+        return doc
+
+    def _decode(self, user: str, raw: Any) -> Budget:
+        try:
+            return codec.decode(user, raw)
+        except codec.RecordError as exc:
+            raise CorruptStateError(self.path, str(exc)) from None
+
+    def _new_doc(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "project": self.project,
+            "history": {"size": 0},
+            "cap": None,
+            "users": {},
+            "request_ids": {},
+        }
+
+    # --- writing ---------------------------------------------------------------------------------
+
+    def _ensure_dir(self) -> None:
+        if self.data_dir.is_dir():
+            return
+        try:
+            self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageIOError(
+                self.data_dir, f"cannot create the data directory ({exc.strerror})"
+            ) from None
+
+    @contextmanager
+    def _transaction(
+        self, now: datetime | None, *, create: bool = False, dry_run: bool = False
+    ) -> Iterator[_Txn]:
+        """Lock, read, yield the document; write it back if the block changed it (not dry-run)."""
+        if create and not dry_run:
+            self._ensure_dir()
+        elif not self.data_dir.is_dir():
+            if create:  # a dry run that would create the project
+                yield _Txn(self, self._new_doc(), now)
+                return
+            raise UnknownProjectError(self.project, self.data_dir)
+        with lock.exclusive(self.lock_path, self.lock_timeout):
+            doc = self._load(must_exist=not create)
+            if doc is None:
+                doc = self._new_doc()
+                self._check_history(0, repair=not dry_run)
+            else:
+                self._check_history(doc["history"]["size"], repair=not dry_run)
+            txn = _Txn(self, doc, now)
+            yield txn
+            if txn.dirty and not dry_run:
+                self._commit(txn)
+
+    def _check_history(self, recorded: int, *, repair: bool) -> None:
+        """Cut an interrupted transaction's tail off the history; a short history is corrupt."""
+        try:
+            actual = self.history_path.stat().st_size
+        except FileNotFoundError:
+            actual = 0
+        except OSError as exc:
+            raise StorageIOError(self.history_path, f"cannot read ({exc.strerror})") from None
+        if actual < recorded:
+            raise CorruptStateError(
+                self.history_path,
+                f"the history is {actual} bytes but the state counts {recorded}: entries were lost",
+            )
+        if actual > recorded and repair:
+            try:
+                with open(self.history_path, "r+b") as handle:
+                    handle.truncate(recorded)
+                    os.fsync(handle.fileno())
+            except OSError as exc:
+                raise StorageIOError(self.history_path, f"cannot repair ({exc.strerror})") from None
+
+    def _commit(self, txn: _Txn) -> None:
+        doc = txn.doc
+        if txn.events:
+            lines = "".join(
+                json.dumps(e, ensure_ascii=False, separators=(",", ":")) + "\n" for e in txn.events
+            ).encode("utf-8")
+            try:
+                fd = os.open(
+                    self.history_path,
+                    os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
+                    0o600,
+                )
+                try:
+                    _write_all(fd, lines)
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            except OSError as exc:
+                raise StorageIOError(
+                    self.history_path, f"cannot append to the history ({exc.strerror})"
+                ) from None
+            doc["history"] = {"size": doc["history"]["size"] + len(lines)}
+        if txn.now is not None:
+            _prune_request_ids(doc["request_ids"], txn.now)
+        data = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        self._replace(data)
+
+    def _replace(self, data: bytes, target: Path | None = None) -> None:
+        target = target or self.path
+        tmp = None
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.project}.", suffix=".tmp", dir=self.data_dir)
+            try:
+                _write_all(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, target)
+            tmp = None
+            dir_fd = os.open(self.data_dir, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        except OSError as exc:
+            raise StorageIOError(target, f"cannot write ({exc.strerror})") from None
+        finally:
+            if tmp is not None:
+                with suppress(OSError):
+                    os.unlink(tmp)
+
+    # --- operations ------------------------------------------------------------------------------
+
+    def create(self, budget: Budget, *, replace: bool = False, dry_run: bool = False) -> Budget:
+        return self.create_many([budget], replace=replace, dry_run=dry_run)[0]
+
+    def create_many(
+        self, budgets: Sequence[Budget], *, replace: bool = False, dry_run: bool = False
+    ) -> list[Budget]:
+        now = max((b.created_at for b in budgets), default=None)
+        with self._transaction(now, create=True, dry_run=dry_run) as txn:
+            for budget in budgets:
+                if budget.user in txn.users and not replace:
+                    raise UserExistsError(budget.user)
+            for budget in budgets:
+                txn.put(budget)
+                txn.event(
+                    "create",
+                    user=budget.user,
+                    total_budget=to_text(budget.total_budget),
+                    duration=budget.duration.text if budget.duration else None,
+                    current_cost=to_text(budget.current_cost),
+                )
+        return list(budgets)
+
+    def change(
+        self, user: str, now: datetime, changes: Mapping[str, Any], *, dry_run: bool = False
+    ) -> Budget:
+        with self._transaction(now, dry_run=dry_run) as txn:
+            budget = rules.change(txn.budget(user), now, **changes)
+            txn.put(budget)
+            txn.event("set", user=user, **_settings(budget))
+        return budget
+
+    def charge(
+        self,
+        request: ChargeRequest,
+        now: datetime,
+        *,
+        enforce: bool = False,
+        dry_run: bool = False,
+    ) -> ChargeOutcome:
+        with self._transaction(now, dry_run=dry_run) as txn:
+            budget = txn.budget(request.user)
+            cap = txn.cap()
+            rid = request.request_id
+            if rid is not None and rid in txn.doc["request_ids"]:
+                return ChargeOutcome(budget=budget, cap=cap, duplicate=True)
+            if enforce:
+                if rules.would_exceed(budget, request.cost):
+                    raise BudgetExceededError(budget.current_cost, budget.total_budget)
+                if cap is not None and rules.would_exceed(cap, request.cost):
+                    raise BudgetExceededError(cap.current_cost, cap.total_budget, scope="project")
+            budget = rules.charge(budget, request.cost, request.model)
+            txn.put(budget)
+            if cap is not None:
+                cap = rules.charge(cap, request.cost, None)
+                txn.put_cap(cap)
+            event: dict[str, Any] = {
+                "user": request.user,
+                "model": request.model,
+                "cost": to_text(request.cost),
+                "prompt_tokens": request.prompt_tokens,
+                "completion_tokens": request.completion_tokens,
+                "cached_tokens": request.cached_tokens,
+            }
+            if rid is not None:
+                event["request_id"] = rid
+                txn.doc["request_ids"][rid] = format_utc(now)
+            if request.estimated:
+                event["estimated"] = True
+            txn.event("charge", **event)
+        return ChargeOutcome(budget=budget, cap=cap, duplicate=False)
+
+    def reset(
+        self, users: Sequence[str] | None, now: datetime, *, dry_run: bool = False
+    ) -> list[tuple[str, ClosedPeriod]]:
+        done: list[tuple[str, ClosedPeriod]] = []
+        with self._transaction(now, dry_run=dry_run) as txn:
+            names = list(txn.users) if users is None else list(users)
+            for user in names:
+                budget, closed = rules.reset(txn.budget(user), now)
+                txn.put(budget)
+                txn.event("period", user=user, **codec.encode_period(closed))
+                done.append((user, closed))
+        return done
+
+    def reset_due(
+        self, now: datetime, *, users: Sequence[str] | None = None, dry_run: bool = False
+    ) -> ResetDue:
+        now_text = format_utc(now)
+        done: list[tuple[str, ClosedPeriod]] = []
+        with self._transaction(now, dry_run=dry_run) as txn:
+            raw_users = txn.users
+            if users is None:
+                selected = list(raw_users.items())
+            else:
+                for user in users:
+                    if user not in raw_users:
+                        raise UnknownUserError(user, self.project)
+                selected = [(user, raw_users[user]) for user in users]
+            for user, raw in selected:
+                # Timestamps are fixed-width UTC text: comparing text skips decoding idle users.
+                due_at = raw.get("next_reset_at") if isinstance(raw, dict) else None
+                if due_at is None or due_at > now_text:
+                    continue
+                budget = self._decode(user, raw)
+                rolled, closed = rules.roll_over(budget, now)
+                if closed is not None:
+                    txn.put(rolled)
+                    txn.event("period", user=user, **codec.encode_period(closed))
+                    done.append((user, closed))
+            cap_closed = None
+            raw_cap = txn.doc.get("cap")
+            if raw_cap is not None:
+                cap = self._decode(CAP, raw_cap)
+                rolled_cap, cap_closed = rules.roll_over(cap, now)
+                if cap_closed is not None:
+                    txn.put_cap(rolled_cap)
+                    txn.event("cap-period", **codec.encode_period(cap_closed))
+            checked = len(selected)
+        return ResetDue(self.project, checked, tuple(done), cap_closed)
+
+    def _snapshot(self) -> dict[str, Any]:
+        doc = self._load(must_exist=True)
+        assert doc is not None
+        return doc
+
+    def get(self, user: str, now: datetime) -> Budget:
+        raw = self._snapshot()["users"].get(user)
+        if raw is None:
+            raise UnknownUserError(user, self.project)
+        return rules.roll_over(self._decode(user, raw), now)[0]
+
+    def view(self, now: datetime) -> ProjectView:
+        doc = self._snapshot()
+        users = tuple(
+            rules.roll_over(self._decode(name, raw), now)[0] for name, raw in doc["users"].items()
+        )
+        cap = None
+        if doc.get("cap") is not None:
+            cap = rules.roll_over(self._decode(CAP, doc["cap"]), now)[0]
+        return ProjectView(self.project, users, cap)
+
+    def users(self) -> list[str]:
+        doc = self._load(must_exist=False)
+        return [] if doc is None else list(doc["users"])
+
+    def delete(self, users: Sequence[str], *, dry_run: bool = False) -> list[str]:
+        with self._transaction(None, dry_run=dry_run) as txn:
+            for user in users:
+                if user not in txn.users:
+                    raise UnknownUserError(user, self.project)
+            for user in users:
+                del txn.users[user]
+                txn.event("delete", user=user)
+        return list(users)
+
+    def set_cap(
+        self,
+        now: datetime,
+        total_budget: Decimal | None,
+        duration: Duration | str | None = "keep",
+        timezone: str | None = None,
+        *,
+        dry_run: bool = False,
+    ) -> Budget:
+        with self._transaction(now, create=True, dry_run=dry_run) as txn:
+            cap = txn.cap()
+            if cap is None:
+                if total_budget is None:
+                    raise UsageError("there is no project cap yet: give --budget AMOUNT to set one")
+                cap = rules.new_budget(
+                    CAP,
+                    total_budget,
+                    now,
+                    duration=None if duration == "keep" else duration,  # type: ignore[arg-type]
+                    timezone=timezone or "UTC",
+                )
+            else:
+                changes: dict[str, Any] = {"duration": duration, "timezone": timezone}
+                if total_budget is not None:
+                    changes["total_budget"] = total_budget
+                cap = rules.change(cap, now, **changes)
+            txn.put_cap(cap)
+            txn.event("cap", current_cost=to_text(cap.current_cost), **_settings(cap))
+        return cap
+
+    def clear_cap(self, *, dry_run: bool = False) -> bool:
+        with self._transaction(None, dry_run=dry_run) as txn:
+            if txn.doc.get("cap") is None:
+                return False
+            txn.put_cap(None)
+            txn.event("cap-clear")
+        return True
+
+    def set_price(self, price: Price | None, model: str, *, dry_run: bool = False) -> None:
+        """Add, change or (``price=None``) remove a per-project custom price.
+
+        Custom prices live in their own small file, ``<project>.prices.json``, so a charge reads
+        them without parsing the (possibly large) state.
+        """
+        if not dry_run:
+            self._ensure_dir()
+        elif not self.data_dir.is_dir():
+            return
+        with lock.exclusive(self.lock_path, self.lock_timeout):
+            raw = self._load_prices()
+            if price is None:
+                if model not in raw:
+                    raise UnknownModelError(model, sorted(raw)[:5])
+                del raw[model]
+            else:
+                raw[model] = _encode_price(price)
+            if not dry_run:
+                doc = {"format": PRICES_FORMAT, "version": VERSION, "prices": raw}
+                data = json.dumps(doc, ensure_ascii=False, indent=2).encode("utf-8")
+                self._replace(data, self.prices_path)
+
+    def _load_prices(self) -> dict[str, Any]:
+        try:
+            with open(self.prices_path, "rb") as handle:
+                data = handle.read()
+        except FileNotFoundError:
+            return {}
+        except OSError as exc:
+            raise StorageIOError(self.prices_path, f"cannot read ({exc.strerror})") from None
+        try:
+            doc = json.loads(data)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise CorruptStateError(self.prices_path, "not valid JSON") from None
+        if not isinstance(doc, dict) or doc.get("format") != PRICES_FORMAT:
+            raise CorruptStateError(self.prices_path, "not a budgetctl prices file")
+        if isinstance(doc.get("version"), int) and doc["version"] > VERSION:
+            raise FutureVersionError(self.prices_path, doc["version"], VERSION)
+        prices = doc.get("prices")
+        if not isinstance(prices, dict):
+            raise CorruptStateError(self.prices_path, "no 'prices' object")
+        return prices
+
+    def prices(self) -> dict[str, Price]:
+        """The project's custom prices (empty when it has none)."""
+        out = {}
+        for model, raw in self._load_prices().items():
+            try:
+                out[model] = _decode_price(model, raw)
+            except (KeyError, TypeError, ArithmeticError, ValueError):
+                raise CorruptStateError(
+                    self.prices_path, f"the custom price of {model!r} is malformed"
+                ) from None
+        return out
+
+    def history(self, user: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        """History events (newest first), only as far as the state counts them."""
+        doc = self._snapshot()
+        size = doc["history"]["size"]
+        try:
+            with open(self.history_path, "rb") as handle:
+                data = handle.read(size)
+        except FileNotFoundError:
+            data = b""
+        except OSError as exc:
+            raise StorageIOError(self.history_path, f"cannot read ({exc.strerror})") from None
+        if len(data) < size:
+            raise CorruptStateError(
+                self.history_path, f"the history is shorter than the {size} bytes the state counts"
+            )
+        events: list[dict[str, Any]] = []
+        lines = data.splitlines()
+        for number in range(len(lines) - 1, -1, -1):
+            try:
+                event = json.loads(lines[number])
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                raise CorruptStateError(
+                    self.history_path, f"line {number + 1} is not valid JSON"
+                ) from None
+            if user is not None and event.get("user") != user:
+                continue
+            events.append(event)
+            if limit is not None and len(events) >= limit:
+                break
+        return events
+
+
+def _settings(budget: Budget) -> dict[str, Any]:
+    return {
+        "total_budget": to_text(budget.total_budget),
+        "duration": budget.duration.text if budget.duration else None,
+        "timezone": budget.timezone,
+    }
+
+
+def _encode_price(price: Price) -> dict[str, Any]:
+    raw: dict[str, Any] = {
+        "input_cost_per_token": to_text(price.input_per_token),
+        "output_cost_per_token": to_text(price.output_per_token),
+    }
+    if price.cache_read_per_token is not None:
+        raw["cache_read_input_token_cost"] = to_text(price.cache_read_per_token)
+    if price.cache_creation_per_token is not None:
+        raw["cache_creation_input_token_cost"] = to_text(price.cache_creation_per_token)
+    return raw
+
+
+def _decode_price(model: str, raw: Mapping[str, Any]) -> Price:
+    def rate(key: str) -> Decimal | None:
+        return Decimal(raw[key]) if raw.get(key) is not None else None
+
+    read = rate("cache_read_input_token_cost")
+    creation = rate("cache_creation_input_token_cost")
+    return Price(
+        model=model,
+        input_per_token=Decimal(raw["input_cost_per_token"]),
+        output_per_token=Decimal(raw["output_cost_per_token"]),
+        cache_read_per_token=read,
+        cache_creation_per_token=creation,
+        provider="custom",
+        source="project",
+    )
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _prune_request_ids(ids: dict[str, str], now: datetime) -> None:
+    """Forget request ids older than REQUEST_ID_TTL (oldest first; stops at the first young one)."""
+    if not ids:
+        return
+    horizon = format_utc(now - REQUEST_ID_TTL)
+    stale = []
+    for rid, seen in ids.items():
+        if seen >= horizon:
+            break
+        stale.append(rid)
+    for rid in stale:
+        del ids[rid]
