@@ -7,7 +7,7 @@ exact: 0.1 charged ten times is exactly 1.
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, Inexact, InvalidOperation
 
 from budgetctl.errors import InvalidAmountError
 
@@ -15,6 +15,13 @@ ZERO = Decimal(0)
 
 # Far above any real budget, and keeps the exponent range sane for formatting and JSON.
 MAX_AMOUNT = Decimal("1e15")
+# Finer than any price table goes (LiteLLM's smallest rates carry ~24 places), and keeps sums exact.
+MAX_PLACES = 40
+
+# Money arithmetic never runs in the default context: its 28 digits round $10,000 + 1e-24 to
+# $10,000. Amounts are <= 1e15 with <= MAX_PLACES places, so a sum of up to 1e40 of them fits in
+# 100 digits; Inexact is trapped so a rounding could never pass silently.
+EXACT = Context(prec=100, traps=[InvalidOperation, Inexact])
 
 
 def parse_amount(value: object, what: str = "amount") -> Decimal:
@@ -60,7 +67,32 @@ def check_amount(amount: Decimal, what: str = "amount") -> Decimal:
         raise InvalidAmountError(f"{what} {amount} is too large (the limit is {MAX_AMOUNT:f})")
     if amount == 0:
         return ZERO  # normalise -0 and 0E-7 alike
+    if _places(amount) > MAX_PLACES:
+        raise InvalidAmountError(f"{what} {amount} has more than {MAX_PLACES} decimal places")
     return amount
+
+
+def _places(amount: Decimal) -> int:
+    """Decimal places of finite ``amount`` once trailing zeros are dropped."""
+    _, digits, exponent = amount.as_tuple()
+    assert isinstance(exponent, int)
+    if exponent >= 0:
+        return 0
+    trailing = len(digits) - len("".join(map(str, digits)).rstrip("0"))
+    return max(-exponent - trailing, 0)
+
+
+def add(*amounts: Decimal) -> Decimal:
+    """The exact sum of ``amounts`` (never rounded, whatever their sizes)."""
+    total = ZERO
+    for amount in amounts:
+        total = EXACT.add(total, amount)
+    return total
+
+
+def subtract(a: Decimal, b: Decimal) -> Decimal:
+    """The exact difference ``a - b``."""
+    return EXACT.subtract(a, b)
 
 
 def to_text(amount: Decimal) -> str:

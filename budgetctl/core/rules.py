@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from budgetctl.core import periods
-from budgetctl.core.money import ZERO, check_amount
+from budgetctl.core.money import EXACT, ZERO, add, check_amount, subtract
 from budgetctl.core.periods import Duration
 from budgetctl.errors import InvalidAmountError, InvalidNameError, UsageError
 
@@ -98,7 +98,7 @@ class Budget:
     @property
     def remaining(self) -> Decimal:
         """What is left, never negative."""
-        return max(self.total_budget - self.current_cost, ZERO)
+        return max(subtract(self.total_budget, self.current_cost), ZERO)
 
     @property
     def over_budget(self) -> bool:
@@ -109,7 +109,9 @@ class Budget:
         """At or past the alert threshold (and not over budget)."""
         if self.alert_at is None or self.over_budget:
             return False
-        return self.current_cost * 100 >= self.total_budget * self.alert_at
+        return EXACT.multiply(self.current_cost, 100) >= EXACT.multiply(
+            self.total_budget, self.alert_at
+        )
 
     def anchor(self) -> datetime:
         if self.duration is None:
@@ -234,13 +236,13 @@ def charge(budget: Budget, cost: Decimal, model: str | None) -> Budget:
     cost = check_amount(cost, "cost")
     model_cost = dict(budget.model_cost)
     if model:
-        model_cost[model] = model_cost.get(model, ZERO) + cost
-    return replace(budget, current_cost=budget.current_cost + cost, model_cost=model_cost)
+        model_cost[model] = add(model_cost.get(model, ZERO), cost)
+    return replace(budget, current_cost=add(budget.current_cost, cost), model_cost=model_cost)
 
 
 def would_exceed(budget: Budget, cost: Decimal) -> bool:
     """True when spending ``cost`` more would take the budget past its total."""
-    return budget.current_cost + cost > budget.total_budget
+    return add(budget.current_cost, cost) > budget.total_budget
 
 
 def change(
@@ -305,9 +307,9 @@ def replay(events: Iterable[Mapping[str, Any]]) -> dict[str, Decimal]:
         if kind == "create":
             spend[user] = Decimal(event.get("current_cost", "0"))
         elif kind == "charge":
-            spend[user] = spend.get(user, ZERO) + Decimal(event["cost"])
+            spend[user] = add(spend.get(user, ZERO), Decimal(event["cost"]))
             if CAP in spend:
-                spend[CAP] += Decimal(event["cost"])
+                spend[CAP] = add(spend[CAP], Decimal(event["cost"]))
         elif kind == "period":
             spend[user] = ZERO
         elif kind == "delete":
