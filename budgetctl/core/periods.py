@@ -112,13 +112,14 @@ def parse_datetime(text: str, tz: ZoneInfo | timezone = UTC) -> datetime:
         if cleaned.endswith(("Z", "z")):
             cleaned = cleaned[:-1] + "+00:00"
         parsed = datetime.fromisoformat(cleaned)
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=tz)
+        # inside the try: 0001-01-01T00:00+01:00 is before year 1 in UTC (OverflowError)
+        return parsed.astimezone(UTC)
     except (ValueError, OverflowError, OSError):
         raise InvalidTimeError(
             f"cannot read time {text!r}; use ISO 8601 such as 2026-01-15 or 2026-01-15T09:30:00Z"
         ) from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=tz)
-    return parsed.astimezone(UTC)
 
 
 def format_utc(moment: datetime) -> str:
