@@ -67,6 +67,7 @@ class Duration:
         return self.count * per
 
 
+@lru_cache(maxsize=256)
 def parse_duration(text: str | None) -> Duration | None:
     """A :class:`Duration` from its text, or None for a lifetime budget (``none`` or empty)."""
     if text is None:
@@ -122,14 +123,20 @@ def parse_datetime(text: str, tz: ZoneInfo | timezone = UTC) -> datetime:
         ) from None
 
 
+@lru_cache(maxsize=4096)
 def format_utc(moment: datetime) -> str:
-    """ISO 8601 in UTC with a ``Z``: ``2026-11-28T00:00:00Z`` (microseconds kept if any)."""
+    """ISO 8601 in UTC with a ``Z``: ``2026-11-28T00:00:00Z`` (microseconds kept if any).
+
+    Cached: budgets on the same grid share their boundaries, and a large reset-due formats the
+    same few instants for every user.
+    """
     text = moment.astimezone(UTC).replace(tzinfo=None).isoformat()
     return text + "Z"
 
 
+@lru_cache(maxsize=4096)
 def parse_utc(text: str) -> datetime:
-    """Inverse of :func:`format_utc` for trusted stored text."""
+    """Inverse of :func:`format_utc` for trusted stored text (cached like it)."""
     return datetime.fromisoformat(text[:-1] if text.endswith("Z") else text).replace(tzinfo=UTC)
 
 
@@ -140,8 +147,13 @@ def default_anchor(duration: Duration, tz: ZoneInfo, created_at: datetime) -> da
     boundaries fall on calendar days, weeks, months and years. Others: the creation time.
     """
     if duration.calendar:
-        return _local_to_utc(datetime.combine(_CALENDAR_EPOCH, time(0)), tz)
+        return _calendar_anchor(tz)
     return created_at.astimezone(UTC)
+
+
+@lru_cache(maxsize=64)
+def _calendar_anchor(tz: ZoneInfo) -> datetime:
+    return _local_to_utc(datetime.combine(_CALENDAR_EPOCH, time(0)), tz)
 
 
 def _local_to_utc(wall: datetime, tz: ZoneInfo) -> datetime:
@@ -189,10 +201,14 @@ def _estimate_k(duration: Duration, anchor: datetime, tz: ZoneInfo, now: datetim
     return months // per
 
 
+@lru_cache(maxsize=1024)
 def period_containing(
     duration: Duration, anchor: datetime, tz: ZoneInfo, now: datetime
 ) -> tuple[datetime, datetime]:
-    """The period ``[start, end)`` with ``start <= now < end``, on the anchor's grid."""
+    """The period ``[start, end)`` with ``start <= now < end``, on the anchor's grid.
+
+    Cached: a reset-due over many budgets on one grid asks the same question for each of them.
+    """
     k = _estimate_k(duration, anchor, tz, now)
     # The estimate is off by at most a step or two (DST hours, month lengths); walk to the truth.
     while boundary(duration, anchor, tz, k) > now:

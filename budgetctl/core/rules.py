@@ -92,8 +92,12 @@ class Budget:
     current_cost: Decimal = ZERO
     model_cost: Mapping[str, Decimal] = field(default_factory=dict)
     alert_at: Decimal | None = None
-    last_updated_at: datetime | None = None  # last reset or roll-over (LiteLLM's field)
     recent_periods: tuple[ClosedPeriod, ...] = ()
+
+    @property
+    def last_updated_at(self) -> datetime:
+        """When the spend last went back to zero: the period's start (LiteLLM's field)."""
+        return self.period_start
 
     @property
     def remaining(self) -> Decimal:
@@ -139,6 +143,15 @@ def _grid(
     return periods.period_containing(duration, anchor, periods.parse_timezone(tz_name), now)
 
 
+def current_period(
+    duration: Duration, timezone: str, start: datetime | None, created_at: datetime, now: datetime
+) -> tuple[datetime, datetime]:
+    """The period containing ``now`` of a budget with these settings (see Budget.anchor)."""
+    tz = periods.parse_timezone(timezone)
+    anchor = start if start is not None else periods.default_anchor(duration, tz, created_at)
+    return periods.period_containing(duration, anchor, tz, now)
+
+
 def new_budget(
     user: str,
     total_budget: Decimal,
@@ -168,11 +181,9 @@ def new_budget(
         alert_at=check_alert(alert_at),
     )
     if duration is None:
-        return replace(draft, period_start=start or created, last_updated_at=start or created)
+        return replace(draft, period_start=start or created)
     period_start, next_reset = _grid(duration, draft.anchor(), timezone, now)
-    return replace(
-        draft, period_start=period_start, next_reset_at=next_reset, last_updated_at=period_start
-    )
+    return replace(draft, period_start=period_start, next_reset_at=next_reset)
 
 
 def is_due(budget: Budget, now: datetime) -> bool:
@@ -190,7 +201,6 @@ def _close(
         model_cost={},
         period_start=period_start,
         next_reset_at=next_reset,
-        last_updated_at=period_start,
         recent_periods=recent,
     )
 
@@ -213,7 +223,9 @@ def roll_over(budget: Budget, now: datetime) -> tuple[Budget, ClosedPeriod | Non
         budget=budget.total_budget,
         reason="rollover",
     )
-    period_start, next_reset = _grid(budget.duration, budget.anchor(), budget.timezone, now)
+    period_start, next_reset = current_period(
+        budget.duration, budget.timezone, budget.start, budget.created_at, now
+    )
     return _close(budget, closed, period_start, next_reset), closed
 
 
