@@ -415,8 +415,7 @@ class Ledger:
         from budgetctl.costing.interface import Usage
 
         rules.check_tokens(max_tokens, "max tokens")
-        view_now = self.now()
-        budget = self.store.get(user, view_now)
+        budget, cap = self.store.get_with_cap(user, self.now())
         self.costing.price(model)
         if messages is None:
             messages = [{"role": "user", "content": prompt or ""}]
@@ -424,7 +423,6 @@ class Ledger:
         cost = self.costing.cost(
             Usage(model=model, prompt_tokens=counted.tokens, completion_tokens=max_tokens)
         )
-        cap = self.store.view(view_now).cap if self._has_cap() else None
         blocked = None
         if rules.would_exceed(budget, cost):
             blocked = "user"
@@ -442,9 +440,6 @@ class Ledger:
             blocked_by=blocked,
             estimated=counted.estimated,
         )
-
-    def _has_cap(self) -> bool:
-        return self.cap() is not None
 
     # --- resets ----------------------------------------------------------------------------------
 
@@ -469,9 +464,7 @@ class Ledger:
 
     def cap(self) -> Budget | None:
         """The project cap as of now, or None."""
-        if not self.store.exists():
-            return None
-        return self.store.view(self.now()).cap
+        return self.store.cap(self.now())
 
     def set_cap(
         self,
@@ -524,6 +517,42 @@ class Ledger:
         self.store.set_price(price, model, dry_run=dry_run)
         self._costing = None
         return price
+
+    def set_price_per_million(
+        self,
+        model: str,
+        input_per_million: Decimal | str,
+        output_per_million: Decimal | str,
+        *,
+        cache_read: Decimal | str | None = None,
+        cache_creation: Decimal | str | None = None,
+        dry_run: bool = False,
+    ) -> Price:
+        """:meth:`set_price` with rates in USD per 1M tokens, as price lists quote them."""
+
+        def per_token(value: Decimal | str, what: str) -> Decimal:
+            return parse_amount(value, what).scaleb(-6)
+
+        return self.set_price(
+            model,
+            per_token(input_per_million, "input price"),
+            per_token(output_per_million, "output price"),
+            cache_read_per_token=None if cache_read is None else per_token(cache_read, "cache read price"),
+            cache_creation_per_token=None
+            if cache_creation is None
+            else per_token(cache_creation, "cache creation price"),
+            dry_run=dry_run,
+        )
+
+    def prices(self, filter: str | None = None) -> list[Price]:
+        """The prices ``models`` lists (names containing ``filter``): the project's custom
+        prices, then the price file, then the bundled table."""
+        from budgetctl.costing import list_prices
+
+        project_prices: Mapping[str, Price] = {}
+        if isinstance(self.store, JsonStore):
+            project_prices = self.store.prices()
+        return list_prices(filter, self.prices_file, project_prices)
 
     def remove_price(self, model: str, *, dry_run: bool = False) -> None:
         assert isinstance(self.store, JsonStore)

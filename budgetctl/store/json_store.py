@@ -440,20 +440,33 @@ class JsonStore:
         return doc
 
     def get(self, user: str, now: datetime) -> Budget:
-        raw = self._snapshot()["users"].get(user)
+        return self.get_with_cap(user, now)[0]
+
+    def get_with_cap(self, user: str, now: datetime) -> tuple[Budget, Budget | None]:
+        """One user's budget and the project cap, from one read, as of ``now``."""
+        doc = self._snapshot()
+        raw = doc["users"].get(user)
         if raw is None:
             raise UnknownUserError(user, self.project)
-        return rules.roll_over(self._decode(user, raw), now)[0]
+        budget = rules.roll_over(self._decode(user, raw), now)[0]
+        return budget, self._cap_of(doc, now)
+
+    def cap(self, now: datetime) -> Budget | None:
+        """The project cap as of ``now`` (None when there is none or no project yet)."""
+        doc = self._load(must_exist=False)
+        return None if doc is None else self._cap_of(doc, now)
+
+    def _cap_of(self, doc: Mapping[str, Any], now: datetime) -> Budget | None:
+        if doc.get("cap") is None:
+            return None
+        return rules.roll_over(self._decode(CAP, doc["cap"]), now)[0]
 
     def view(self, now: datetime) -> ProjectView:
         doc = self._snapshot()
         users = tuple(
             rules.roll_over(self._decode(name, raw), now)[0] for name, raw in doc["users"].items()
         )
-        cap = None
-        if doc.get("cap") is not None:
-            cap = rules.roll_over(self._decode(CAP, doc["cap"]), now)[0]
-        return ProjectView(self.project, users, cap)
+        return ProjectView(self.project, users, self._cap_of(doc, now))
 
     def users(self) -> list[str]:
         doc = self._load(must_exist=False)
