@@ -537,7 +537,9 @@ class Ledger:
             model,
             per_token(input_per_million, "input price"),
             per_token(output_per_million, "output price"),
-            cache_read_per_token=None if cache_read is None else per_token(cache_read, "cache read price"),
+            cache_read_per_token=None
+            if cache_read is None
+            else per_token(cache_read, "cache read price"),
             cache_creation_per_token=None
             if cache_creation is None
             else per_token(cache_creation, "cache creation price"),
