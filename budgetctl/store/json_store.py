@@ -19,6 +19,7 @@ import gc
 import json
 import os
 import tempfile
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime, timedelta
@@ -217,28 +218,36 @@ class JsonStore:
     def _transaction(
         self, now: datetime | None, *, create: bool = False, dry_run: bool = False
     ) -> Iterator[_Txn]:
-        """Lock, read, yield the document; write it back if the block changed it (not dry-run)."""
-        if create and not dry_run:
-            self._ensure_dir()
-        elif not self.data_dir.is_dir():
-            if create:  # a dry run that would create the project
-                yield _Txn(self, self._new_doc(), now)
-                return
+        """Lock, read, yield the document; write it back if the block changed it (not dry-run).
+
+        Nothing on disk changes unless the block completes and changed something: a dry run takes
+        no lock (the state is replaced atomically, so one read is a consistent snapshot), an
+        operation on a project that does not exist creates no lock file, and the tail of an
+        interrupted transaction is cut only when this one commits.
+        """
+        if not create and not self.path.exists():
             raise UnknownProjectError(self.project, self.data_dir)
+        if dry_run:
+            doc = self._load(must_exist=not create) if self.data_dir.is_dir() else None
+            if doc is not None:
+                self._check_history(doc["history"]["size"])
+            yield _Txn(self, doc if doc is not None else self._new_doc(), now)
+            return
+        if create:
+            self._ensure_dir()
         with lock.exclusive(self.lock_path, self.lock_timeout), _gc_paused():
             doc = self._load(must_exist=not create)
             if doc is None:
                 doc = self._new_doc()
-                self._check_history(0, repair=not dry_run)
             else:
-                self._check_history(doc["history"]["size"], repair=not dry_run)
+                self._check_history(doc["history"]["size"])
             txn = _Txn(self, doc, now)
             yield txn
-            if txn.dirty and not dry_run:
+            if txn.dirty:
                 self._commit(txn)
 
-    def _check_history(self, recorded: int, *, repair: bool) -> None:
-        """Cut an interrupted transaction's tail off the history; a short history is corrupt."""
+    def _check_history(self, recorded: int) -> None:
+        """A history shorter than the state counts has lost entries: the state is not trusted."""
         try:
             actual = self.history_path.stat().st_size
         except FileNotFoundError:
@@ -250,16 +259,32 @@ class JsonStore:
                 self.history_path,
                 f"the history is {actual} bytes but the state counts {recorded}: entries were lost",
             )
-        if actual > recorded and repair:
-            try:
-                with open(self.history_path, "r+b") as handle:
-                    handle.truncate(recorded)
-                    os.fsync(handle.fileno())
-            except OSError as exc:
-                raise StorageIOError(self.history_path, f"cannot repair ({exc.strerror})") from None
+
+    def _cut_tail(self, recorded: int) -> None:
+        """Before appending: drop what an interrupted transaction left past the counted history.
+
+        With no state counting any of it (a state file moved aside, or a first write that never
+        finished), the whole file is kept beside as ``<project>.history.<n>.orphan.jsonl``.
+        """
+        try:
+            actual = self.history_path.stat().st_size
+            if actual <= recorded:
+                return
+            if recorded == 0:
+                orphan = f"{self.project}.history.{time.time_ns()}.orphan.jsonl"
+                os.replace(self.history_path, self.data_dir / orphan)
+                return
+            with open(self.history_path, "r+b") as handle:
+                handle.truncate(recorded)
+                os.fsync(handle.fileno())
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise StorageIOError(self.history_path, f"cannot repair ({exc.strerror})") from None
 
     def _commit(self, txn: _Txn) -> None:
         doc = txn.doc
+        self._cut_tail(doc["history"]["size"])
         if txn.events:
             encode = _ENCODER.encode
             lines = "".join([encode(e) + "\n" for e in txn.events]).encode("utf-8")
@@ -397,7 +422,9 @@ class JsonStore:
     def reset_due(
         self, now: datetime, *, users: Sequence[str] | None = None, dry_run: bool = False
     ) -> ResetDue:
-        now_text = format_utc(now)
+        # Stored boundaries are whole seconds: compare with now's whole second, or a boundary at
+        # 00:00:00 would wait until 00:00:01 ("00:00:00.5Z" sorts before "00:00:00Z").
+        now_text = format_utc(now.replace(microsecond=0))
         done: list[tuple[str, ClosedPeriod]] = []
         with self._transaction(now, dry_run=dry_run) as txn:
             raw_users = txn.users
