@@ -179,6 +179,7 @@ class JsonStore:
             or not isinstance(history.get("size"), int)
             or history["size"] < 0
             or not isinstance(doc.get("request_ids", {}), dict)
+            or not all(isinstance(seen, str) for seen in doc.get("request_ids", {}).values())
             or not (doc.get("cap") is None or isinstance(doc.get("cap"), dict))
         ):
             raise CorruptStateError(self.path, "the file's structure is not a budgetctl state")
