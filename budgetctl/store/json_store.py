@@ -438,7 +438,9 @@ class JsonStore:
                 selected = [(user, raw_users[user]) for user in users]
             for user, raw in selected:
                 # Timestamps are fixed-width UTC text: comparing text skips decoding idle users.
-                due_at = raw.get("next_reset_at") if isinstance(raw, dict) else None
+                if not isinstance(raw, dict):
+                    raise CorruptStateError(self.path, f"user {user!r}: record is not an object")
+                due_at = raw.get("next_reset_at")
                 if due_at is None or due_at > now_text:
                     continue
                 try:
