@@ -81,11 +81,13 @@ def decode(user: str, raw: Any) -> Budget:
         start = raw.get("start")
         next_reset = raw.get("next_reset_at")
         alert = raw.get("alert_at")
+        timezone = str(raw.get("timezone") or "UTC")
+        periods.parse_timezone(timezone)  # an unknown zone is a bad record, not a usage error
         return Budget(
             user=user,
             total_budget=_money(raw["total_budget"]),
             duration=duration,
-            timezone=str(raw.get("timezone") or "UTC"),
+            timezone=timezone,
             start=parse_utc(start) if start else None,
             created_at=parse_utc(raw["created_at"]),
             period_start=parse_utc(raw["period_start"]),
@@ -154,4 +156,6 @@ def _money(value: Any) -> Decimal:
         raise RecordError(f"amount {value!r} is not a decimal number") from None
     if not amount.is_finite():
         raise RecordError(f"amount {value!r} is not finite")
+    if amount < 0:
+        raise RecordError(f"amount {value!r} is negative")
     return amount
