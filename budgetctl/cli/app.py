@@ -1,15 +1,145 @@
-"""The budgetctl command line (placeholder until the full CLI lands)."""
+"""The ``budgetctl`` command: the Typer app, its commands, and the entry point.
+
+Every failure ends in :mod:`budgetctl.cli.failures` (one sentence on stderr, the documented exit
+code, no traceback unless ``BUDGETCTL_DEBUG=1``), whether the app runs from the console script or
+from a test's ``CliRunner``.
+"""
 
 from __future__ import annotations
 
+import importlib
 import sys
+from collections.abc import Sequence
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperGroup
 
 from budgetctl._version import __version__
+from budgetctl.cli import failures
+
+
+class BudgetctlGroup(TyperGroup):
+    """Runs a command and turns whatever it raises into a message and an exit code."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        try:
+            returned = super().main(
+                args,
+                prog_name or "budgetctl",
+                complete_var,
+                standalone_mode=False,
+                windows_expand_args=windows_expand_args,
+                **extra,
+            )
+            code = returned if isinstance(returned, int) else failures.EXIT_OK
+        except SystemExit:  # shell completion, and click's own exits
+            raise
+        except BaseException as exc:  # the one place errors are mapped
+            code = failures.report(exc)
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+def _version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"budgetctl {__version__}\n")
+        raise typer.Exit()
+
+
+HELP = "Per-user budgets for LLM API spending: exact costs, calendar periods, cron resets."
+EPILOG = (
+    "Exit codes: 0 done, 1 could not be done, 2 usage, 3 over budget (check), 4 not found, "
+    "5 busy (retry). Environment: BUDGETCTL_PROJECT, BUDGETCTL_DATA_DIR, BUDGETCTL_PRICES, "
+    "BUDGETCTL_LOCK_TIMEOUT, BUDGETCTL_DEBUG, NO_COLOR."
+)
+
+
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", is_eager=True, callback=_version, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Per-user budgets for LLM API spending: exact costs, calendar periods, cron resets."""
+
+
+# name -> (module under budgetctl.cli.commands, attribute). Modules load only when their command
+# is built: a one-shot command builds only itself (see main), and --help builds them all.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "create": ("budgets", "create"),
+    "set": ("budgets", "set_budget"),
+    "show": ("budgets", "show"),
+    "update-cost": ("charges", "update_cost"),
+    "check": ("charges", "check"),
+    "reset": ("resets", "reset"),
+    "reset-due": ("resets", "reset_due"),
+    "cap": ("budgets", "cap"),
+    "delete": ("budgets", "delete"),
+    "history": ("charges", "history"),
+    "models": ("catalog", "models"),
+    "price": ("catalog", "price_app"),
+    "projects": ("catalog", "projects"),
+    "import-litellm": ("catalog", "import_litellm"),
+}
+
+
+def make_app(only: str | None = None) -> typer.Typer:
+    """The Typer app with every command, or only the one named ``only`` (``""``: none)."""
+    app = typer.Typer(
+        cls=BudgetctlGroup,
+        name="budgetctl",
+        help=HELP,
+        epilog=EPILOG,
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    app.callback()(_root)
+    for name, (module_name, attribute) in COMMANDS.items():
+        if only is not None and name != only:
+            continue
+        module = importlib.import_module(f"budgetctl.cli.commands.{module_name}")
+        target = getattr(module, attribute)
+        if isinstance(target, typer.Typer):
+            app.add_typer(target, name=name)
+        else:
+            app.command(name)(target)
+    return app
+
+
+def _invoked(args: Sequence[str]) -> str | None:
+    """The one command ``args`` need built: its name, ``""`` for none (``--version``), or None
+    for all of them (help, completion, a mistyped name that deserves suggestions)."""
+    for arg in args:
+        if arg == "--version":
+            return ""
+        if arg.startswith("-") and arg != "--":
+            continue
+        return arg if arg in COMMANDS else None
+    return None
 
 
 def main() -> None:
-    if sys.argv[1:] == ["--version"]:
-        print(f"budgetctl {__version__}")
-        return
-    print("budgetctl: the command line is not built yet", file=sys.stderr)
-    raise SystemExit(2)
+    """The console script ``budgetctl``: builds only the command it runs, to start fast."""
+    command = typer.main.get_command(make_app(_invoked(sys.argv[1:])))
+    command.main(prog_name="budgetctl")
+
+
+def __getattr__(name: str) -> Any:
+    # ``app`` (every command) is built on first use, for tests and ``python -m``-style callers.
+    if name == "app":
+        globals()["app"] = built = make_app()
+        return built
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

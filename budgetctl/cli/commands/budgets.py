@@ -1,0 +1,158 @@
+"""Budget commands: create, set, show, delete, cap."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from budgetctl.cli.options import (
+    AlertAt,
+    AsJson,
+    Budget,
+    DataDir,
+    DryRun,
+    Duration,
+    NewBudget,
+    OptionalUser,
+    Project,
+    Quiet,
+    Replace,
+    Start,
+    TimeZone,
+    User,
+    Users,
+    alert_value,
+    open_ledger,
+)
+from budgetctl.cli.output import Output, stdin_is_terminal
+from budgetctl.cli.views import budgets as views
+from budgetctl.errors import UsageError
+
+
+def create(
+    user: User,
+    budget: NewBudget,
+    duration: Duration = None,
+    start: Start = None,
+    tz: TimeZone = None,
+    alert_at: AlertAt = None,
+    replace: Replace = False,
+    project: Project = "default",
+    data_dir: DataDir = None,
+    as_json: AsJson = False,
+    dry_run: DryRun = False,
+    quiet: Quiet = False,
+) -> None:
+    """Create a budget for USER (exit 1 if there is one: use 'set', or --replace)."""
+    ledger = open_ledger(project, data_dir)
+    created = ledger.create(
+        user,
+        budget,
+        duration=duration,
+        start=start,
+        timezone=tz or "UTC",
+        alert_at=alert_value(alert_at),
+        replace=replace,
+        dry_run=dry_run,
+    )
+    Output(as_json=as_json, quiet=quiet).show(views.saved(created, "create", ledger.now(), dry_run))
+
+
+def set_budget(
+    user: User,
+    budget: Budget = None,
+    duration: Duration = None,
+    start: Start = None,
+    tz: TimeZone = None,
+    alert_at: AlertAt = None,
+    project: Project = "default",
+    data_dir: DataDir = None,
+    as_json: AsJson = False,
+    dry_run: DryRun = False,
+    quiet: Quiet = False,
+) -> None:
+    """Change USER's budget, duration, start, time zone or alert threshold; the spend is kept."""
+    from budgetctl.ledger import KEEP
+
+    if budget is None and duration is None and start is None and tz is None and alert_at is None:
+        raise UsageError(
+            "nothing to change: give --budget, --duration, --start, --tz or --alert-at"
+        )
+    ledger = open_ledger(project, data_dir)
+    changed = ledger.set(
+        user,
+        budget=budget,
+        duration=KEEP if duration is None else duration,
+        start=KEEP if start is None else start,
+        timezone=tz,
+        alert_at=KEEP if alert_at is None else alert_value(alert_at),
+        dry_run=dry_run,
+    )
+    Output(as_json=as_json, quiet=quiet).show(views.saved(changed, "update", ledger.now(), dry_run))
+
+
+def show(
+    user: OptionalUser = None,
+    project: Project = "default",
+    data_dir: DataDir = None,
+    as_json: AsJson = False,
+) -> None:
+    """Show every budget as a table, or USER with cost per model and recent periods."""
+    ledger = open_ledger(project, data_dir)
+    out = Output(as_json=as_json)
+    if user is None:
+        out.show(views.show_all(ledger.view(), ledger.now()))
+    else:
+        out.show(views.show_user(ledger.get(user), ledger.now(), ledger.project))
+
+
+def delete(
+    users: Users,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Delete without asking.")] = False,
+    project: Project = "default",
+    data_dir: DataDir = None,
+    as_json: AsJson = False,
+    dry_run: DryRun = False,
+    quiet: Quiet = False,
+) -> None:
+    """Delete the budgets of USER... (asks first on a terminal; scripts must pass --yes)."""
+    ledger = open_ledger(project, data_dir)
+    ledger.delete(users, dry_run=True)  # unknown users fail here, before any question
+    if not dry_run and not yes:
+        if not stdin_is_terminal():
+            raise UsageError("delete needs --yes when stdin is not a terminal; nothing was deleted")
+        if not typer.confirm(f"Delete the budgets of {', '.join(users)} in project {project}?"):
+            raise typer.Abort()
+    done = ledger.delete(users, dry_run=dry_run)
+    Output(as_json=as_json, quiet=quiet).show(views.deleted(done, dry_run))
+
+
+def cap(
+    budget: Budget = None,
+    duration: Duration = None,
+    tz: TimeZone = None,
+    clear: Annotated[bool, typer.Option("--clear", help="Remove the project cap.")] = False,
+    project: Project = "default",
+    data_dir: DataDir = None,
+    as_json: AsJson = False,
+    dry_run: DryRun = False,
+    quiet: Quiet = False,
+) -> None:
+    """Show or set the project cap: a budget for the total spend of all users of the project."""
+    from budgetctl.ledger import KEEP
+
+    ledger = open_ledger(project, data_dir)
+    out = Output(as_json=as_json, quiet=quiet)
+    changing = budget is not None or duration is not None or tz is not None
+    if clear:
+        if changing:
+            raise UsageError("--clear cannot be combined with --budget, --duration or --tz")
+        out.show(views.cap_cleared(ledger.project, ledger.clear_cap(dry_run=dry_run), dry_run))
+    elif changing:
+        result = ledger.set_cap(
+            budget, duration=KEEP if duration is None else duration, timezone=tz, dry_run=dry_run
+        )
+        out.show(views.cap(ledger.project, result, ledger.now(), changed=True, dry_run=dry_run))
+    else:
+        out.show(views.cap(ledger.project, ledger.cap(), ledger.now()))

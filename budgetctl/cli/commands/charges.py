@@ -1,0 +1,173 @@
+"""Charge commands: update-cost, check, history."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+import typer
+
+from budgetctl.cli.options import (
+    AsJson,
+    CachedTokens,
+    CompletionTokens,
+    Cost,
+    DataDir,
+    DryRun,
+    MaxTokens,
+    Messages,
+    Model,
+    OptionalUser,
+    OutText,
+    Prices,
+    Project,
+    Prompt,
+    PromptTokens,
+    Quiet,
+    RequestId,
+    Response,
+    Text,
+    User,
+    open_ledger,
+    read_input,
+)
+from budgetctl.cli.output import Output
+from budgetctl.cli.views import charges as views
+from budgetctl.errors import UsageError
+
+
+def update_cost(
+    user: User,
+    model: Model = None,
+    input_text: Text = None,
+    output_text: OutText = None,
+    prompt_tokens: PromptTokens = None,
+    completion_tokens: CompletionTokens = None,
+    cached_tokens: CachedTokens = None,
+    response: Response = None,
+    cost: Cost = None,
+    request_id: RequestId = None,
+    prices: Prices = None,
+    project: Project = "default",
+    data_dir: DataDir = None,
+    as_json: AsJson = False,
+    dry_run: DryRun = False,
+    quiet: Quiet = False,
+) -> None:
+    """Record the cost of a call: from text, token counts, a response (file or stdin) or a cost."""
+    forms = {
+        "--input-text/--output-text": input_text is not None or output_text is not None,
+        "--prompt-tokens/--completion-tokens": prompt_tokens is not None
+        or completion_tokens is not None
+        or cached_tokens is not None,
+        "--response": response is not None,
+        "--cost": cost is not None,
+    }
+    given = [name for name, used in forms.items() if used]
+    if len(given) != 1:
+        raise UsageError(
+            "give exactly one of --input-text/--output-text, --prompt-tokens/--completion-tokens, "
+            "--response FILE or --cost USD" + (f" (got {' and '.join(given)})" if given else "")
+        )
+    ledger = open_ledger(project, data_dir, prices)
+    if response is not None:
+        if model is not None:
+            raise UsageError("--model cannot be used with --response: the model is read from it")
+        result = ledger.charge_response(
+            user, read_input(response, "response"), request_id=request_id, dry_run=dry_run
+        )
+    elif cost is not None:
+        result = ledger.charge_cost(user, cost, model=model, request_id=request_id, dry_run=dry_run)
+    elif model is None:
+        raise UsageError(f"{given[0]} needs --model MODEL to price the call")
+    elif input_text is not None or output_text is not None:
+        result = ledger.charge_text(
+            user,
+            model,
+            input_text or "",
+            output_text or "",
+            request_id=request_id,
+            dry_run=dry_run,
+        )
+    else:
+        result = ledger.charge_tokens(
+            user,
+            model,
+            prompt_tokens or 0,
+            completion_tokens or 0,
+            cached_tokens=cached_tokens or 0,
+            request_id=request_id,
+            dry_run=dry_run,
+        )
+    out = Output(as_json=as_json, quiet=quiet)
+    out.show(views.charge(result, dry_run))
+    if result.over_budget and not result.duplicate:
+        out.warn(f"{user} is over budget; further 'check' calls will fail until it resets")
+    if result.cap is not None and result.cap.over_budget and not result.duplicate:
+        out.warn(f"project {ledger.project!r} is over its cap")
+
+
+def _messages(text: str) -> tuple[list[Mapping[str, Any]], Mapping[str, Any]]:
+    """Chat messages from a JSON list, or from a request body with ``messages`` (and its body)."""
+    try:
+        document = json.loads(text)
+    except ValueError as exc:
+        raise UsageError(f"the messages are not valid JSON ({exc})") from None
+    body: Mapping[str, Any] = {}
+    if isinstance(document, dict):
+        body, document = document, document.get("messages")
+    if not isinstance(document, list) or not all(isinstance(m, dict) for m in document):
+        raise UsageError(
+            "--messages expects a JSON list of chat messages, or a request body with 'messages'"
+        )
+    return document, body
+
+
+def check(
+    user: User,
+    model: Model = None,
+    prompt: Prompt = None,
+    messages: Messages = None,
+    max_tokens: MaxTokens = None,
+    prices: Prices = None,
+    project: Project = "default",
+    data_dir: DataDir = None,
+    as_json: AsJson = False,
+    quiet: Quiet = False,
+) -> None:
+    """Would a call fit? Exit 0 if it fits USER's (and the project's) budget, 3 if it does not."""
+    if prompt is not None and messages is not None:
+        raise UsageError("give --prompt TEXT or --messages FILE, not both")
+    chat: list[Mapping[str, Any]] | None = None
+    if messages is not None:
+        chat, body = _messages(read_input(messages, "messages"))
+        model = model or (body.get("model") if isinstance(body.get("model"), str) else None)
+        if max_tokens is None:
+            for key in ("max_completion_tokens", "max_tokens", "max_output_tokens"):
+                if isinstance(body.get(key), int) and not isinstance(body.get(key), bool):
+                    max_tokens = body[key]
+                    break
+    if model is None:
+        raise UsageError("give --model MODEL (or a request body with a 'model')")
+    ledger = open_ledger(project, data_dir, prices)
+    result = ledger.check(user, model, prompt=prompt, messages=chat, max_tokens=max_tokens or 0)
+    now = ledger.now()
+    Output(as_json=as_json, quiet=quiet).show(views.check(result, now))
+    if not result.allowed:
+        raise views.blocked(result, now, ledger.project)
+
+
+def history(
+    user: OptionalUser = None,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", metavar="N", help="Show at most N events.")
+    ] = 50,
+    project: Project = "default",
+    data_dir: DataDir = None,
+    as_json: AsJson = False,
+) -> None:
+    """Charges, resets and closed periods, newest first (of USER, or of the whole project)."""
+    ledger = open_ledger(project, data_dir)
+    events = ledger.history(user, limit)
+    Output(as_json=as_json).show(views.history(events, user, ledger.project))

@@ -1,0 +1,86 @@
+"""Reset commands: reset (now, by hand) and reset-due (for cron)."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from budgetctl.cli import failures
+from budgetctl.cli.options import AsJson, DataDir, DryRun, Project, Quiet, SomeUsers, open_ledger
+from budgetctl.cli.output import Output
+from budgetctl.cli.views import resets as views
+from budgetctl.errors import BudgetctlError, UsageError
+
+if TYPE_CHECKING:
+    from budgetctl.store.interface import ResetDue
+
+
+def reset(
+    users: SomeUsers = None,
+    all_users: Annotated[
+        bool, typer.Option("--all", help="Reset every user of the project.")
+    ] = False,
+    project: Project = "default",
+    data_dir: DataDir = None,
+    as_json: AsJson = False,
+    dry_run: DryRun = False,
+    quiet: Quiet = False,
+) -> None:
+    """Zero the spend of USER... (or --all) now; it is archived as a closed period."""
+    if bool(users) == all_users:
+        raise UsageError("give the users to reset, or --all (not both)")
+    ledger = open_ledger(project, data_dir)
+    done = ledger.reset(None if all_users else users, dry_run=dry_run)
+    Output(as_json=as_json, quiet=quiet).show(views.reset(done, dry_run))
+
+
+def reset_due(
+    all_projects: Annotated[
+        bool, typer.Option("--all-projects", help="Every project in the data directory.")
+    ] = False,
+    now: Annotated[
+        str | None,
+        typer.Option(
+            "--now",
+            metavar="TIME",
+            show_default=False,
+            help="Act as if it were TIME (ISO 8601), for tests and backfills.",
+        ),
+    ] = None,
+    project: Project = "default",
+    data_dir: DataDir = None,
+    as_json: AsJson = False,
+    dry_run: DryRun = False,
+    quiet: Quiet = False,
+) -> None:
+    """For cron: archive and reset every budget whose period ended. Idempotent; run it often."""
+    from budgetctl.core.periods import parse_datetime
+    from budgetctl.ledger import Ledger, list_projects
+
+    moment = parse_datetime(now) if now is not None else None
+    out = Output(as_json=as_json, quiet=quiet)
+    if not all_projects:
+        ledger = open_ledger(project, data_dir)
+        result = ledger.reset_due(now=moment, dry_run=dry_run)
+        out.show(views.reset_due([result], [], dry_run, all_projects=False))
+        return
+    names = list_projects(data_dir or None)
+    results: list[ResetDue] = []
+    failed: list[str] = []
+    worst = 0
+    with out.progress("reset-due", minimum=10) as advance:
+        for number, name in enumerate(names, 1):
+            try:
+                results.append(
+                    Ledger(name, data_dir or None).reset_due(now=moment, dry_run=dry_run)
+                )
+            except BudgetctlError as exc:  # one broken project must not stop the others
+                sys.stderr.write(f"error: project {name}: {exc.message}\n")
+                failed.append(name)
+                worst = max(worst, failures.exit_code(exc))
+            advance(number, len(names))
+    out.show(views.reset_due(results, failed, dry_run, all_projects=True))
+    if worst:
+        raise typer.Exit(worst)

@@ -1,0 +1,74 @@
+"""Times and amounts in words a person scans: "in 3 days", "Mon 1 Dec 2026 00:00 CET", "$0.0012"."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from budgetctl.core.money import format_usd, percent
+from budgetctl.core.periods import format_utc
+
+_STEPS = (  # (unit, seconds in it, use it below this many seconds)
+    ("minute", 60, 90 * 60),
+    ("hour", 3600, 36 * 3600),
+    ("day", 86400, 14 * 86400),
+    ("week", 7 * 86400, 8 * 7 * 86400),
+    ("month", 30.436875 * 86400, 23 * 30.436875 * 86400),
+    ("year", 365.2425 * 86400, float("inf")),
+)
+
+
+def relative(moment: datetime, now: datetime) -> str:
+    """``moment`` from ``now`` in words: "in 3 days", "5 hours ago", "now"."""
+    seconds = (moment - now).total_seconds()
+    distance = abs(seconds)
+    if distance < 60:
+        return "now"
+    for unit, size, below in _STEPS:
+        if distance < below:
+            count = max(1, round(distance / size))
+            words = f"{count} {unit}{'s' if count != 1 else ''}"
+            return f"in {words}" if seconds > 0 else f"{words} ago"
+    raise AssertionError("unreachable")
+
+
+def local(moment: datetime) -> str:
+    """``moment`` in this machine's time zone: "Mon 1 Dec 2026 00:00 CET"."""
+    here = moment.astimezone()
+    return f"{here:%a} {here.day} {here:%b %Y %H:%M} {here.tzname() or ''}".rstrip()
+
+
+def when(moment: datetime | None, now: datetime) -> str:
+    """A reset time for people: "in 3 days (Mon 1 Dec 2026 00:00 CET)", or "never"."""
+    if moment is None:
+        return "never (lifetime budget)"
+    return f"{relative(moment, now)} ({local(moment)})"
+
+
+def utc(moment: datetime | None) -> str:
+    return format_utc(moment) if moment is not None else "-"
+
+
+def usd(amount: Decimal) -> str:
+    return format_usd(amount)
+
+
+def pct(part: Decimal, whole: Decimal) -> str:
+    """``part`` of ``whole`` as "42%" (one decimal under 10%, never a false "0%"), or "-" for
+    nothing of a zero budget ("over" for something of it)."""
+    value = percent(part, whole)
+    if value is None:
+        return "-" if part == 0 else "over"
+    if 0 < value < Decimal("0.1"):
+        return "<0.1%"
+    if value < 10:
+        return f"{value:.1f}%" if value else "0%"
+    return f"{value:.0f}%"
+
+
+def share(part: Decimal, whole: Decimal) -> float | None:
+    """``part / whole`` for drawing a bar (a float is fine for pixels); None for a zero budget."""
+    value = percent(part, whole)
+    if value is None:
+        return 1.0 if part > 0 else None
+    return float(value) / 100

@@ -1,0 +1,203 @@
+"""Every option and argument of the command line, defined once as ``Annotated`` aliases, and the
+few helpers that turn them into a :class:`~budgetctl.ledger.Ledger` or read an input file.
+
+Amounts are taken as text and parsed by the library (exact Decimals, clear errors); token counts
+are ints that the library range-checks. Environment variables are shown in ``--help``.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from budgetctl.errors import UsageError
+
+if TYPE_CHECKING:
+    from budgetctl.ledger import Ledger
+
+
+def _opt(*flags: str, metavar: str, help: str, envvar: str | None = None) -> Any:
+    return typer.Option(*flags, metavar=metavar, help=help, envvar=envvar, show_default=False)
+
+
+def _flag(*flags: str, help: str) -> Any:
+    return typer.Option(*flags, help=help)
+
+
+def _arg(metavar: str, help: str) -> Any:
+    return typer.Argument(metavar=metavar, help=help, show_default=False)
+
+
+# --- shared by every command ----------------------------------------------------------------------
+Project = Annotated[
+    str,
+    typer.Option(
+        "--project",
+        "-p",
+        envvar="BUDGETCTL_PROJECT",
+        metavar="NAME",
+        help="Project: a namespace of users with its own state file.",
+    ),
+]
+DataDir = Annotated[
+    str | None,
+    _opt(
+        "--data-dir",
+        metavar="DIR",
+        envvar="BUDGETCTL_DATA_DIR",
+        help="Directory of the state files (default: the platform's user data directory).",
+    ),
+]
+AsJson = Annotated[
+    bool, _flag("--json", help="Print one JSON document on stdout and nothing else.")
+]
+DryRun = Annotated[bool, _flag("--dry-run", help="Say what would change, and change nothing.")]
+Quiet = Annotated[
+    bool, _flag("--quiet", "-q", help="Print nothing on success (cron mails only failures).")
+]
+Prices = Annotated[
+    str | None,
+    _opt(
+        "--prices",
+        metavar="FILE",
+        envvar="BUDGETCTL_PRICES",
+        help="A LiteLLM-format price map whose entries win over the bundled table.",
+    ),
+]
+
+# --- budgets --------------------------------------------------------------------------------------
+User = Annotated[str, _arg("USER", "The user: any name, email or key id.")]
+OptionalUser = Annotated[str | None, _arg("USER", "One user (default: all of them).")]
+Users = Annotated[list[str], _arg("USER", "One or more users.")]
+SomeUsers = Annotated[list[str] | None, _arg("USER", "One or more users.")]
+Budget = Annotated[str | None, _opt("--budget", "-b", metavar="USD", help="Budget in USD.")]
+NewBudget = Annotated[str, _opt("--budget", "-b", metavar="USD", help="Budget in USD.")]
+Duration = Annotated[
+    str | None,
+    _opt(
+        "--duration",
+        "-d",
+        metavar="D",
+        help="daily, weekly, monthly, yearly, <N>h, <N>d, <N>w, <N>mo, <N>y, or none (lifetime).",
+    ),
+]
+Start = Annotated[
+    str | None,
+    _opt(
+        "--start",
+        metavar="TIME",
+        help="Anchor the periods at this time (ISO 8601, e.g. 2026-01-15), even in the past.",
+    ),
+]
+TimeZone = Annotated[
+    str | None,
+    _opt("--tz", metavar="ZONE", help="IANA time zone of the period boundaries (default UTC)."),
+]
+AlertAt = Annotated[
+    str | None,
+    _opt("--alert-at", metavar="PCT", help="Alert threshold in % of the budget; 'none' clears."),
+]
+Replace = Annotated[bool, _flag("--replace", help="Overwrite budgets that already exist.")]
+
+# --- charges and checks ---------------------------------------------------------------------------
+Model = Annotated[str | None, _opt("--model", "-m", metavar="MODEL", help="Model, e.g. gpt-4o.")]
+Text = Annotated[str | None, _opt("--input-text", metavar="TEXT", help="Prompt text to count.")]
+OutText = Annotated[
+    str | None, _opt("--output-text", metavar="TEXT", help="Completion text to count.")
+]
+PromptTokens = Annotated[
+    int | None, _opt("--prompt-tokens", metavar="N", help="Prompt tokens (cached ones included).")
+]
+CompletionTokens = Annotated[
+    int | None, _opt("--completion-tokens", metavar="N", help="Completion tokens.")
+]
+CachedTokens = Annotated[
+    int | None, _opt("--cached-tokens", metavar="N", help="Prompt tokens read from the cache.")
+]
+Response = Annotated[
+    str | None,
+    _opt(
+        "--response",
+        "-r",
+        metavar="FILE",
+        help="A completion response (OpenAI, Anthropic, LiteLLM JSON); '-' reads stdin.",
+    ),
+]
+Cost = Annotated[str | None, _opt("--cost", metavar="USD", help="A cost known in advance.")]
+RequestId = Annotated[
+    str | None,
+    _opt(
+        "--request-id",
+        metavar="ID",
+        help="Charge this id once per project (default: the response's own id).",
+    ),
+]
+Prompt = Annotated[
+    str | None, _opt("--prompt", metavar="TEXT", help="The prompt, as one user message.")
+]
+Messages = Annotated[
+    str | None,
+    _opt(
+        "--messages",
+        metavar="FILE",
+        help="Chat messages as JSON (a list, or a request body); '-' reads stdin.",
+    ),
+]
+MaxTokens = Annotated[
+    int | None,
+    _opt(
+        "--max-tokens",
+        metavar="N",
+        help="Completion tokens to allow for (default: the body's max_tokens, else 0).",
+    ),
+]
+
+# --- prices ---------------------------------------------------------------------------------------
+ModelName = Annotated[str, _arg("MODEL", "The model name, as callers send it.")]
+InputRate = Annotated[str, _opt("--input", metavar="USD", help="USD per 1M prompt tokens.")]
+OutputRate = Annotated[str, _opt("--output", metavar="USD", help="USD per 1M completion tokens.")]
+CacheRead = Annotated[
+    str | None,
+    _opt("--cache-read", metavar="USD", help="USD per 1M cached prompt tokens (default: input)."),
+]
+CacheWrite = Annotated[
+    str | None,
+    _opt("--cache-creation", metavar="USD", help="USD per 1M tokens written to the cache."),
+]
+
+
+def open_ledger(project: str, data_dir: str | None, prices: str | None = None) -> Ledger:
+    """The project's ledger (imported here, so ``--help`` and completion stay light)."""
+    from budgetctl.ledger import Ledger
+
+    return Ledger(project, data_dir or None, prices_file=prices or None)
+
+
+def read_input(path: str, what: str) -> str:
+    """The text of ``path`` (``-`` is stdin), for ``--response`` and ``--messages``."""
+    try:
+        if path == "-":
+            data = sys.stdin.buffer.read()
+        else:
+            with open(path, "rb") as handle:
+                data = handle.read()
+    except OSError as exc:
+        raise UsageError(f"cannot read the {what} file {path} ({exc.strerror})") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise UsageError(f"the {what} in {path} is not UTF-8 text") from None
+    if not text.strip():
+        source = "stdin" if path == "-" else path
+        raise UsageError(f"the {what} on {source} is empty; pipe or pass a JSON document")
+    return text
+
+
+def alert_value(text: str | None) -> str | None:
+    """``--alert-at 80`` or ``80%``; ``none`` or ``off`` clears it (returned as None)."""
+    if text is None:
+        return None
+    cleaned = text.strip().rstrip("%").strip()
+    return None if cleaned.lower() in ("none", "off") else cleaned

@@ -1,0 +1,239 @@
+"""Budgets: ``show``, ``create``/``set``, ``cap``, ``delete``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from budgetctl.cli.humanize import local, pct, relative, share, usd, utc, when
+from budgetctl.cli.report import (
+    Bar,
+    Cell,
+    Chart,
+    ChartRow,
+    Choice,
+    Column,
+    Report,
+    Table,
+    Tone,
+)
+from budgetctl.core.rules import Budget, ClosedPeriod
+from budgetctl.store.interface import ProjectView
+
+
+def tone(budget: Budget) -> Tone:
+    if budget.over_budget:
+        return "over"
+    return "alert" if budget.alerting else "ok"
+
+
+def used_bar(budget: Budget) -> Bar:
+    return Bar(
+        share(budget.current_cost, budget.total_budget),
+        pct(budget.current_cost, budget.total_budget),
+        tone(budget),
+    )
+
+
+def duration_text(budget: Budget) -> str:
+    return budget.duration.text if budget.duration else "lifetime"
+
+
+def period_data(period: ClosedPeriod) -> dict[str, Any]:
+    return {
+        "start": period.start,
+        "end": period.end,
+        "spent": period.spent,
+        "budget": period.budget,
+        "reason": period.reason,
+    }
+
+
+def budget_data(budget: Budget, *, user: bool = True) -> dict[str, Any]:
+    """The JSON record of a budget (``show USER``; DESIGN.md section 4 lists the keys)."""
+    data: dict[str, Any] = {"user": budget.user} if user else {}
+    data.update(
+        total_budget=budget.total_budget,
+        current_cost=budget.current_cost,
+        remaining=budget.remaining,
+        over_budget=budget.over_budget,
+        alerting=budget.alerting,
+        duration=budget.duration.text if budget.duration else None,
+        timezone=budget.timezone,
+        start=budget.start,
+        created_at=budget.created_at,
+        period_start=budget.period_start,
+        next_reset_at=budget.next_reset_at,
+        model_cost=dict(sorted(budget.model_cost.items())),
+        alert_at=budget.alert_at,
+        recent_periods=[period_data(p) for p in budget.recent_periods],
+    )
+    return data
+
+
+def cap_line(cap: Budget, now: datetime) -> str:
+    resets = f"; resets {relative(cap.next_reset_at, now)}" if cap.next_reset_at else ""
+    return (
+        f"project cap: {usd(cap.total_budget)} {duration_text(cap)}; spent "
+        f"{usd(cap.current_cost)} ({pct(cap.current_cost, cap.total_budget)}), "
+        f"{usd(cap.remaining)} left{resets}"
+    )
+
+
+def show_all(view: ProjectView, now: datetime) -> Report:
+    report = Report(
+        {
+            "project": view.project,
+            "cap": budget_data(view.cap, user=False) if view.cap else None,
+            "users": [budget_data(b) for b in sorted(view.users, key=lambda b: b.user)],
+        }
+    )
+    if view.cap is not None:
+        report.line(cap_line(view.cap, now), tone(view.cap))
+    if not view.users:
+        return report.line(
+            f"no budgets in project {view.project!r} yet; add one with "
+            "'budgetctl create USER --budget AMOUNT'"
+        )
+    columns = ("user", "budget", "spent", "remaining", "used", "duration", "next reset")
+    rows: list[tuple[Cell, ...]] = [
+        (
+            b.user,
+            usd(b.total_budget),
+            usd(b.current_cost),
+            usd(b.remaining),
+            used_bar(b),
+            duration_text(b),
+            Choice(utc(b.next_reset_at), relative(b.next_reset_at, now))
+            if b.next_reset_at
+            else "never",
+        )
+        for b in sorted(view.users, key=lambda b: b.user)
+    ]
+    numeric = {"budget", "spent", "remaining"}
+    report.blocks.append(Table(tuple(Column(c, c in numeric) for c in columns), rows))
+    return report
+
+
+def show_user(budget: Budget, now: datetime, project: str) -> Report:
+    report = Report(budget_data(budget))
+    alert = f", alert at {budget.alert_at}%" if budget.alert_at is not None else ""
+    facts: list[tuple[Cell, ...]] = [
+        (
+            "budget",
+            f"{usd(budget.total_budget)} {duration_text(budget)} ({budget.timezone}){alert}",
+        ),
+        ("spent", usd(budget.current_cost)),
+        ("used", used_bar(budget)),
+        ("remaining", usd(budget.remaining)),
+        ("period", f"{utc(budget.period_start)} to {utc(budget.next_reset_at)}"),
+        ("next reset", when(budget.next_reset_at, now)),
+    ]
+    report.blocks.append(
+        Table(
+            (Column(""), Column("")),
+            list(facts),
+            title=f"{budget.user} (project {project})",
+            headers=False,
+        )
+    )
+    if budget.over_budget:
+        report.line(f"{budget.user} is over budget", "over")
+    if budget.model_cost:
+        by_cost = sorted(budget.model_cost.items(), key=lambda item: (-item[1], item[0]))
+        report.blocks.append(
+            Table(
+                (Column("model"), Column("cost", numeric=True), Column("share of spend")),
+                [
+                    (
+                        model,
+                        usd(cost),
+                        Bar(share(cost, budget.current_cost), pct(cost, budget.current_cost)),
+                    )
+                    for model, cost in by_cost
+                ],
+                title="cost per model",
+            )
+        )
+    chart = periods_chart(budget)
+    if chart is not None:
+        report.blocks.append(chart)
+    return report
+
+
+def periods_chart(budget: Budget) -> Chart | None:
+    """The recent closed periods, oldest first, and the current one: spend against budget."""
+    if not budget.recent_periods:
+        return None
+    points = [(p.start, p.spent, p.budget, "") for p in reversed(budget.recent_periods)]
+    points.append((budget.period_start, budget.current_cost, budget.total_budget, " (now)"))
+    scale = max(max(spent, limit) for _, spent, limit, _ in points)
+    rows = []
+    for start, spent, limit, suffix in points:
+        over = spent > limit
+        rows.append(
+            ChartRow(
+                label=f"{start.astimezone():%Y-%m-%d %H:%M}{suffix}",
+                fraction=float(spent) / float(scale) if scale else 0.0,
+                mark=float(limit) / float(scale) if scale else None,
+                text=f"{usd(spent)} of {usd(limit)} ({pct(spent, limit)})",
+                tone="over" if over else "ok",
+            )
+        )
+    return Chart("recent periods (spend against budget)", rows)
+
+
+def saved(budget: Budget, verb: str, now: datetime, dry_run: bool) -> Report:
+    """``create`` and ``set``: the budget as saved (or as it would be)."""
+    data = budget_data(budget)
+    data["dry_run"] = dry_run
+    what = f"would {verb}" if dry_run else f"{verb}d"
+    alert = f", alert at {budget.alert_at}%" if budget.alert_at is not None else ""
+    resets = (
+        f", resets {relative(budget.next_reset_at, now)} ({local(budget.next_reset_at)})"
+        if budget.next_reset_at
+        else ""
+    )
+    return Report(data).line(
+        f"{what} {budget.user}'s budget: {usd(budget.total_budget)} {duration_text(budget)} "
+        f"({budget.timezone}){alert}; spent {usd(budget.current_cost)}{resets}"
+    )
+
+
+def cap(
+    project: str,
+    budget: Budget | None,
+    now: datetime,
+    *,
+    changed: bool = False,
+    dry_run: bool = False,
+) -> Report:
+    """``cap``: the project cap as it is, or as it was (or would be) set."""
+    report = Report(
+        {
+            "project": project,
+            "cap": budget_data(budget, user=False) if budget else None,
+            "dry_run": dry_run,
+        }
+    )
+    if budget is None:
+        return report.line(
+            f"project {project!r} has no cap; set one with 'budgetctl cap --budget AMOUNT'"
+        )
+    verb = ("would set " if dry_run else "set ") if changed else ""
+    return report.line(verb + cap_line(budget, now), tone(budget))
+
+
+def cap_cleared(project: str, existed: bool, dry_run: bool) -> Report:
+    report = Report({"project": project, "cap": None, "cleared": existed, "dry_run": dry_run})
+    if not existed:
+        return report.line(f"project {project!r} has no cap; nothing to clear")
+    return report.line(f"{'would clear' if dry_run else 'cleared'} the cap of project {project!r}")
+
+
+def deleted(users: Sequence[str], dry_run: bool) -> Report:
+    verb = "would delete" if dry_run else "deleted"
+    return Report({"deleted": list(users), "dry_run": dry_run}).line(
+        f"{verb} {len(users)} budget{'s' if len(users) != 1 else ''}: " + ", ".join(users)
+    )

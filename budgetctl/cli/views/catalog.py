@@ -1,0 +1,110 @@
+"""Prices and projects: ``models``, ``price``, ``projects``, ``import-litellm``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from budgetctl.cli.humanize import usd
+from budgetctl.cli.report import Cell, Column, Report, Table
+from budgetctl.costing.interface import Price
+
+
+def per_million(rate: Decimal | None) -> Decimal | None:
+    """A per-token rate shown per 1M tokens (a decimal shift, exact)."""
+    return None if rate is None else rate.scaleb(6)
+
+
+def price_data(price: Price) -> dict[str, Any]:
+    return {
+        "model": price.model,
+        "provider": price.provider,
+        "mode": price.mode,
+        "source": price.source,
+        "input_per_1m": per_million(price.input_per_token),
+        "output_per_1m": per_million(price.output_per_token),
+        "cache_read_per_1m": per_million(price.cache_read_per_token),
+        "cache_creation_per_1m": per_million(price.cache_creation_per_token),
+        "max_input_tokens": price.max_input_tokens,
+        "max_output_tokens": price.max_output_tokens,
+    }
+
+
+def _rate(rate: Decimal | None) -> str:
+    shown = per_million(rate)
+    return "-" if shown is None else usd(shown)
+
+
+def models(prices: Sequence[Price]) -> Report:
+    report = Report({"models": [price_data(p) for p in prices]})
+    columns = (
+        Column("model"),
+        Column("provider"),
+        Column("input $/1M", numeric=True),
+        Column("output $/1M", numeric=True),
+        Column("cache read $/1M", numeric=True),
+        Column("source"),
+    )
+    rows: list[tuple[Cell, ...]] = [
+        (
+            p.model,
+            p.provider or "-",
+            _rate(p.input_per_token),
+            _rate(p.output_per_token),
+            _rate(p.cache_read_per_token),
+            p.source,
+        )
+        for p in prices
+    ]
+    report.add(Table(columns, rows))
+    return report.line(
+        f"{len(prices)} model{'s' if len(prices) != 1 else ''}, USD per 1M tokens", "muted"
+    )
+
+
+def price_set(price: Price, project: str, dry_run: bool) -> Report:
+    data = price_data(price)
+    data.update(project=project, dry_run=dry_run)
+    verb = "would set" if dry_run else "set"
+    cache = (
+        f", cache read {_rate(price.cache_read_per_token)}"
+        if price.cache_read_per_token is not None
+        else ""
+    )
+    return Report(data).line(
+        f"{verb} the price of {price.model} in project {project}: input "
+        f"{_rate(price.input_per_token)}, output {_rate(price.output_per_token)}{cache} "
+        "per 1M tokens"
+    )
+
+
+def price_removed(model: str, project: str, dry_run: bool) -> Report:
+    verb = "would remove" if dry_run else "removed"
+    return Report({"model": model, "project": project, "removed": True, "dry_run": dry_run}).line(
+        f"{verb} the custom price of {model} from project {project}"
+    )
+
+
+def projects(data_dir: Path, names: Sequence[str]) -> Report:
+    report = Report({"data_dir": str(data_dir), "projects": list(names)})
+    if not names:
+        return report.line(f"no projects in {data_dir}")
+    for name in names:
+        report.line(name)
+    return report
+
+
+def imported(path: str, users: Sequence[str], skipped: Sequence[str], dry_run: bool) -> Report:
+    report = Report(
+        {"file": path, "imported": list(users), "skipped": list(skipped), "dry_run": dry_run}
+    )
+    verb = "would import" if dry_run else "imported"
+    report.line(f"{verb} {len(users)} budget{'s' if len(users) != 1 else ''} from {path}")
+    if skipped:
+        report.line(
+            f"skipped {len(skipped)} that already exist (use --replace to overwrite): "
+            + ", ".join(skipped)
+        )
+    return report

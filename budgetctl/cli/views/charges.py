@@ -1,0 +1,155 @@
+"""Charges and checks: ``update-cost``, ``check``, ``history``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from budgetctl.cli.humanize import pct, usd, when
+from budgetctl.cli.report import Cell, Column, Report, Table
+from budgetctl.cli.views.budgets import budget_data, tone
+from budgetctl.errors import BudgetExceededError
+from budgetctl.ledger import ChargeResult, CheckResult
+
+# History fields that hold money as decimal text; --json writes them as numbers.
+MONEY_FIELDS = ("cost", "spent", "budget", "total_budget", "current_cost")
+
+
+def _tokens(prompt: int, completion: int, cached: int = 0) -> str:
+    text = f"{prompt:,} prompt + {completion:,} completion tokens"
+    return text + (f", {cached:,} cached" if cached else "")
+
+
+def charge(result: ChargeResult, dry_run: bool) -> Report:
+    budget = result.budget
+    report = Report(
+        {
+            "user": result.user,
+            "model": result.model,
+            "prompt_tokens": result.prompt_tokens,
+            "completion_tokens": result.completion_tokens,
+            "cached_tokens": result.cached_tokens,
+            "cost": result.cost,
+            "current_cost": result.current_cost,
+            "remaining": result.remaining,
+            "over_budget": result.over_budget,
+            "duplicate": result.duplicate,
+            "total_budget": budget.total_budget,
+            "request_id": result.request_id,
+            "estimated": result.estimated,
+            "dry_run": dry_run,
+            "cap": budget_data(result.cap, user=False) if result.cap else None,
+        }
+    )
+    standing = (
+        f"{result.user} has spent {usd(budget.current_cost)} of {usd(budget.total_budget)} "
+        f"({pct(budget.current_cost, budget.total_budget)}), {usd(budget.remaining)} left"
+    )
+    if result.duplicate:
+        return report.line(
+            f"request id {result.request_id!r} was already charged: nothing changed; {standing}"
+        )
+    what = f" for {result.model}" if result.model else ""
+    counted = (
+        f" ({_tokens(result.prompt_tokens, result.completion_tokens, result.cached_tokens)}"
+        f"{', estimated' if result.estimated else ''})"
+        if result.prompt_tokens or result.completion_tokens
+        else ""
+    )
+    verb = "would charge" if dry_run else "charged"
+    report.line(f"{verb} {result.user} {usd(result.cost)}{what}{counted}")
+    return report.line(("then " if dry_run else "") + standing, tone(budget))
+
+
+def check(result: CheckResult, now: datetime) -> Report:
+    budget = result.budget
+    report = Report(
+        {
+            "user": result.user,
+            "model": result.model,
+            "prompt_tokens": result.prompt_tokens,
+            "max_tokens": result.max_tokens,
+            "projected_cost": result.projected_cost,
+            "current_cost": result.current_cost,
+            "total_budget": result.total_budget,
+            "remaining": result.remaining,
+            "allowed": result.allowed,
+            "blocked_by": result.blocked_by,
+            "estimated": result.estimated,
+            "next_reset_at": budget.next_reset_at,
+            "cap": budget_data(result.cap, user=False) if result.cap else None,
+        }
+    )
+    if result.allowed:
+        report.line(
+            f"ok: this {result.model} call may cost {usd(result.projected_cost)} "
+            f"({_tokens(result.prompt_tokens, result.max_tokens)}"
+            f"{', estimated' if result.estimated else ''}); {result.user} has "
+            f"{usd(budget.remaining)} of {usd(budget.total_budget)} left"
+        )
+    return report
+
+
+def blocked(result: CheckResult, now: datetime, project: str) -> BudgetExceededError:
+    """The exit-3 error of a ``check`` that does not fit: which budget, what remains, when."""
+    if result.blocked_by == "project" and result.cap is not None:
+        limit, whose = result.cap, f"the project cap of {project!r}"
+    else:
+        limit, whose = result.budget, f"{result.user}'s budget"
+    return BudgetExceededError(
+        limit.current_cost,
+        limit.total_budget,
+        f"{whose} does not cover this call: it may cost {usd(result.projected_cost)} and "
+        f"{usd(limit.remaining)} of {usd(limit.total_budget)} remains; it resets "
+        f"{when(limit.next_reset_at, now)}",
+        scope=result.blocked_by or "user",
+    )
+
+
+def _event_data(event: Mapping[str, Any]) -> dict[str, Any]:
+    data = dict(event)
+    for key in MONEY_FIELDS:
+        if isinstance(data.get(key), str):
+            data[key] = Decimal(data[key])
+    return data
+
+
+def _event_row(event: Mapping[str, Any], with_user: bool) -> tuple[str, ...]:
+    kind = event.get("type", "?")
+    amount, detail = "", ""
+    if kind == "charge":
+        amount = usd(Decimal(event["cost"]))
+        detail = f"{event.get('model') or '-'}: " + _tokens(
+            event.get("prompt_tokens", 0),
+            event.get("completion_tokens", 0),
+            event.get("cached_tokens", 0),
+        )
+        if event.get("request_id"):
+            detail += f" [{event['request_id']}]"
+    elif kind in ("period", "cap-period"):
+        amount = usd(Decimal(event["spent"]))
+        detail = (
+            f"{'reset' if event.get('reason') == 'reset' else 'closed'} period "
+            f"{event['start']} to {event['end']} (budget {usd(Decimal(event['budget']))})"
+        )
+    elif "total_budget" in event:
+        detail = (
+            f"budget {usd(Decimal(event['total_budget']))} {event.get('duration') or 'lifetime'}"
+        )
+    who = (str(event.get("user", "")),) if with_user else ()
+    return (event.get("time", ""), kind, *who, amount, detail)
+
+
+def history(events: list[dict[str, Any]], user: str | None, project: str) -> Report:
+    report = Report({"project": project, "user": user, "events": [_event_data(e) for e in events]})
+    if not events:
+        return report.line(f"no history for {user!r}" if user else "no history yet")
+    columns = [Column("time"), Column("event")]
+    if user is None:
+        columns.append(Column("user"))
+    columns += [Column("amount", numeric=True), Column("details")]
+    rows: list[tuple[Cell, ...]] = [_event_row(e, user is None) for e in events]
+    report.add(Table(tuple(columns), rows))
+    return report
