@@ -10,7 +10,6 @@ prefixes. No binary float ever enters a price or a cost.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import json
 import os
@@ -298,6 +297,8 @@ class PriceBook:
 
     def closest(self, model: str, n: int = 3) -> list[str]:
         """Up to ``n`` known names closest to ``model`` (compared without provider prefixes)."""
+        import difflib  # only on the error path
+
         by_base: dict[str, list[str]] = {}
         for layer in self._layers:
             for name in layer:
