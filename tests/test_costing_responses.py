@@ -103,10 +103,11 @@ class ItemAccess:
 
 
 class BrokenDump(SimpleNamespace):
-    """``model_dump`` fails (e.g. a serialisation warning turned error): attributes still work."""
+    """A pydantic-like object whose ``model_dump`` fails (as a serialisation warning made error
+    would): its attributes are enough, so it is never called."""
 
     def model_dump(self) -> dict[str, Any]:
-        raise RuntimeError("cannot serialise")
+        raise AssertionError("model_dump called although the attributes were there")
 
 
 # --- every format, every input form --------------------------------------------------------------
@@ -144,7 +145,7 @@ def test_litellm_object_with_usage_attributes_and_no_details() -> None:
     assert usage_tuple(usage_from_response(response)) == ("gpt-4o-mini", 50, 7, 0, 0, "chatcmpl-x")
 
 
-def test_model_dump_that_fails_falls_back_to_attributes() -> None:
+def test_attributes_are_read_without_dumping_the_whole_object() -> None:
     response = BrokenDump(
         id="msg_1",
         type="message",
@@ -159,6 +160,15 @@ def test_model_dump_that_fails_falls_back_to_attributes() -> None:
         0,
         "msg_1",
     )
+
+
+def test_an_object_with_neither_attributes_nor_a_working_dump() -> None:
+    class Opaque:
+        def model_dump(self) -> dict[str, Any]:
+            raise RuntimeError("cannot serialise")
+
+    with pytest.raises(ResponseParseError, match=r"response\.model is missing"):
+        usage_from_response(Opaque())
 
 
 def test_an_attribute_that_raises_is_named() -> None:

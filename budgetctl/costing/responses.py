@@ -55,33 +55,35 @@ class _Node:
     """One object of a response (mapping, pydantic model or plain object) and its field path."""
 
     def __init__(self, value: Any, path: str) -> None:
-        self.path = path
-        self._mapping: Mapping[str, Any] | None = None
-        self._object: Any = None
-        if isinstance(value, Mapping):
-            self._mapping = value
-        elif value is None or isinstance(value, _SCALARS):
+        if value is None or isinstance(value, _SCALARS):
             kind = "null" if value is None else type(value).__name__
             raise ResponseParseError(f"{path} must be an object, got {kind}")
-        else:
-            dumped = _model_dump(value)
-            if dumped is not None:
-                self._mapping = dumped
-            else:
-                self._object = value
+        self.path = path
+        self._value = value
+        self._dumped: Mapping[str, Any] | None = None
 
     def raw(self, key: str) -> Any:
-        """The value of field ``key``, or ``_MISSING``."""
+        """The value of field ``key``, or ``_MISSING``.
+
+        A mapping is read by key. An SDK object is read by attribute (cheap, and what pydantic
+        models, OpenAI's, Anthropic's and LiteLLM's objects all offer), then by ``obj[key]``, then
+        from its ``model_dump()`` (made once, only if the first two miss).
+        """
+        value = self._value
         try:
-            if self._mapping is not None:
-                return self._mapping.get(key, _MISSING)
-            value = getattr(self._object, key, _MISSING)
-            if value is _MISSING and hasattr(type(self._object), "__getitem__"):
+            if isinstance(value, Mapping):
+                return value.get(key, _MISSING)
+            found = getattr(value, key, _MISSING)
+            if found is _MISSING and hasattr(type(value), "__getitem__"):
                 try:
-                    value = self._object[key]
+                    found = value[key]
                 except (LookupError, TypeError, AttributeError):
-                    value = _MISSING
-            return value
+                    found = _MISSING
+            if found is _MISSING:
+                if self._dumped is None:
+                    self._dumped = _model_dump(value)
+                found = self._dumped.get(key, _MISSING)
+            return found
         except Exception as error:  # a broken SDK object: say which field, not a traceback
             raise ResponseParseError(f"{self.path}.{key} could not be read ({error!r})") from None
 
@@ -137,17 +139,17 @@ class _Node:
         return value or None
 
 
-def _model_dump(value: Any) -> Mapping[str, Any] | None:
-    """A pydantic model's ``model_dump()`` (or v1 ``dict()``), when it has one that works."""
+def _model_dump(value: Any) -> Mapping[str, Any]:
+    """A pydantic model's ``model_dump()`` (or v1 ``dict()``); empty when there is none."""
     for method in ("model_dump", "dict"):
         dump = getattr(type(value), method, None)
         if callable(dump):
             try:
                 dumped = dump(value)
-            except Exception:  # fall back to reading its attributes
-                return None
-            return dumped if isinstance(dumped, Mapping) else None
-    return None
+            except Exception:  # a dump that fails has nothing more to offer than the attributes
+                return {}
+            return dumped if isinstance(dumped, Mapping) else {}
+    return {}
 
 
 def _show(value: Any) -> str:
