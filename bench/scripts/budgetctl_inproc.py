@@ -1,0 +1,38 @@
+"""budgetctl's operations timed inside one process (no interpreter start, no imports).
+
+Shows where a command's time goes at a given project size: ``charge`` (Ledger.charge_tokens: a
+full locked, fsynced transaction), ``get`` (one user, as ``show USER``), ``view`` (every user,
+as ``show``) and ``reset_due`` (every user due, one write). Prints one JSON object of lists of
+seconds.
+
+usage: python budgetctl_inproc.py DATA_DIR PROJECT REPS RESET_DUE_NOW_1 [RESET_DUE_NOW_2 ...]
+"""
+
+import json
+import sys
+import time
+from datetime import datetime
+
+from budgetctl.ledger import Ledger
+
+data_dir, project, reps = sys.argv[1], sys.argv[2], int(sys.argv[3])
+reset_times = [datetime.fromisoformat(t) for t in sys.argv[4:]]
+ledger = Ledger(project, data_dir)
+user = ledger.users()[0]
+ledger.charge_tokens(user, "gpt-4o", 1200, 300)  # warm-up: the price table loads once
+
+
+def timed(action) -> float:  # type: ignore[no-untyped-def]
+    start = time.perf_counter()
+    action()
+    return time.perf_counter() - start
+
+
+result: dict[str, list[float]] = {"charge": [], "get": [], "view": [], "reset_due": []}
+for _ in range(reps):
+    result["charge"].append(timed(lambda: ledger.charge_tokens(user, "gpt-4o", 1200, 300)))
+    result["get"].append(timed(lambda: ledger.get(user)))
+    result["view"].append(timed(lambda: ledger.view()))
+for moment in reset_times:
+    result["reset_due"].append(timed(lambda moment=moment: ledger.reset_due(now=moment)))
+print(json.dumps(result))

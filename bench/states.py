@@ -1,0 +1,81 @@
+"""Pre-populated projects for the benchmarks, written quickly through the library's store.
+
+budgetctl: ``JsonStore.create_many`` writes N monthly budgets in one transaction (not N CLI calls),
+each with some spend on one model, created at ``CREATED`` so that every month after it is a
+period boundary that ``reset-due --now`` can cross. LiteLLM: a ``user_cost.json`` of N users in
+the shape (and indentation) its ``save_data`` writes.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+
+PROJECT = "bench"
+MODEL = "gpt-4o"
+CREATED = datetime(2024, 1, 15, 12, 0, tzinfo=timezone.utc)
+SPENT = Decimal("1.234567")
+
+
+def user_name(i: int) -> str:
+    return f"user-{i:06d}"
+
+
+def budgetctl_state(data_dir: Path, users: int) -> Path:
+    """A project of ``users`` monthly budgets in ``data_dir``; returns the state file."""
+    from budgetctl.core import rules
+    from budgetctl.core.periods import parse_duration
+    from budgetctl.store.json_store import JsonStore
+
+    monthly = parse_duration("monthly")
+    budgets = [
+        rules.new_budget(
+            user_name(i),
+            Decimal(10),
+            CREATED,
+            duration=monthly,
+            current_cost=SPENT,
+            model_cost={MODEL: SPENT},
+        )
+        for i in range(users)
+    ]
+    store = JsonStore(PROJECT, data_dir)
+    store.create_many(budgets)
+    return store.path
+
+
+def reset_due_times(count: int) -> list[str]:
+    """``count`` instants, one a month after CREATED: each makes every budget due again."""
+    return [f"2024-{month:02d}-20T00:00:00Z" for month in range(2, 2 + count)]
+
+
+def litellm_state(folder: Path, users: int) -> Path:
+    """LiteLLM's ``user_cost.json`` with ``users`` monthly budgets, as its save_data writes it."""
+    epoch = CREATED.timestamp()
+    users_dict = {
+        user_name(i): {
+            "total_budget": 10.0,
+            "duration": 28,
+            "created_at": epoch,
+            "last_updated_at": epoch,
+            "current_cost": float(SPENT),
+            "model_cost": {MODEL: float(SPENT)},
+        }
+        for i in range(users)
+    }
+    path = folder / "user_cost.json"
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        json.dump(users_dict, handle, indent=4)
+    return path
+
+
+def copy_project(source: Path, target: Path) -> Path:
+    """A fresh copy of a generated data dir (so that one phase's writes do not affect another)."""
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(source, target)
+    return target
