@@ -39,7 +39,8 @@ def record(budget: Budget) -> dict[str, Any]:
     return {
         "total_budget": float(budget.total_budget),
         "duration": _days(budget),
-        "created_at": _epoch(budget.created_at),
+        # LiteLLM's created_at is the time its periods count from: the anchor when one was given
+        "created_at": _epoch(budget.start or budget.created_at),
         "last_updated_at": _epoch(budget.last_updated_at or budget.period_start),
         "current_cost": float(budget.current_cost),
         "model_cost": {model: float(cost) for model, cost in budget.model_cost.items()},
