@@ -1,0 +1,213 @@
+"""BudgetManager keeps LiteLLM's shapes (floats, records, return values) without its defects."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from budgetctl import BudgetManager
+from budgetctl.core.periods import UTC
+from budgetctl.errors import NotSupportedError, UnknownUserError, UsageError
+
+T0 = datetime(2026, 1, 15, 12, tzinfo=UTC)
+
+
+class Clock:
+    def __init__(self, now: datetime = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def response(rid: str, prompt: int = 14, completion: int = 9, model: str = "gpt-3.5-turbo") -> Any:
+    return {
+        "id": rid,
+        "object": "chat.completion",
+        "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}}],
+        "usage": {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+        },
+    }
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def bm(clock: Clock) -> BudgetManager:
+    return BudgetManager("compat", clock=clock)
+
+
+def test_create_budget_returns_the_record(bm: BudgetManager) -> None:
+    made = bm.create_budget(total_budget=10, user="u", duration="daily")
+    assert set(made) >= {"total_budget", "duration", "created_at", "last_updated_at"}
+    assert made["total_budget"] == 10.0 and isinstance(made["total_budget"], float)
+    assert made["duration"] == 1  # days, as LiteLLM stores it
+    assert made["created_at"] == T0.timestamp() and isinstance(made["created_at"], float)
+    assert isinstance(made["last_updated_at"], float)
+    assert made["current_cost"] == 0.0 and made["model_cost"] == {}
+    assert bm.create_budget(5, "w", "weekly")["duration"] == 7
+    assert bm.create_budget(5, "m", "monthly")["duration"] == 31  # January
+    assert bm.create_budget(5, "y", "yearly")["duration"] == 365
+    assert bm.create_budget(5, "forever")["duration"] is None
+
+
+def test_created_at_is_taken_at_call_time(clock: Clock) -> None:
+    bm = BudgetManager("compat", clock=clock)
+    first = bm.create_budget(1, "a")["created_at"]
+    clock.now += timedelta(seconds=1)
+    second = bm.create_budget(1, "b")["created_at"]
+    assert second - first == 1.0  # not one default evaluated at import
+
+
+def test_created_at_given_anchors_the_periods(bm: BudgetManager) -> None:
+    anchor = datetime(2025, 12, 10, 8, 30, tzinfo=UTC).timestamp()
+    made = bm.create_budget(10, "u", "monthly", created_at=anchor)
+    assert made["created_at"] == anchor  # what was given comes back, as in LiteLLM
+    record = bm.user_dict["u"]
+    assert record["created_at"] == anchor
+    # the current period runs from the 10th 08:30 to the next 10th 08:30
+    assert record["last_updated_at"] == datetime(2026, 1, 10, 8, 30, tzinfo=UTC).timestamp()
+    assert record["duration"] == 31
+
+
+def test_update_cost_returns_user_record_with_float_costs(bm: BudgetManager) -> None:
+    bm.create_budget(10, "u")
+    out = bm.update_cost(user="u", completion_obj=response("r1"))
+    assert list(out) == ["user"]
+    record = out["user"]
+    assert isinstance(record["current_cost"], float) and record["current_cost"] > 0
+    assert record["model_cost"] == {"gpt-3.5-turbo": record["current_cost"]}
+    assert isinstance(bm.get_current_cost("u"), float)
+    assert isinstance(bm.get_total_budget("u"), float)
+    costs = bm.get_model_cost("u")
+    assert isinstance(costs, dict) and all(isinstance(v, float) for v in costs.values())
+
+
+def test_update_cost_takes_sdk_objects(bm: BudgetManager) -> None:
+    bm.create_budget(10, "u")
+    as_dict = response("r-dict")
+    as_object = SimpleNamespace(
+        id="r-object",
+        object="chat.completion",
+        model="gpt-3.5-turbo",
+        choices=[],
+        usage=SimpleNamespace(prompt_tokens=14, completion_tokens=9, total_tokens=23),
+    )
+    one = bm.update_cost(user="u", completion_obj=as_dict)["user"]["current_cost"]
+    two = bm.update_cost(user="u", completion_obj=as_object)["user"]["current_cost"]
+    assert two == pytest.approx(2 * one)
+
+
+def test_save_data_and_load_data(bm: BudgetManager) -> None:
+    assert bm.save_data() == {"status": "success"}
+    assert bm.load_data() is None
+
+
+def test_float_point_one_three_times_is_point_three(bm: BudgetManager, data_dir: Path) -> None:
+    # a private model that costs exactly $0.1 a call: LiteLLM would sum 0.30000000000000004
+    bm.ledger.set_price("tenth", "0.1", "0")
+    bm.create_budget(1, "u")
+    for n in range(3):
+        bm.update_cost(user="u", completion_obj=response(f"r{n}", 1, 0, model="tenth"))
+    assert bm.get_current_cost("u") == 0.3
+    state = json.loads((data_dir / "compat.json").read_text())
+    assert state["users"]["u"]["current_cost"] == "0.3"
+    assert state["users"]["u"]["model_cost"] == {"tenth": "0.3"}
+
+
+def test_every_mutation_persists(clock: Clock) -> None:
+    bm = BudgetManager("compat", clock=clock)
+    bm.create_budget(10, "u", "daily")
+    bm.update_cost(user="u", completion_obj=response("r1"))
+    assert BudgetManager("compat", clock=clock).get_current_cost("u") > 0  # a fresh manager sees it
+    out = bm.reset_cost("u")
+    assert out["user"]["current_cost"] == 0.0
+    fresh = BudgetManager("compat", clock=clock)
+    assert fresh.get_current_cost("u") == 0.0 and fresh.get_model_cost("u") == {}
+    assert fresh.is_valid_user("u") and fresh.get_users() == ["u"]
+
+
+def test_unknown_user_is_a_key_error(bm: BudgetManager) -> None:
+    assert not bm.is_valid_user("nobody") and bm.get_users() == [] and bm.user_dict == {}
+    bm.create_budget(1, "u")
+    for call in (
+        lambda: bm.get_current_cost("nobody"),
+        lambda: bm.get_total_budget("nobody"),
+        lambda: bm.get_model_cost("nobody"),
+        lambda: bm.reset_cost("nobody"),
+        lambda: bm.update_cost(user="nobody", completion_obj=response("x")),
+    ):
+        with pytest.raises(KeyError) as caught:
+            call()
+        assert isinstance(caught.value, UnknownUserError)
+
+
+def test_reset_on_duration_and_update_budget_all_users(bm: BudgetManager, clock: Clock) -> None:
+    bm.create_budget(10, "day", "daily")
+    bm.create_budget(10, "month", "monthly")
+    bm.create_budget(10, "ever")
+    for user in ("day", "month", "ever"):
+        bm.update_cost(user=user, completion_obj=response(f"r-{user}"))
+    bm.reset_on_duration("day")  # not over yet
+    assert bm.get_current_cost("day") > 0
+    clock.now += timedelta(days=1)
+    bm.reset_on_duration("day")
+    assert BudgetManager("compat", clock=clock).user_dict["day"]["current_cost"] == 0.0
+    clock.now = datetime(2026, 2, 1, 0, 5, tzinfo=UTC)
+    bm.update_budget_all_users()
+    dump = BudgetManager("compat", clock=clock).user_dict  # read back from disk
+    assert dump["month"]["current_cost"] == 0.0
+    assert dump["ever"]["current_cost"] > 0  # a lifetime budget never resets
+    last = dump["month"]["last_updated_at"]
+    assert last == datetime(2026, 2, 1, tzinfo=UTC).timestamp()  # the boundary, not the run time
+
+
+def test_projected_cost(bm: BudgetManager) -> None:
+    bm.create_budget(10, "u")
+    bm.update_cost(user="u", completion_obj=response("r1"))
+    spent = bm.get_current_cost("u")
+    messages = [{"role": "user", "content": "Hey, how's it going?"}]
+    projected = bm.projected_cost("gpt-3.5-turbo", messages, "u")
+    price = bm.ledger.costing.price("gpt-3.5-turbo")
+    assert projected == pytest.approx(spent + float(14 * price.input_per_token))
+    assert isinstance(projected, float)
+
+
+def test_update_cost_needs_something_to_charge(bm: BudgetManager) -> None:
+    bm.create_budget(10, "u")
+    with pytest.raises(UsageError):
+        bm.update_cost(user="u")
+    with pytest.raises(UsageError):
+        bm.update_cost(user="u", model="gpt-3.5-turbo", input_text="hi")
+
+
+def test_client_types() -> None:
+    with pytest.raises(NotSupportedError):
+        BudgetManager("p", client_type="hosted", api_base="http://localhost:1")
+    with pytest.raises(UsageError):
+        BudgetManager("p", client_type="cloud")
+    with pytest.raises(ValueError):  # usage errors are ValueErrors too
+        BudgetManager("not/a/name")
+
+
+def test_create_budget_replaces_as_litellm_does(bm: BudgetManager) -> None:
+    bm.create_budget(10, "u")
+    bm.update_cost(user="u", completion_obj=response("r1"))
+    again = bm.create_budget(20, "u", "weekly")
+    assert again["total_budget"] == 20.0 and again["current_cost"] == 0.0
+    with pytest.raises(ValueError):
+        bm.create_budget(-1, "u")
+    with pytest.raises(ValueError):
+        bm.create_budget(float("nan"), "u")
