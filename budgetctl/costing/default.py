@@ -45,7 +45,7 @@ class DefaultCosting:
 
     def list_prices(self, filter: str | None = None) -> list[Price]:
         """Known prices whose name contains ``filter`` (case-insensitive), sorted by name."""
-        return self.book.list(filter)
+        return self.book.matching(filter)
 
     def count_text(self, model: str, text: str) -> TokenCount:
         from budgetctl.costing.tokens import count_text

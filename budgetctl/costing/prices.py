@@ -247,7 +247,8 @@ def read_price_file(path: str | os.PathLike[str]) -> dict[str, Price]:
     return prices
 
 
-_file_tables: dict[tuple[str, int, int], dict[str, Price]] = {}
+# Per process: a price file's table by real path, with the (mtime, size) it was read at.
+_file_tables: dict[str, tuple[tuple[int, int], dict[str, Price]]] = {}
 _file_tables_lock = threading.Lock()
 
 
@@ -257,13 +258,14 @@ def price_file_table(path: str | os.PathLike[str]) -> dict[str, Price]:
         stat = os.stat(path)
     except OSError:
         return read_price_file(path)  # raises the UsageError that explains it
-    key = (os.path.realpath(path), stat.st_mtime_ns, stat.st_size)
+    key, version = os.path.realpath(path), (stat.st_mtime_ns, stat.st_size)
     with _file_tables_lock:
-        table = _file_tables.get(key)
-    if table is None:
-        table = read_price_file(path)
-        with _file_tables_lock:
-            _file_tables[key] = table
+        cached = _file_tables.get(key)
+    if cached is not None and cached[0] == version:
+        return cached[1]
+    table = read_price_file(path)
+    with _file_tables_lock:
+        _file_tables[key] = (version, table)
     return table
 
 
@@ -314,7 +316,7 @@ class PriceBook:
             merged.update(layer.items())
         return merged
 
-    def list(self, substring: str | None = None) -> list[Price]:
+    def matching(self, substring: str | None = None) -> list[Price]:
         """Prices whose name contains ``substring`` (case-insensitive), sorted by name."""
         needle = (substring or "").casefold()
         return [price for name, price in sorted(self.all().items()) if needle in name.casefold()]
