@@ -9,20 +9,11 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from helpers import T0, Clock
 
 from budgetctl import BudgetManager
 from budgetctl.core.periods import UTC
 from budgetctl.errors import NotSupportedError, UnknownUserError, UsageError
-
-T0 = datetime(2026, 1, 15, 12, tzinfo=UTC)
-
-
-class Clock:
-    def __init__(self, now: datetime = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def response(rid: str, prompt: int = 14, completion: int = 9, model: str = "gpt-3.5-turbo") -> Any:

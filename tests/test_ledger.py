@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -10,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import Clock, digest
 
 from budgetctl import BudgetExceededError, Ledger
 from budgetctl.core import rules
@@ -26,16 +26,6 @@ from budgetctl.errors import (
 )
 from budgetctl.ledger import list_projects, resolve_data_dir
 
-T0 = datetime(2026, 1, 15, 12, tzinfo=UTC)
-
-
-class Clock:
-    def __init__(self, now: datetime = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
 
 @pytest.fixture
 def clock() -> Clock:
@@ -47,10 +37,6 @@ def book(data_dir: Path, clock: Clock) -> Ledger:
     ledger = Ledger("team", clock=clock)  # data dir from BUDGETCTL_DATA_DIR
     ledger.create("alice", "1", duration="daily")
     return ledger
-
-
-def digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def charges(book: Ledger, user: str | None = None) -> list[dict[str, Any]]:

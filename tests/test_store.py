@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import stat
@@ -13,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import Clock, fingerprint
 
 from budgetctl.core import rules
 from budgetctl.core.periods import UTC
@@ -27,18 +27,6 @@ from budgetctl.errors import (
 from budgetctl.ledger import Ledger
 from budgetctl.store import lock
 from budgetctl.store.json_store import FORMAT, VERSION, JsonStore
-
-T0 = datetime(2026, 1, 15, 12, tzinfo=UTC)
-
-
-class Clock:
-    """A clock the test moves by hand (tests never sleep)."""
-
-    def __init__(self, now: datetime = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def ledger(data_dir: Path, clock: Clock | None = None, **kwargs: Any) -> Ledger:
@@ -55,15 +43,6 @@ def seeded(data_dir: Path, clock: Clock | None = None) -> Ledger:
     book.charge_cost("bob", "1.5")
     book.reset(["bob"])
     return book
-
-
-def fingerprint(folder: Path) -> dict[str, str]:
-    """Every file in ``folder`` with the sha256 of its bytes."""
-    return {
-        path.name: hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in sorted(folder.iterdir())
-        if path.is_file()
-    }
 
 
 def replayed(book: Ledger) -> dict[str, Decimal]:
