@@ -20,7 +20,9 @@ def _refuse(*_args: object, **_kwargs: object) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _isolated(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def _isolated(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Path]:
     """Point every budgetctl path at a temp dir and make the network unreachable."""
     root = tmp_path_factory.mktemp("budgetctl")
     data_dir = root / "data"
@@ -30,7 +32,12 @@ def _isolated(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monk
     # tiktoken's download cache must not be where our encodings come from.
     monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(empty_cache))
     monkeypatch.setenv("DATA_GYM_CACHE_DIR", str(empty_cache))
-    for name in ("BUDGETCTL_PROJECT", "BUDGETCTL_PRICES", "BUDGETCTL_DEBUG", "BUDGETCTL_LOCK_TIMEOUT"):
+    for name in (
+        "BUDGETCTL_PROJECT",
+        "BUDGETCTL_PRICES",
+        "BUDGETCTL_DEBUG",
+        "BUDGETCTL_LOCK_TIMEOUT",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(socket.socket, "connect", _refuse)
     monkeypatch.setattr(socket.socket, "connect_ex", _refuse)
