@@ -18,6 +18,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import re
 import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -285,6 +286,7 @@ class JsonStore:
 
     def _commit(self, txn: _Txn) -> None:
         doc = txn.doc
+        self._sweep_temp_files()
         self._cut_tail(doc["history"]["size"])
         if txn.events:
             encode = _ENCODER.encode
@@ -309,6 +311,19 @@ class JsonStore:
             _prune_request_ids(doc["request_ids"], txn.now)
         data = _ENCODER.encode(doc).encode("utf-8")
         self._replace(data)
+
+    def _sweep_temp_files(self) -> None:
+        """Delete temp files a writer killed before its ``os.replace`` left behind.
+
+        Only a lock holder writes temp files, so under the lock every one of this project's is
+        stale (``.<project>.<8 random chars>.tmp``: another project's name never matches).
+        """
+        pattern = re.compile(rf"\.{re.escape(self.project)}\.[a-z0-9_]{{8}}\.tmp")
+        with suppress(OSError):
+            for entry in os.scandir(self.data_dir):
+                if pattern.fullmatch(entry.name):
+                    with suppress(OSError):
+                        os.unlink(entry.path)
 
     def _replace(self, data: bytes, target: Path | None = None) -> None:
         target = target or self.path
