@@ -487,3 +487,13 @@ def test_history_of_a_state_moved_aside_is_kept(data_dir: Path) -> None:
     assert len(orphans) == 1 and orphans[0].read_bytes() == old_history
     assert [e["type"] for e in book.history()] == ["create"]
     assert replayed(book) == stored(data_dir / "proj.json") == {"alice": 0}
+
+
+def test_a_killed_writers_temp_files_are_swept(data_dir: Path) -> None:
+    book = seeded(data_dir)
+    stale = data_dir / ".proj.ab_3z9q1.tmp"  # what mkstemp names a temp file of 'proj'
+    stale.write_bytes(b'{"format": "budgetctl-state"')
+    other = data_dir / ".proj.x.ab_3z9q1.tmp"  # project 'proj.x': not ours to delete
+    other.write_bytes(b"{}")
+    book.charge_cost("alice", "0.1")
+    assert not stale.exists() and other.exists()

@@ -1,0 +1,56 @@
+"""A budgetctl client process for tests/test_processes.py (data dir from BUDGETCTL_DATA_DIR).
+
+    python tests/_worker.py charge PROJECT USER COST COUNT TAG   charge COUNT times, exit 0
+    python tests/_worker.py loop PROJECT USER COST TAG           charge until killed
+    python tests/_worker.py hold PROJECT                         hold the lock until killed
+
+Every charge carries the request id ``TAG-<n>``; after it returns, the worker prints ``done <id>``
+(flushed), so the test knows which charges were acknowledged before it killed the worker.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from budgetctl import Ledger
+from budgetctl.store import lock
+from budgetctl.store.json_store import JsonStore
+
+
+def charge(project: str, user: str, cost: str, count: int, tag: str) -> None:
+    ledger = Ledger(project, lock_timeout=60)
+    print("ready", flush=True)
+    n = 0
+    while count < 0 or n < count:
+        rid = f"{tag}-{n}"
+        result = ledger.charge_cost(user, cost, request_id=rid)
+        assert not result.duplicate, rid
+        print(f"done {rid}", flush=True)
+        n += 1
+
+
+def hold(project: str) -> None:
+    store = Ledger(project).store
+    assert isinstance(store, JsonStore)
+    with lock.exclusive(store.lock_path, timeout=10):
+        print("locked", flush=True)
+        time.sleep(120)  # until the test kills this process
+
+
+def main(argv: list[str]) -> None:
+    mode, project, *rest = argv
+    if mode == "charge":
+        user, cost, count, tag = rest
+        charge(project, user, cost, int(count), tag)
+    elif mode == "loop":
+        user, cost, tag = rest
+        charge(project, user, cost, -1, tag)
+    elif mode == "hold":
+        hold(project)
+    else:
+        raise SystemExit(f"unknown mode {mode!r}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
