@@ -19,7 +19,7 @@ from budgetctl.core import periods, rules
 from budgetctl.core.money import check_amount, parse_amount
 from budgetctl.core.periods import UTC, Duration
 from budgetctl.core.rules import Budget, ClosedPeriod
-from budgetctl.errors import UnknownProjectError, UsageError
+from budgetctl.errors import UsageError
 from budgetctl.store.interface import ChargeRequest, ProjectView, ResetDue, Store
 from budgetctl.store.json_store import JsonStore
 
@@ -451,8 +451,6 @@ class Ledger:
 
     def reset_due(self, *, now: datetime | None = None, dry_run: bool = False) -> ResetDue:
         """Archive and reset every budget whose period ended (for cron). Idempotent."""
-        if not self.store.exists():
-            raise UnknownProjectError(self.project, self.data_dir)
         moment = now.astimezone(UTC) if now is not None else self.now()
         return self.store.reset_due(moment, dry_run=dry_run)
 

@@ -497,3 +497,15 @@ def test_a_killed_writers_temp_files_are_swept(data_dir: Path) -> None:
     other.write_bytes(b"{}")
     book.charge_cost("alice", "0.1")
     assert not stale.exists() and other.exists()
+
+
+@pytest.mark.parametrize("operation", ["charge", "set", "reset", "reset-due", "get", "users"])
+def test_a_data_dir_that_is_a_file(tmp_path: Path, operation: str) -> None:
+    not_a_dir = tmp_path / "data"
+    not_a_dir.write_text("I am a file")
+    with pytest.raises(StateError) as caught:
+        OPERATIONS[operation](ledger(not_a_dir))
+    assert caught.value.exit_code == 1 and str(not_a_dir) in str(caught.value)
+    with pytest.raises(StateError):
+        ledger(not_a_dir).create("zed", "1", dry_run=True)
+    assert not_a_dir.read_text() == "I am a file"

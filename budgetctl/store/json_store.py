@@ -139,6 +139,16 @@ class JsonStore:
     def exists(self) -> bool:
         return self.path.exists()
 
+    def _missing(self) -> StorageIOError | UnknownProjectError:
+        """Why there is no state file: a data dir that is not a directory, or no such project."""
+        if self.data_dir.exists() and not self.data_dir.is_dir():
+            return StorageIOError(
+                self.data_dir,
+                "is not a directory",
+                "give a folder as --data-dir/BUDGETCTL_DATA_DIR",
+            )
+        return UnknownProjectError(self.project, self.data_dir)
+
     def _load(self, must_exist: bool) -> dict[str, Any] | None:
         try:
             with open(self.path, "rb") as handle:
@@ -228,9 +238,9 @@ class JsonStore:
         interrupted transaction is cut only when this one commits.
         """
         if not create and not self.path.exists():
-            raise UnknownProjectError(self.project, self.data_dir)
+            raise self._missing()
         if dry_run:
-            doc = self._load(must_exist=not create) if self.data_dir.is_dir() else None
+            doc = self._load(must_exist=not create) if self.data_dir.exists() else None
             if doc is not None:
                 self._check_history(doc["history"]["size"])
             yield _Txn(self, doc if doc is not None else self._new_doc(), now)
