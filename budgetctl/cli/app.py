@@ -33,7 +33,7 @@ class BudgetctlGroup(TyperGroup):
     ) -> Any:
         try:
             returned = super().main(
-                args,
+                hoist(sys.argv[1:] if args is None else args),
                 prog_name or "budgetctl",
                 complete_var,
                 standalone_mode=False,
@@ -119,6 +119,32 @@ def make_app(only: str | None = None) -> typer.Typer:
     return app
 
 
+ROOT_OPTIONS = {"--version", "--help", "-h", "--install-completion", "--show-completion"}
+TAKES_VALUE = {"-p", "--project", "--data-dir", "--prices"}
+
+
+def hoist(args: Sequence[str]) -> list[str]:
+    """Options written before the command moved after it: ``budgetctl -p team show`` is
+    ``budgetctl show -p team`` (the root itself only takes --version, --help and completion)."""
+    rest = list(args)
+    root: list[str] = []
+    moved: list[str] = []
+    while rest and rest[0].startswith("-") and rest[0] != "--":
+        arg = rest.pop(0)
+        if arg.split("=", 1)[0] in ROOT_OPTIONS:
+            root.append(arg)
+            continue
+        moved.append(arg)
+        if arg in TAKES_VALUE and rest:
+            moved.append(rest.pop(0))
+    if not moved or not rest:
+        return [*root, *moved, *rest]
+    path = [rest.pop(0)]
+    if path[0] == "price" and rest and not rest[0].startswith("-"):
+        path.append(rest.pop(0))  # the one command group: options go after its subcommand
+    return [*root, *path, *moved, *rest]
+
+
 def _invoked(args: Sequence[str]) -> str | None:
     """The one command ``args`` need built: its name, ``""`` for none (``--version``), or None
     for all of them (help, completion, a mistyped name that deserves suggestions)."""
@@ -133,8 +159,9 @@ def _invoked(args: Sequence[str]) -> str | None:
 
 def main() -> None:
     """The console script ``budgetctl``: builds only the command it runs, to start fast."""
-    command = typer.main.get_command(make_app(_invoked(sys.argv[1:])))
-    command.main(prog_name="budgetctl")
+    args = hoist(sys.argv[1:])
+    command = typer.main.get_command(make_app(_invoked(args)))
+    command.main(args, prog_name="budgetctl")
 
 
 def __getattr__(name: str) -> Any:

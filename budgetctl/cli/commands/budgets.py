@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from budgetctl.cli import output
 from budgetctl.cli.options import (
     AlertAt,
     AsJson,
@@ -25,7 +26,7 @@ from budgetctl.cli.options import (
     alert_value,
     open_ledger,
 )
-from budgetctl.cli.output import Output, stdin_is_terminal
+from budgetctl.cli.output import Output
 from budgetctl.cli.views import budgets as views
 from budgetctl.errors import UsageError
 
@@ -120,7 +121,7 @@ def delete(
     ledger = open_ledger(project, data_dir)
     ledger.delete(users, dry_run=True)  # unknown users fail here, before any question
     if not dry_run and not yes:
-        if not stdin_is_terminal():
+        if not output.stdin_is_terminal():
             raise UsageError("delete needs --yes when stdin is not a terminal; nothing was deleted")
         if not typer.confirm(f"Delete the budgets of {', '.join(users)} in project {project}?"):
             raise typer.Abort()
