@@ -1,0 +1,254 @@
+"""CLI: create, set, show, delete, cap (through typer's CliRunner)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from test_cli_support import data, digest, fails, ok, run
+
+from budgetctl.cli import output
+
+pytest_plugins = ["test_cli_support"]
+pytestmark = pytest.mark.usefixtures("cli_env", "frozen")
+
+SHOW_USER_KEYS = {
+    "user", "total_budget", "current_cost", "remaining", "over_budget", "duration", "timezone",
+    "period_start", "next_reset_at", "model_cost", "alert_at",
+}  # fmt: skip
+
+
+# --- create ------------------------------------------------------------------------------------
+
+
+def test_create_prints_the_budget_and_its_next_reset(data_dir: Path) -> None:
+    result = ok("create", "alice", "--budget", "10", "--duration", "monthly")
+    assert result.stdout == (
+        "created alice's budget: $10.00 monthly (UTC); spent $0.00, "
+        "resets in 3 weeks (Wed 1 Apr 2026 00:00 UTC)\n"
+    )
+    assert (data_dir / "default.json").exists()
+
+
+def test_create_json_has_the_documented_keys_and_exact_numbers(data_dir: Path) -> None:
+    record = data("create", "bob", "-b", "0.1", "-d", "weekly", "--alert-at", "80%")
+    assert record.keys() >= SHOW_USER_KEYS
+    assert record["total_budget"] == Decimal("0.1")
+    assert record["alert_at"] == Decimal(80)
+    assert record["period_start"] == "2026-03-09T00:00:00Z"  # Monday
+    assert record["next_reset_at"] == "2026-03-16T00:00:00Z"
+    assert record["dry_run"] is False
+
+
+def test_create_start_anchors_the_periods(data_dir: Path) -> None:
+    record = data("create", "carol", "-b", "5", "-d", "monthly", "--start", "2026-01-15")
+    assert (record["period_start"], record["next_reset_at"]) == (
+        "2026-02-15T00:00:00Z",
+        "2026-03-15T00:00:00Z",
+    )
+
+
+def test_create_in_a_time_zone_resets_at_local_midnight(data_dir: Path) -> None:
+    record = data("create", "dave", "-b", "5", "-d", "daily", "--tz", "Europe/Paris")
+    assert record["timezone"] == "Europe/Paris"
+    assert record["next_reset_at"] == "2026-03-10T23:00:00Z"
+
+
+def test_create_twice_is_exit_1_with_a_hint(alice: Path) -> None:
+    before = digest(alice.parent)
+    error = fails(1, "create", "alice", "--budget", "20")
+    assert "already has a budget" in error and "'set'" in error and "--replace" in error
+    assert digest(alice.parent) == before
+
+
+def test_create_replace_starts_over(alice: Path) -> None:
+    record = data("create", "alice", "--budget", "20", "--replace")
+    assert (record["total_budget"], record["current_cost"]) == (Decimal(20), Decimal(0))
+
+
+def test_create_dry_run_and_quiet(data_dir: Path) -> None:
+    result = ok("create", "erin", "--budget", "3", "--dry-run")
+    assert result.stdout.startswith("would create erin's budget: $3.00 lifetime")
+    assert digest(data_dir) == {}
+    assert ok("create", "erin", "--budget", "3", "-q").stdout == ""
+    assert data("show", "erin")["total_budget"] == Decimal(3)
+
+
+# --- set ---------------------------------------------------------------------------------------
+
+
+def test_set_changes_the_budget_and_keeps_the_spend(alice: Path) -> None:
+    record = data("set", "alice", "--budget", "4", "--duration", "weekly")
+    assert record["total_budget"] == Decimal(4)
+    assert record["current_cost"] == Decimal("2.5")
+    assert record["duration"] == "weekly"
+    assert record["next_reset_at"] == "2026-03-16T00:00:00Z"
+
+
+def test_set_lifetime_and_clear_the_alert(alice: Path) -> None:
+    record = data("set", "alice", "--duration", "none", "--alert-at", "none")
+    assert (record["duration"], record["next_reset_at"], record["alert_at"]) == (None, None, None)
+    assert ok("show", "alice").stdout.count("never (lifetime budget)") == 1
+
+
+def test_set_needs_something_to_change(alice: Path) -> None:
+    before = digest(alice.parent)
+    assert "nothing to change" in fails(2, "set", "alice")
+    assert digest(alice.parent) == before
+
+
+def test_set_dry_run_changes_nothing(alice: Path) -> None:
+    before = digest(alice.parent)
+    assert ok("set", "alice", "-b", "99", "--dry-run").stdout.startswith("would update")
+    assert digest(alice.parent) == before
+
+
+# --- show --------------------------------------------------------------------------------------
+
+
+def test_show_plain_table(alice: Path) -> None:
+    ok("create", "bob", "--budget", "1")
+    ok("update-cost", "bob", "--cost", "1.5")
+    lines = ok("show").stdout.splitlines()
+    assert lines[0].split() == [
+        "USER", "BUDGET", "SPENT", "REMAINING", "USED", "DURATION", "NEXT", "RESET",
+    ]  # fmt: skip
+    assert lines[1].split() == [
+        "alice", "$10.00", "$2.50", "$7.50", "25%", "monthly", "2026-04-01T00:00:00Z",
+    ]  # fmt: skip
+    assert lines[2].split() == ["bob", "$1.00", "$1.50", "$0.00", "150%", "lifetime", "never"]
+    assert "\x1b[" not in ok("show").stdout
+
+
+def test_show_json_lists_every_user_and_the_cap(alice: Path) -> None:
+    ok("cap", "--budget", "100", "--duration", "monthly")
+    document = data("show")
+    assert document.keys() >= {"project", "cap", "users"}
+    assert document["project"] == "default"
+    assert document["cap"]["total_budget"] == Decimal(100)
+    assert document["cap"]["current_cost"] == Decimal(0)  # the cap started after alice's charge
+    [user] = document["users"]
+    assert user.keys() >= SHOW_USER_KEYS
+    assert user["model_cost"] == {"gpt-4o": Decimal("2.5")}
+
+
+def test_show_user_plain(alice: Path) -> None:
+    text = ok("show", "alice").stdout
+    assert "alice (project default)" in text
+    assert "$10.00 monthly (UTC), alert at 80%" in text
+    assert "in 3 weeks (Wed 1 Apr 2026 00:00 UTC)" in text
+    assert "gpt-4o" in text and "100%" in text  # all the spend is gpt-4o
+
+
+def test_show_user_json(alice: Path) -> None:
+    record = data("show", "alice")
+    assert record.keys() >= SHOW_USER_KEYS
+    assert (record["current_cost"], record["remaining"], record["over_budget"]) == (
+        Decimal("2.5"),
+        Decimal("7.5"),
+        False,
+    )
+
+
+def test_show_unknown_user_and_project_are_exit_4(alice: Path) -> None:
+    assert "no budget for user 'zed'" in fails(4, "show", "zed")
+    assert "no project 'nope'" in fails(4, "show", "-p", "nope")
+
+
+def test_show_empty_project(alice: Path) -> None:
+    ok("delete", "alice", "--yes")
+    assert "no budgets in project 'default' yet" in ok("show").stdout
+    assert data("show")["users"] == []
+
+
+def test_show_on_a_terminal_draws_bars_coloured_by_state(alice: Path, terminal: None) -> None:
+    ok("create", "bob", "-b", "1")
+    ok("update-cost", "bob", "--cost", "2")  # over budget: red
+    ok("create", "carol", "-b", "1", "--alert-at", "50")
+    ok("update-cost", "carol", "--cost", "0.6")  # past the alert threshold: yellow
+    lines = {line.split()[0]: line for line in ok("show").stdout.splitlines()[2:] if line.strip()}
+    assert "█" in lines["alice"] and "in 3 weeks" in lines["alice"]
+    assert "\x1b[32m" in lines["alice"]  # green
+    assert "\x1b[1;31m" in lines["bob"]  # bold red
+    assert "\x1b[33m" in lines["carol"]  # yellow
+
+
+def test_no_color_on_a_terminal_keeps_the_bars_without_colour(
+    alice: Path, terminal: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NO_COLOR", "1")
+    text = ok("show").stdout
+    assert "█" in text and "\x1b[3" not in text
+
+
+def test_show_user_on_a_terminal_charts_recent_periods(alice: Path, terminal: None) -> None:
+    ok("reset", "alice")  # closes a period with $2.50 spent
+    ok("update-cost", "alice", "--cost", "12")  # the current one is over budget
+    text = ok("show", "alice").stdout
+    assert "recent periods" in text
+    assert "$2.50 of $10.00 (25%)" in text
+    assert "$12.00 of $10.00 (120%)" in text
+    assert "│" in text  # the budget line
+
+
+# --- delete ------------------------------------------------------------------------------------
+
+
+def test_delete_with_yes(alice: Path) -> None:
+    assert data("delete", "alice", "--yes") == {"deleted": ["alice"], "dry_run": False}
+    fails(4, "show", "alice")
+
+
+def test_delete_refuses_without_yes_when_stdin_is_not_a_terminal(alice: Path) -> None:
+    before = digest(alice.parent)
+    assert "needs --yes" in fails(2, "delete", "alice")
+    assert digest(alice.parent) == before
+
+
+def test_delete_asks_on_a_terminal(alice: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(output, "stdin_is_terminal", lambda: True)
+    before = digest(alice.parent)
+    refused = run("delete", "alice", input="n\n")
+    assert refused.exit_code == 1 and "aborted; nothing changed" in refused.stderr
+    assert digest(alice.parent) == before
+    accepted = run("delete", "alice", input="y\n")
+    assert accepted.exit_code == 0 and "deleted 1 budget: alice" in accepted.stdout
+
+
+def test_delete_unknown_user_fails_before_asking(alice: Path) -> None:
+    before = digest(alice.parent)
+    fails(4, "delete", "alice", "zed", "--yes")
+    assert digest(alice.parent) == before
+
+
+def test_delete_dry_run(alice: Path) -> None:
+    before = digest(alice.parent)
+    assert ok("delete", "alice", "--dry-run").stdout == "would delete 1 budget: alice\n"
+    assert digest(alice.parent) == before
+
+
+# --- cap ---------------------------------------------------------------------------------------
+
+
+def test_cap_show_set_and_clear(alice: Path) -> None:
+    assert "has no cap" in ok("cap").stdout
+    assert data("cap")["cap"] is None
+    set_ = ok("cap", "--budget", "50", "--duration", "monthly").stdout
+    assert set_.startswith("set project cap: $50.00 monthly; spent $0.00")
+    ok("update-cost", "alice", "--cost", "1")
+    cap = data("cap")["cap"]
+    assert (cap["total_budget"], cap["current_cost"], cap["remaining"]) == (
+        Decimal(50),
+        Decimal(1),
+        Decimal(49),
+    )
+    assert ok("cap", "--clear").stdout == "cleared the cap of project 'default'\n"
+    assert "nothing to clear" in ok("cap", "--clear").stdout
+
+
+def test_cap_dry_run_and_bad_combinations(alice: Path) -> None:
+    before = digest(alice.parent)
+    assert ok("cap", "-b", "5", "--dry-run").stdout.startswith("would set project cap")
+    assert "cannot be combined" in fails(2, "cap", "--clear", "-b", "5")
+    assert digest(alice.parent) == before

@@ -1,0 +1,222 @@
+"""The installed ``budgetctl`` entry point, run as scripts and cron run it: the shell recipe of
+docs/cli.md, cron-style reset-due, concurrent charges, stdin responses, lazy imports."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.process
+
+BUDGETCTL = Path(sys.executable).parent / "budgetctl"
+RESPONSE = Path(__file__).parent / "fixtures" / "responses" / "openai_chat_cached.json"
+RESPONSE_COST = Decimal("0.0019725")  # gpt-4o: 93 * 2.5e-6 + 1024 * 1.25e-6 + 46 * 1e-5
+
+
+def cli(
+    *args: str, input: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BUDGETCTL), *args],
+        input=input,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+
+
+def bash(script: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PATH": f"{BUDGETCTL.parent}{os.pathsep}{os.environ['PATH']}"}
+    return subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", textwrap.dedent(script)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+
+
+def state(*args: str) -> dict:
+    result = cli(*args, "--json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout, parse_float=Decimal)
+
+
+def test_the_entry_point_is_installed() -> None:
+    result = cli("--version")
+    assert result.returncode == 0 and result.stdout.startswith("budgetctl ")
+
+
+def test_shell_recipe_check_call_charge(data_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / "request.json").write_text(
+        json.dumps(
+            {"model": "gpt-4o", "max_tokens": 200, "messages": [{"role": "user", "content": "hi"}]}
+        )
+    )
+    (tmp_path / "response.json").write_bytes(RESPONSE.read_bytes())
+    # docs/cli.md "A shell recipe", with the network call replaced by a canned response.
+    result = bash(
+        """
+        budgetctl create alice --budget 5 --duration monthly -q
+        if budgetctl check alice --messages request.json -q; then
+            cat response.json | budgetctl update-cost alice --response - -q
+        else
+            echo "over budget" >&2; exit 3
+        fi
+        budgetctl show alice --json
+        """,
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    shown = json.loads(result.stdout, parse_float=Decimal)
+    assert shown["current_cost"] == RESPONSE_COST
+    assert shown["model_cost"] == {"gpt-4o-2024-08-06": RESPONSE_COST}
+
+
+def test_shell_recipe_stops_when_over_budget(data_dir: Path, tmp_path: Path) -> None:
+    result = bash(
+        """
+        budgetctl create bob --budget 0.0001 -q
+        status=0
+        budgetctl check bob --model gpt-4o --prompt "hello" --max-tokens 1000 -q || status=$?
+        echo "status=$status"
+        """,
+        tmp_path,
+    )
+    assert result.stdout == "status=3\n"
+    assert result.stderr.startswith("error: bob's budget does not cover this call")
+
+
+def test_piped_response_read_twice_is_charged_once(data_dir: Path) -> None:
+    assert cli("create", "alice", "--budget", "5").returncode == 0
+    first = cli("update-cost", "alice", "--response", "-", input=RESPONSE.read_text())
+    second = cli("update-cost", "alice", "--response", "-", input=RESPONSE.read_text())
+    assert first.returncode == second.returncode == 0, (first.stderr, second.stderr)
+    assert "was already charged: nothing changed" in second.stdout
+    assert state("show", "alice")["current_cost"] == RESPONSE_COST
+    charges = [e for e in state("history", "alice")["events"] if e["type"] == "charge"]
+    assert len(charges) == 1
+
+
+def test_reset_due_from_cron(data_dir: Path) -> None:
+    assert cli("create", "carol", "-b", "2", "-d", "daily", "--start", "2026-01-01").returncode == 0
+    assert cli("update-cost", "carol", "--cost", "1.25").returncode == 0
+    period_end = state("show", "carol")["next_reset_at"]
+    cron_env = {  # what cron gives a job: no terminal, a bare environment
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(data_dir.parent),
+        "BUDGETCTL_DATA_DIR": str(data_dir),
+    }
+    quiet = cli("reset-due", "-q", "--now", "2099-01-01T00:00:00Z", "--dry-run", env=cron_env)
+    assert (quiet.returncode, quiet.stdout, quiet.stderr) == (0, "", "")
+    logged = cli("reset-due", "--now", period_end, env=cron_env)
+    assert logged.returncode == 0 and logged.stderr == ""
+    assert logged.stdout.splitlines()[-1] == "checked 1 budget in project default: reset 1"
+    assert "reset carol: $1.25 spent of $2.00" in logged.stdout
+    assert state("show", "carol")["current_cost"] == 0
+    again = cli("reset-due", "-q", "--now", period_end, env=cron_env)
+    assert (again.returncode, again.stdout) == (0, "")
+    missing = cli("reset-due", "-q", "-p", "nope", env=cron_env)
+    assert missing.returncode == 4 and missing.stderr.startswith("error: no project 'nope'")
+
+
+def test_parallel_charges_lose_nothing(data_dir: Path, tmp_path: Path) -> None:
+    assert cli("create", "dave", "--budget", "100").returncode == 0
+    loop = "for i in $(seq 50); do budgetctl update-cost dave --cost 0.01 -q; done"
+    env = {**os.environ, "PATH": f"{BUDGETCTL.parent}{os.pathsep}{os.environ['PATH']}"}
+    workers = [
+        subprocess.Popen(["bash", "-euc", loop], env=env, stderr=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
+    for worker in workers:
+        _, errors = worker.communicate(timeout=180)
+        assert worker.returncode == 0, errors
+    assert state("show", "dave")["current_cost"] == Decimal("2.00")
+    charges = [
+        e for e in state("history", "dave", "--limit", "1000")["events"] if e["type"] == "charge"
+    ]
+    assert len(charges) == 200
+
+
+PROBE = """
+import json, sys
+from budgetctl.cli.app import main
+sys.argv = ["budgetctl", *json.loads(sys.argv[1])]
+try:
+    main()
+except SystemExit as exit:
+    code = exit.code
+heavy = sorted({m.split(".")[0] for m in sys.modules} & {"rich", "tiktoken", "pydantic"})
+print(json.dumps([code, heavy]), file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize(
+    ("args", "loaded"),
+    [
+        (["update-cost", "alice", "-m", "gpt-4o", "--prompt-tokens", "9", "--completion-tokens", "3"], []),  # noqa: E501
+        (["update-cost", "alice", "--cost", "0.5", "--json"], []),
+        (["show"], []),
+        (["show", "alice", "--json"], []),
+        (["reset-due", "-q"], []),
+        (["models", "gpt-4o"], []),
+        (["check", "alice", "-m", "gpt-4o", "--prompt", "hello"], ["tiktoken"]),
+        (["update-cost", "alice", "-m", "gpt-4o", "--input-text", "a", "--output-text", "b"], ["tiktoken"]),  # noqa: E501
+    ],
+)  # fmt: skip
+def test_plain_and_json_paths_load_no_rich_and_no_tokenizer_unless_counting(
+    data_dir: Path, args: list[str], loaded: list[str]
+) -> None:
+    assert cli("create", "alice", "--budget", "5", "-d", "monthly").returncode == 0
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE, json.dumps(args)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    code, heavy = json.loads(result.stderr.splitlines()[-1])
+    assert code == 0, result.stderr
+    assert heavy == loaded
+
+
+def test_errors_from_the_entry_point(data_dir: Path) -> None:
+    unknown = cli("show", "zed")
+    assert unknown.returncode == 4 and "Traceback" not in unknown.stderr
+    assert cli("create", "a", "-b", "1").returncode == 0
+    (data_dir / "default.json").write_text('{"format": "budgetctl-state"')
+    corrupt = cli("update-cost", "a", "--cost", "1")
+    assert corrupt.returncode == 1
+    assert corrupt.stderr.count("\n") == 1 and str(data_dir / "default.json") in corrupt.stderr
+    usage = cli("create", "a", "--budget", "-3")
+    assert usage.returncode == 2 and usage.stderr.startswith("error: budget must not be negative")
+
+
+def test_shell_completion(data_dir: Path) -> None:
+    env = {
+        **os.environ,
+        "_BUDGETCTL_COMPLETE": "complete_bash",
+        "COMP_WORDS": "budgetctl upd",
+        "COMP_CWORD": "1",
+    }
+    result = cli(env=env)
+    assert result.returncode == 0 and result.stdout.split() == ["update-cost"]
+    script = cli("--show-completion", "bash")
+    assert script.returncode == 0 and "_budgetctl_completion" in script.stdout
+
+
+def test_a_closed_pipe_is_not_a_traceback(data_dir: Path, tmp_path: Path) -> None:
+    result = bash("budgetctl models | head -1 >/dev/null", tmp_path)
+    assert "Traceback" not in result.stderr and "Exception ignored" not in result.stderr

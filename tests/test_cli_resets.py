@@ -1,0 +1,131 @@
+"""CLI: reset (by hand) and reset-due (cron), in one project and across all of them."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from test_cli_support import data, digest, fails, ok, run
+
+pytest_plugins = ["test_cli_support"]
+pytestmark = pytest.mark.usefixtures("cli_env", "frozen")
+
+LATER = "2026-03-12T00:05:00Z"  # two daily boundaries after NOW (2026-03-10T12:00Z)
+
+
+@pytest.fixture
+def daily(alice: Path) -> Path:
+    """alice (monthly, $2.50 spent) and bob (daily, $1 spent today) in project default."""
+    ok("create", "bob", "--budget", "2", "--duration", "daily")
+    ok("update-cost", "bob", "--cost", "1", "--model", "gpt-4o")
+    return alice
+
+
+# --- reset -------------------------------------------------------------------------------------
+
+
+def test_reset_users_archives_their_spend(daily: Path) -> None:
+    document = data("reset", "bob")
+    assert document["reset"] == [
+        {
+            "user": "bob",
+            "period_start": "2026-03-10T00:00:00Z",
+            "period_end": "2026-03-10T12:00:00Z",
+            "spent": Decimal(1),
+            "budget": Decimal(2),
+        }
+    ]
+    assert data("show", "bob")["current_cost"] == 0
+    assert data("show", "alice")["current_cost"] == Decimal("2.5")
+
+
+def test_reset_all_plain(daily: Path) -> None:
+    assert ok("reset", "--all").stdout.splitlines() == [
+        "reset alice: $2.50 spent of $10.00 from 2026-03-01T00:00:00Z to 2026-03-10T12:00:00Z",
+        "reset bob: $1.00 spent of $2.00 from 2026-03-10T00:00:00Z to 2026-03-10T12:00:00Z",
+    ]
+
+
+def test_reset_needs_users_or_all(daily: Path) -> None:
+    before = digest(daily.parent)
+    fails(2, "reset")
+    fails(2, "reset", "bob", "--all")
+    fails(4, "reset", "bob", "zed")
+    assert ok("reset", "--all", "--dry-run").stdout.startswith("would reset alice")
+    assert ok("reset", "bob", "-q").stdout == "" and digest(daily.parent) != before
+
+
+# --- reset-due ---------------------------------------------------------------------------------
+
+
+def test_reset_due_resets_ended_periods_at_their_boundary(daily: Path) -> None:
+    document = data("reset-due", "--now", LATER)
+    assert document["checked"] == 2
+    assert document["reset"] == [
+        {
+            "user": "bob",
+            "period_start": "2026-03-10T00:00:00Z",
+            "period_end": "2026-03-11T00:00:00Z",
+            "spent": Decimal(1),
+            "budget": Decimal(2),
+        }
+    ]
+    again = data("reset-due", "--now", LATER)  # idempotent
+    assert (again["checked"], again["reset"]) == (2, [])
+
+
+def test_reset_due_plain_and_quiet(daily: Path) -> None:
+    assert ok("reset-due").stdout == "checked 2 budgets in project default: reset 0\n"
+    before = digest(daily.parent)
+    assert ok("reset-due", "--now", LATER, "--dry-run").stdout.splitlines() == [
+        "would reset bob: $1.00 spent of $2.00 from 2026-03-10T00:00:00Z to 2026-03-11T00:00:00Z",
+        "checked 2 budgets in project default: would reset 1 (dry run, nothing changed)",
+    ]
+    assert digest(daily.parent) == before
+    assert ok("reset-due", "--now", LATER, "-q").stdout == ""
+    assert digest(daily.parent) != before
+
+
+def test_reset_due_all_projects(daily: Path) -> None:
+    for project in ("p1", "p2"):
+        ok("create", "carol", "-b", "1", "-d", "daily", "-p", project)
+        ok("update-cost", "carol", "--cost", "0.25", "-p", project)
+    document = data("reset-due", "--all-projects", "--now", LATER)
+    assert document["projects"] == ["default", "p1", "p2"]
+    assert document["checked"] == 4
+    assert [(r["project"], r["user"]) for r in document["reset"]] == [
+        ("default", "bob"),
+        ("p1", "carol"),
+        ("p2", "carol"),
+    ]
+    assert ok("reset-due", "--all-projects").stdout.endswith(
+        "checked 4 budgets in 3 projects: reset 0\n"
+    )
+
+
+def test_reset_due_all_projects_goes_on_past_a_broken_project(daily: Path) -> None:
+    ok("create", "carol", "-b", "1", "-d", "daily", "-p", "p1")
+    ok("update-cost", "carol", "--cost", "0.25", "-p", "p1")
+    broken = daily.parent / "b0rken.json"
+    broken.write_text("{not json")
+    result = run("reset-due", "--all-projects", "--now", LATER)
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: project b0rken: ")
+    assert broken.read_text() == "{not json"
+    assert "reset carol (project p1)" in result.stdout
+    assert data("show", "carol", "-p", "p1")["current_cost"] == 0
+
+
+def test_reset_due_has_no_progress_bar_in_a_pipe(daily: Path) -> None:
+    for number in range(12):
+        ok("create", "u", "-b", "1", "-d", "daily", "-p", f"proj{number:02}")
+    result = run("reset-due", "--all-projects", "--now", LATER)
+    assert result.exit_code == 0 and result.stderr == ""
+
+
+def test_reset_due_errors(daily: Path) -> None:
+    before = digest(daily.parent)
+    assert "no project 'nope'" in fails(4, "reset-due", "-p", "nope")
+    assert "cannot read time" in fails(2, "reset-due", "--now", "tomorrow")
+    assert digest(daily.parent) == before
