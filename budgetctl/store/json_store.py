@@ -351,17 +351,20 @@ class JsonStore:
                 os.close(fd)
             os.replace(tmp, target)
             tmp = None
-            dir_fd = os.open(self.data_dir, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
         except OSError as exc:
             raise StorageIOError(target, f"cannot write ({exc.strerror})") from None
         finally:
             if tmp is not None:
                 with suppress(OSError):
                     os.unlink(tmp)
+        # Committed: every reader now sees the new state. A failure to sync the directory cannot
+        # undo that, so it is not reported as a failed change (a retry would charge twice).
+        with suppress(OSError):
+            dir_fd = os.open(self.data_dir, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
 
     # --- operations ------------------------------------------------------------------------------
 
