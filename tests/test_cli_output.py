@@ -13,7 +13,7 @@ from test_cli_support import APP, data, fails, ok, run
 from typer.testing import CliRunner
 
 from budgetctl._version import __version__
-from budgetctl.cli import app as app_module
+from budgetctl.cli import root as app_module
 from budgetctl.cli.jsonout import dumps
 from budgetctl.ledger import Ledger
 

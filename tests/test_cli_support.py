@@ -22,7 +22,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from budgetctl.cli import output
-from budgetctl.cli.app import make_app
+from budgetctl.cli.root import make_app
 from budgetctl.ledger import Ledger
 
 RESPONSES = Path(__file__).parent / "fixtures" / "responses"

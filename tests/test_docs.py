@@ -12,7 +12,7 @@ import typer
 from typer import _click
 from typer.core import TyperGroup
 
-from budgetctl.cli.app import make_app
+from budgetctl.cli.root import make_app
 
 CLI_DOC = Path(__file__).resolve().parent.parent / "docs" / "cli.md"
 

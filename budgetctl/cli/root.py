@@ -1,8 +1,8 @@
-"""The ``budgetctl`` command: the Typer app, its commands, and the entry point.
+"""The root command: the Typer app and its commands, built whole or one command at a time.
 
 Every failure ends in :mod:`budgetctl.cli.failures` (one sentence on stderr, the documented exit
-code, no traceback unless ``BUDGETCTL_DEBUG=1``), whether the app runs from the console script or
-from a test's ``CliRunner``.
+code, no traceback unless ``BUDGETCTL_DEBUG=1``), whether the app runs from the console script
+(:mod:`budgetctl.cli.app`) or from a test's ``CliRunner``.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Annotated, Any
 
 import typer
+from typer import _click
 from typer.core import TyperGroup
 
 from budgetctl._version import __version__
@@ -157,16 +158,6 @@ def _invoked(args: Sequence[str]) -> str | None:
     return None
 
 
-def main() -> None:
-    """The console script ``budgetctl``: builds only the command it runs, to start fast."""
-    args = hoist(sys.argv[1:])
-    command = typer.main.get_command(make_app(_invoked(args)))
-    command.main(args, prog_name="budgetctl")
-
-
-def __getattr__(name: str) -> Any:
-    # ``app`` (every command) is built on first use, for tests and ``python -m``-style callers.
-    if name == "app":
-        globals()["app"] = built = make_app()
-        return built
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+def build(args: Sequence[str]) -> _click.Command:
+    """The click command that runs ``args`` (already hoisted): only the command they name."""
+    return typer.main.get_command(make_app(_invoked(args)))
