@@ -264,3 +264,13 @@ def test_history_plain(alice: Path) -> None:
 def test_history_errors(alice: Path) -> None:
     fails(4, "history", "zed")
     assert "--limit must be at least 1" in fails(2, "history", "alice", "--limit", "0")
+
+
+def test_on_a_terminal_a_charge_is_a_plain_line_unless_over_budget(
+    alice: Path, terminal: None
+) -> None:
+    calm = ok("update-cost", "alice", "--cost", "1").stdout
+    assert calm.endswith("alice has spent $3.50 of $10.00 (35%), $6.50 left\n")
+    assert "\x1b[" not in calm
+    over = ok("update-cost", "alice", "--cost", "7").stdout
+    assert "\x1b[1;31m" in over and "$10.50 of $10.00" in over

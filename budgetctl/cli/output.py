@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from budgetctl.cli import plain
 from budgetctl.cli.jsonout import dumps
-from budgetctl.cli.report import Report
+from budgetctl.cli.report import Line, Report
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -31,6 +31,12 @@ def stderr_is_terminal() -> bool:
     return sys.stderr.isatty()
 
 
+def needs_rich(report: Report) -> bool:
+    """Tables, charts and coloured lines need rich; plain sentences print as they are (a one-line
+    answer at a terminal should not pay ~20 ms to import rich)."""
+    return any(not isinstance(b, Line) or b.tone not in (None, "ok") for b in report.blocks)
+
+
 class Output:
     """How one command invocation prints."""
 
@@ -43,7 +49,7 @@ class Output:
             return
         if self.as_json:
             sys.stdout.write(dumps(report.data) + "\n")
-        elif stdout_is_terminal():
+        elif stdout_is_terminal() and needs_rich(report):
             from budgetctl.cli import richui
 
             richui.render(report.blocks, sys.stdout)
