@@ -64,7 +64,8 @@ def reset_due(
     if not all_projects:
         ledger = open_ledger(project, data_dir)
         result = ledger.reset_due(now=moment, dry_run=dry_run)
-        out.show(views.reset_due([result], [], dry_run, all_projects=False))
+        if not quiet:  # -q prints nothing: do not format a line per reset budget for nothing
+            out.show(views.reset_due([result], [], dry_run, all_projects=False))
         return
     names = list_projects(data_dir or None)
     results: list[ResetDue] = []
