@@ -31,8 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -41,6 +39,9 @@ import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+
+from bench_costing import machine as costing_machine  # the same machine facts and statistics
+from bench_costing import summary
 
 REPO = Path(__file__).resolve().parents[1]
 BUDGETCTL = Path(sys.executable).parent / "budgetctl"
@@ -232,35 +233,10 @@ def phase_times(data_dir: Path, runs: int, env: dict[str, str]) -> dict[str, Any
     return {name: summary(values) for name, values in samples.items()}
 
 
-def summary(samples: list[float]) -> dict[str, float]:
-    ms = sorted(1000 * s for s in samples)
-    return {
-        "median_ms": statistics.median(ms),
-        "min_ms": ms[0],
-        "max_ms": ms[-1],
-        "spread_ms": ms[-1] - ms[0],
-        "runs": len(ms),
-    }
-
-
 def machine() -> dict[str, str]:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     import typer
 
-    return {
-        "cpus": str(os.cpu_count()),
-        "cpu": cpu,
-        "python": platform.python_version(),
-        "typer": typer.__version__,
-        "platform": platform.platform(),
-    }
+    return {**costing_machine(), "typer": typer.__version__}
 
 
 def main() -> int:

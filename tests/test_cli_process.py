@@ -20,30 +20,25 @@ RESPONSE = Path(__file__).parent / "fixtures" / "responses" / "openai_chat_cache
 RESPONSE_COST = Decimal("0.0019725")  # gpt-4o: 93 * 2.5e-6 + 1024 * 1.25e-6 + 46 * 1e-5
 
 
-def cli(
-    *args: str, input: str | None = None, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(BUDGETCTL), *args],
-        input=input,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
+def with_budgetctl() -> dict[str, str]:
+    """This test's environment (its data dir) with ``budgetctl`` on the PATH."""
+    assert os.environ.get("BUDGETCTL_DATA_DIR"), "never the real user data dir"
+    return {**os.environ, "PATH": f"{BUDGETCTL.parent}{os.pathsep}{os.environ['PATH']}"}
+
+
+def run(argv: list[str], **options: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False, **options)  # type: ignore[call-overload,no-any-return]
+
+
+def cli(*args: str, **options: object) -> subprocess.CompletedProcess[str]:
+    """The installed entry point, as a script runs it (``input=``, ``env=`` as for subprocess)."""
+    return run([str(BUDGETCTL), *args], **options)
 
 
 def bash(script: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PATH": f"{BUDGETCTL.parent}{os.pathsep}{os.environ['PATH']}"}
-    return subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", textwrap.dedent(script)],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
+    """A bash script with ``budgetctl`` on its PATH (``set -euo pipefail``)."""
+    return run(
+        ["bash", "-euo", "pipefail", "-c", textwrap.dedent(script)], cwd=cwd, env=with_budgetctl()
     )
 
 
@@ -135,9 +130,10 @@ def test_reset_due_from_cron(data_dir: Path) -> None:
 def test_parallel_charges_lose_nothing(data_dir: Path, tmp_path: Path) -> None:
     assert cli("create", "dave", "--budget", "100").returncode == 0
     loop = "for i in $(seq 50); do budgetctl update-cost dave --cost 0.01 -q; done"
-    env = {**os.environ, "PATH": f"{BUDGETCTL.parent}{os.pathsep}{os.environ['PATH']}"}
     workers = [
-        subprocess.Popen(["bash", "-euc", loop], env=env, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            ["bash", "-euc", loop], env=with_budgetctl(), stderr=subprocess.PIPE, text=True
+        )
         for _ in range(4)
     ]
     for worker in workers:
