@@ -127,7 +127,8 @@ def test_going_over_budget_still_charges_and_warns(alice: Path) -> None:
     assert "alice has spent $10.50 of $10.00 (105%), $0.00 left" in result.stdout
     assert (
         result.stderr
-        == "warning: alice is over budget; further 'check' calls will fail until it resets\n"
+        == "warning: alice is over budget; 'check' will refuse its calls until it resets or the "
+        "budget is raised\n"
     )
     assert ok("update-cost", "alice", "--cost", "1", "-q").stdout == ""
     assert run("update-cost", "alice", "--cost", "1", "-q").stderr == ""

@@ -103,7 +103,10 @@ def update_cost(
     out = Output(as_json=as_json, quiet=quiet)
     out.show(views.charge(result, dry_run))
     if result.over_budget and not result.duplicate:
-        out.warn(f"{user} is over budget; further 'check' calls will fail until it resets")
+        out.warn(
+            f"{user} is over budget; 'check' will refuse its calls until it resets or the "
+            "budget is raised"
+        )
     if result.cap is not None and result.cap.over_budget and not result.duplicate:
         out.warn(f"project {ledger.project!r} is over its cap")
 
