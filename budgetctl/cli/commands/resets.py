@@ -82,6 +82,7 @@ def reset_due(
                 failed.append(name)
                 worst = max(worst, failures.exit_code(exc))
             advance(number, len(names))
-    out.show(views.reset_due(results, failed, dry_run, all_projects=True))
+    if not quiet:
+        out.show(views.reset_due(results, failed, dry_run, all_projects=True))
     if worst:
         raise typer.Exit(worst)
