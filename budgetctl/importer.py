@@ -13,11 +13,10 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from budgetctl.core import rules
 from budgetctl.core.money import parse_amount
@@ -29,8 +28,7 @@ from budgetctl.ledger import Ledger
 Progress = Callable[[int, int], None]
 
 
-@dataclass(frozen=True)
-class ImportResult:
+class ImportResult(NamedTuple):
     """Users imported, and users skipped because they already had a budget."""
 
     imported: list[str]
@@ -107,7 +105,7 @@ def budget_from_litellm(user: str, raw: Any, now: datetime) -> Budget:
         current_cost=spent,
         model_cost=model_cost,
     )
-    return replace(budget, created_at=created or anchor)
+    return budget._replace(created_at=created or anchor)
 
 
 def import_litellm(

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from budgetctl.core import periods, rules
 from budgetctl.core.money import check_amount, parse_amount
@@ -69,8 +68,7 @@ def list_projects(data_dir: str | os.PathLike[str] | None = None) -> list[str]:
     return sorted(found)
 
 
-@dataclass(frozen=True)
-class ChargeResult:
+class ChargeResult(NamedTuple):
     """What one charge recorded (or, when ``duplicate``, would have)."""
 
     user: str
@@ -98,8 +96,7 @@ class ChargeResult:
         return self.budget.over_budget
 
 
-@dataclass(frozen=True)
-class CheckResult:
+class CheckResult(NamedTuple):
     """Whether a call of ``projected_cost`` fits the user's and the project's remaining budget."""
 
     user: str
@@ -359,9 +356,7 @@ class Ledger:
         """Record a completion response: its model, usage and (unless given) its id."""
         usage = self.costing.usage_from_response(response)
         if request_id is not None:
-            from dataclasses import replace
-
-            usage = replace(usage, request_id=request_id)
+            usage = usage._replace(request_id=request_id)
         return self.charge_usage(user, usage, enforce=enforce, dry_run=dry_run)
 
     def charge_usage(

@@ -370,7 +370,12 @@ def test_parse_timezone_rejects_unknown(name: str) -> None:
 
 def test_parse_timezone_known() -> None:
     assert parse_timezone("Europe/Paris") == ZoneInfo("Europe/Paris")
-    assert parse_timezone("UTC") == ZoneInfo("UTC")
+    # UTC comes back as datetime.timezone.utc (no zoneinfo import on the common path): it must
+    # give exactly the instants ZoneInfo("UTC") gives.
+    utc_zone = parse_timezone("UTC")
+    for moment in (datetime(2026, 3, 29, 1, 30), datetime(2026, 10, 25, 1, 30), datetime(1, 1, 2)):
+        assert moment.replace(tzinfo=utc_zone) == moment.replace(tzinfo=ZoneInfo("UTC"))
+        assert utc_zone.utcoffset(moment) == timedelta(0)
 
 
 @pytest.mark.parametrize(

@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import calendar
 import re
-from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from functools import lru_cache
-from typing import Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Literal, NamedTuple
 
 from budgetctl.errors import InvalidDurationError, InvalidTimeError
 
@@ -43,11 +41,10 @@ ACCEPTED = "daily, weekly, monthly, yearly, <N>h, <N>d, <N>w, <N>mo, <N>y (N >= 
 _CALENDAR_EPOCH = date(2001, 1, 1)
 
 
-@dataclass(frozen=True)
-class Duration:
+class Duration(NamedTuple):
     """How long a budget period lasts. ``calendar`` is True for the named durations."""
 
-    count: int
+    count: int  # type: ignore[assignment]  # the field shadows tuple.count, on purpose
     unit: Unit
     calendar: bool
 
@@ -87,11 +84,17 @@ def parse_duration(text: str | None) -> Duration | None:
 
 
 @lru_cache(maxsize=64)
-def parse_timezone(name: str) -> ZoneInfo:
+def parse_timezone(name: str) -> tzinfo:
     """The IANA time zone ``name`` (``UTC``, ``Europe/Paris``); InvalidTimeError if unknown."""
     cleaned = name.strip()
     if not cleaned or cleaned.startswith(("/", ".")) or ".." in cleaned:
         raise InvalidTimeError(f"unknown time zone {name!r}; use an IANA name such as Europe/Paris")
+    if cleaned == "UTC":
+        # The common case needs no zoneinfo (whose import pulls in sysconfig): a one-shot command
+        # on a UTC budget stays cheaper. The same instants as ZoneInfo("UTC").
+        return UTC
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
     try:
         return ZoneInfo(cleaned)
     except (ZoneInfoNotFoundError, ValueError, OSError):
@@ -100,7 +103,7 @@ def parse_timezone(name: str) -> ZoneInfo:
         ) from None
 
 
-def parse_datetime(text: str, tz: ZoneInfo | timezone = UTC) -> datetime:
+def parse_datetime(text: str, tz: tzinfo = UTC) -> datetime:
     """An aware UTC datetime from ISO 8601 text; a date or a naive time is read in ``tz``.
 
     Accepts ``2026-01-15``, ``2026-01-15T09:30``, ``2026-01-15 09:30:00+01:00``, ``...Z``, and
@@ -140,7 +143,7 @@ def parse_utc(text: str) -> datetime:
     return datetime.fromisoformat(text[:-1] if text.endswith("Z") else text).replace(tzinfo=UTC)
 
 
-def default_anchor(duration: Duration, tz: ZoneInfo, created_at: datetime) -> datetime:
+def default_anchor(duration: Duration, tz: tzinfo, created_at: datetime) -> datetime:
     """Where a budget's periods are anchored when no start is given.
 
     Named durations: a calendar boundary (a Monday that is also Jan 1, at local midnight), so
@@ -152,11 +155,11 @@ def default_anchor(duration: Duration, tz: ZoneInfo, created_at: datetime) -> da
 
 
 @lru_cache(maxsize=64)
-def _calendar_anchor(tz: ZoneInfo) -> datetime:
+def _calendar_anchor(tz: tzinfo) -> datetime:
     return _local_to_utc(datetime.combine(_CALENDAR_EPOCH, time(0)), tz)
 
 
-def _local_to_utc(wall: datetime, tz: ZoneInfo) -> datetime:
+def _local_to_utc(wall: datetime, tz: tzinfo) -> datetime:
     # A wall time in a DST gap or overlap resolves with fold=0, as zoneinfo does: deterministic,
     # and monotone because calendar steps are at least a day apart.
     return wall.replace(tzinfo=tz).astimezone(UTC)
@@ -172,7 +175,7 @@ def _add_months(wall: datetime, months: int) -> datetime:
     return wall.replace(year=year, month=month, day=day)
 
 
-def boundary(duration: Duration, anchor: datetime, tz: ZoneInfo, k: int) -> datetime:
+def boundary(duration: Duration, anchor: datetime, tz: tzinfo, k: int) -> datetime:
     """The k-th boundary: ``anchor + k * duration`` (k may be negative), in UTC."""
     if duration.unit == "h":
         return anchor + timedelta(hours=duration.count * k)
@@ -188,7 +191,7 @@ def boundary(duration: Duration, anchor: datetime, tz: ZoneInfo, k: int) -> date
     return _local_to_utc(wall, tz)
 
 
-def _estimate_k(duration: Duration, anchor: datetime, tz: ZoneInfo, now: datetime) -> int:
+def _estimate_k(duration: Duration, anchor: datetime, tz: tzinfo, now: datetime) -> int:
     if duration.unit == "h":
         return int((now - anchor) // timedelta(hours=duration.count))
     if duration.unit in ("d", "w"):
@@ -203,7 +206,7 @@ def _estimate_k(duration: Duration, anchor: datetime, tz: ZoneInfo, now: datetim
 
 @lru_cache(maxsize=1024)
 def period_containing(
-    duration: Duration, anchor: datetime, tz: ZoneInfo, now: datetime
+    duration: Duration, anchor: datetime, tz: tzinfo, now: datetime
 ) -> tuple[datetime, datetime]:
     """The period ``[start, end)`` with ``start <= now < end``, on the anchor's grid.
 
@@ -218,6 +221,6 @@ def period_containing(
     return boundary(duration, anchor, tz, k), boundary(duration, anchor, tz, k + 1)
 
 
-def next_boundary(duration: Duration, anchor: datetime, tz: ZoneInfo, now: datetime) -> datetime:
+def next_boundary(duration: Duration, anchor: datetime, tz: tzinfo, now: datetime) -> datetime:
     """The first boundary strictly after ``now``."""
     return period_containing(duration, anchor, tz, now)[1]

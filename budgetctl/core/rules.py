@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 from budgetctl.core import periods
 from budgetctl.core.money import EXACT, ZERO, add, check_amount, subtract
@@ -62,8 +62,7 @@ def check_alert(value: Decimal | None) -> Decimal | None:
     return value
 
 
-@dataclass(frozen=True)
-class ClosedPeriod:
+class ClosedPeriod(NamedTuple):
     """A period that ended (rolled over at its boundary) or was reset by hand."""
 
     start: datetime
@@ -73,8 +72,7 @@ class ClosedPeriod:
     reason: str = "rollover"  # "rollover" or "reset"
 
 
-@dataclass(frozen=True)
-class Budget:
+class Budget(NamedTuple):
     """One budget: a user's, or the project cap (``user`` is then ``CAP``).
 
     ``start`` is the explicit anchor (``--start``, ``created_at=``), or None for the default
@@ -90,7 +88,7 @@ class Budget:
     period_start: datetime
     next_reset_at: datetime | None
     current_cost: Decimal = ZERO
-    model_cost: Mapping[str, Decimal] = field(default_factory=dict)
+    model_cost: Mapping[str, Decimal] = MappingProxyType({})
     alert_at: Decimal | None = None
     recent_periods: tuple[ClosedPeriod, ...] = ()
 
@@ -181,9 +179,9 @@ def new_budget(
         alert_at=check_alert(alert_at),
     )
     if duration is None:
-        return replace(draft, period_start=start or created)
+        return draft._replace(period_start=start or created)
     period_start, next_reset = _grid(duration, draft.anchor(), timezone, now)
-    return replace(draft, period_start=period_start, next_reset_at=next_reset)
+    return draft._replace(period_start=period_start, next_reset_at=next_reset)
 
 
 def is_due(budget: Budget, now: datetime) -> bool:
@@ -195,8 +193,7 @@ def _close(
     budget: Budget, closed: ClosedPeriod, period_start: datetime, next_reset: datetime | None
 ) -> Budget:
     recent = (closed, *budget.recent_periods)[:RECENT_PERIODS]
-    return replace(
-        budget,
+    return budget._replace(
         current_cost=ZERO,
         model_cost={},
         period_start=period_start,
@@ -249,7 +246,7 @@ def charge(budget: Budget, cost: Decimal, model: str | None) -> Budget:
     model_cost = dict(budget.model_cost)
     if model:
         model_cost[model] = add(model_cost.get(model, ZERO), cost)
-    return replace(budget, current_cost=add(budget.current_cost, cost), model_cost=model_cost)
+    return budget._replace(current_cost=add(budget.current_cost, cost), model_cost=model_cost)
 
 
 def would_exceed(budget: Budget, cost: Decimal) -> bool:
@@ -289,15 +286,15 @@ def change(
     if start != "keep":
         updates["start"] = _whole_seconds(start) if start is not None else None  # type: ignore[arg-type]
         regrid = True
-    changed = replace(rolled, **updates)
+    changed = rolled._replace(**updates)
     if regrid:
         if changed.duration is None:
-            changed = replace(changed, next_reset_at=None)
+            changed = changed._replace(next_reset_at=None)
         else:
             period_start, next_reset = _grid(
                 changed.duration, changed.anchor(), changed.timezone, now
             )
-            changed = replace(changed, period_start=period_start, next_reset_at=next_reset)
+            changed = changed._replace(period_start=period_start, next_reset_at=next_reset)
     return changed
 
 

@@ -8,13 +8,11 @@ lives beside this module, so a one-shot command that needs no tokenizer never im
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 
-@dataclass(frozen=True)
-class Price:
+class Price(NamedTuple):
     """USD per token for one model. ``None`` rates fall back to the input rate."""
 
     model: str
@@ -29,8 +27,7 @@ class Price:
     max_output_tokens: int | None = None
 
 
-@dataclass(frozen=True)
-class TokenCount:
+class TokenCount(NamedTuple):
     """A token count and how it was made."""
 
     tokens: int
@@ -38,8 +35,7 @@ class TokenCount:
     estimated: bool  # True when the model is not one tiktoken knows (non-OpenAI, unknown)
 
 
-@dataclass(frozen=True)
-class Usage:
+class Usage(NamedTuple):
     """Token usage of one call, normalised across providers.
 
     ``prompt_tokens`` is every prompt token, *including* ``cached_tokens`` (read from a prompt

@@ -15,7 +15,6 @@ import json
 import os
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import replace
 from decimal import (
     MAX_EMAX,
     MAX_PREC,
@@ -274,7 +273,7 @@ def project_layer(prices: Mapping[str, Price]) -> dict[str, Price]:
     return {
         name: price
         if (price.model, price.source) == (name, "project")
-        else replace(price, model=name, source="project")
+        else price._replace(model=name, source="project")
         for name, price in prices.items()
     }
 

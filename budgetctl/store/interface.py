@@ -8,18 +8,16 @@ live in :mod:`budgetctl.core.rules`; a store only makes them atomic and durable.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from budgetctl.core.periods import Duration
 from budgetctl.core.rules import Budget, ClosedPeriod
 from budgetctl.costing.interface import Price
 
 
-@dataclass(frozen=True)
-class ChargeRequest:
+class ChargeRequest(NamedTuple):
     """One cost to record for a user."""
 
     user: str
@@ -32,8 +30,7 @@ class ChargeRequest:
     estimated: bool = False
 
 
-@dataclass(frozen=True)
-class ChargeOutcome:
+class ChargeOutcome(NamedTuple):
     """The budget after a charge; ``duplicate`` when the request id was charged before."""
 
     budget: Budget
@@ -42,8 +39,7 @@ class ChargeOutcome:
     closed: tuple[ClosedPeriod, ...] = ()
 
 
-@dataclass(frozen=True)
-class ResetDue:
+class ResetDue(NamedTuple):
     """What one ``reset-due`` did (or would do, in a dry run)."""
 
     project: str
@@ -52,14 +48,12 @@ class ResetDue:
     cap: ClosedPeriod | None = None
 
 
-@dataclass(frozen=True)
-class ProjectView:
+class ProjectView(NamedTuple):
     """Every budget of a project as of ``now`` (periods that ended shown as rolled over)."""
 
     project: str
     users: tuple[Budget, ...]
     cap: Budget | None
-    prices: Mapping[str, Price] = field(default_factory=dict)
 
 
 class Store(Protocol):
