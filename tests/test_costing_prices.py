@@ -16,8 +16,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from budgetctl.costing import Price, Usage, cost_of, list_prices, load_costing, read_price_file
-from budgetctl.costing.prices import BUNDLED_PRICES, DATA_DIR, bundled_table
-from budgetctl.errors import UnknownModelError, UsageError
+from budgetctl.costing.prices import (
+    BUNDLED_PRICES,
+    DATA_DIR,
+    BundledTable,
+    bundled_table,
+    load_bundled_table,
+    price_from_row,
+)
+from budgetctl.errors import StateError, UnknownModelError, UsageError
 
 REPO = Path(__file__).resolve().parents[1]
 # The shared reference data: /work/shared here, a copy beside the clone in CI.
@@ -96,6 +103,45 @@ def test_bundled_data_is_what_the_generator_writes() -> None:
         timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_indexed_lookup_agrees_with_the_full_parse_for_every_model() -> None:
+    """A lookup finds its line by name without parsing the table; it must give what parsing the
+    whole table gives, for every model (names that prefix others, like gpt-4 / gpt-4o, included)."""
+    rows = json.loads(BUNDLED_PRICES.read_bytes())["models"]
+    lazy = load_bundled_table()
+    assert "gpt-4" in rows and "gpt-4o" in rows
+    for name, row in rows.items():
+        assert lazy.get(name) == price_from_row(name, row), name
+    assert lazy.get("gpt-4o-not-a-model") is None
+    assert "gpt-4o-not-a-model" not in lazy
+    with pytest.raises(KeyError):
+        lazy["gpt-4"[:-1]]
+    assert len(lazy) == len(rows) and set(lazy) == set(rows)
+
+
+def test_bundled_table_looked_up_before_and_after_a_full_parse() -> None:
+    table = load_bundled_table()
+    before = table.get("gpt-4o")
+    assert len(table) > 4000  # parses everything
+    assert table.get("gpt-4o") == before and before is not None
+
+
+def test_a_damaged_bundled_table_is_reported(tmp_path: Path) -> None:
+    good = BUNDLED_PRICES.read_bytes()
+    header_gone = tmp_path / "no-header.json"
+    header_gone.write_bytes(good.partition(b"\n")[2])
+    truncated = tmp_path / "truncated.json"
+    truncated.write_bytes(good[: len(good) // 2])
+    for path in (header_gone, truncated):
+        with pytest.raises(StateError, match="reinstall budgetctl"):
+            load_bundled_table(path)
+    bad_row = tmp_path / "bad-row.json"
+    bad_row.write_bytes(good.replace(b'\n"gpt-4o":[', b'\n"gpt-4o":[{', 1))
+    table = load_bundled_table(bad_row)
+    assert isinstance(table, BundledTable)
+    with pytest.raises(StateError, match="gpt-4o"):
+        table.get("gpt-4o")
 
 
 def test_bundled_table_keeps_rates_as_decimal_text() -> None:
