@@ -125,6 +125,7 @@ class Command:
     argv: Callable[[int], list[str]]
     cwd: Path | None = None
     env: dict[str, str] | None = None
+    prepare: Callable[[], None] | None = None  # run before each measurement, not timed
 
 
 def measure_rounds(commands: dict[str, Command], reps: int) -> dict[str, Sample]:
@@ -135,6 +136,8 @@ def measure_rounds(commands: dict[str, Command], reps: int) -> dict[str, Sample]
         shift = round_no % len(names)
         for name in names[shift:] + names[:shift]:
             command = commands[name]
+            if command.prepare is not None:
+                command.prepare()
             seconds, rss, _ = run_child(command.argv(round_no), cwd=command.cwd, env=command.env)
             samples[name].seconds.append(seconds)
             samples[name].rss_mib.append(rss)
@@ -197,23 +200,24 @@ def one_shot(
 
 def scale(work: Path, sizes: Sequence[int], reps: int) -> list[dict[str, object]]:
     """Part b: update-cost, show USER and reset-due (processes and in-process) by project size."""
-    return [scale_one(work, users, reps) for users in sizes]
+    rows = [scale_one(work, users, reps) for users in sizes]
+    # and the largest project once more as it is after a year: 12 closed periods in each budget
+    return [*rows, scale_one(work, max(sizes), reps, closed_periods=12)]
 
 
-def scale_one(work: Path, users: int, reps: int) -> dict[str, object]:
-    """Part b at one project size."""
+def scale_one(work: Path, users: int, reps: int, closed_periods: int = 0) -> dict[str, object]:
+    """Part b at one project size (budgets with ``closed_periods`` closed periods each)."""
     cli = budgetctl_command()
     env = clean_env()
-    log(f"[b] scale: {users:,} users, {reps} rounds")
-    template = work / f"scale-{users}"
+    log(f"[b] scale: {users:,} users ({closed_periods} closed periods each), {reps} rounds")
+    template = work / f"scale-{users}-{closed_periods}"
     started = time.perf_counter()
-    state_file = states.budgetctl_state(template, users)
+    state_file = states.budgetctl_state(template, users, closed_periods)
     generated = time.perf_counter() - started
     size = state_file.stat().st_size
     history_size = (template / f"{states.PROJECT}.history.jsonl").stat().st_size
 
-    run_dir = states.copy_project(template, work / f"scale-{users}-cli")
-    times = states.reset_due_times(reps)
+    run_dir = states.copy_project(template, work / f"scale-{users}-{closed_periods}-cli")
     samples = measure_rounds(
         {
             "update-cost": Command(
@@ -225,18 +229,31 @@ def scale_one(work: Path, users: int, reps: int) -> dict[str, object]:
         },
         reps,
     )
-    # reset-due last: each run crosses one more month boundary, so every budget is due again
+    # reset-due on the same state every time (restored before each run): every budget is due
+    moment = states.RESET_DUE_AT
+    due_dir = work / f"scale-{users}-{closed_periods}-due"
+
+    def restore() -> None:
+        states.copy_project(template, due_dir)
+
     samples |= measure_rounds(
         {
+            "reset-due -q": Command(
+                lambda r: [*cli, "reset-due", "-q", "--now", moment, *where(due_dir)],
+                env=env,
+                prepare=restore,
+            ),
             "reset-due": Command(
-                lambda r: [*cli, "reset-due", "--now", times[r], *where(run_dir)], env=env
-            )
+                lambda r: [*cli, "reset-due", "--now", moment, *where(due_dir)],
+                env=env,
+                prepare=restore,
+            ),
         },
         reps,
     )
-    size_after = (run_dir / f"{states.PROJECT}.json").stat().st_size
+    size_after = (due_dir / f"{states.PROJECT}.json").stat().st_size
 
-    inproc_dir = states.copy_project(template, work / f"scale-{users}-inproc")
+    inproc_dir = states.copy_project(template, work / f"scale-{users}-{closed_periods}-inproc")
     _, _, out = run_child(
         [
             sys.executable,
@@ -244,19 +261,19 @@ def scale_one(work: Path, users: int, reps: int) -> dict[str, object]:
             str(inproc_dir),
             states.PROJECT,
             str(reps),
-            *[t.replace("Z", "+00:00") for t in times],
+            moment.replace("Z", "+00:00"),
         ],
         env=env,
     )
     inproc = {k: Sample(f"in-process {k}", v) for k, v in json.loads(out).items()}
-    for folder in (template, run_dir, inproc_dir):
+    for folder in (template, run_dir, due_dir, inproc_dir):
         shutil.rmtree(folder, ignore_errors=True)
     return {
         "users": users,
+        "closed_periods": closed_periods,
         "state_bytes": size,
         "history_bytes": history_size,
-        "state_bytes_after_resets": size_after,
-        "resets": reps,
+        "state_bytes_after_reset": size_after,
         "generate_s": generated,
         "cli": samples,
         "inproc": inproc,
@@ -344,28 +361,29 @@ def report_one_shot(samples: dict[str, Sample]) -> list[str]:
 
 def report_scale(rows: list[dict[str, object]]) -> list[str]:
     lines = [
-        "| users | state file | `update-cost` | `show USER` | `reset-due` (all due) "
-        "| in-process charge | in-process reset-due | peak RSS update-cost / reset-due |",
-        "|---|---|---|---|---|---|---|---|",
+        "| users | state file | `update-cost` | `show USER` | `reset-due -q` (all due) "
+        "| `reset-due` (prints each) | in-process charge | in-process reset-due "
+        "| peak RSS update-cost / reset-due |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         cli: dict[str, Sample] = row["cli"]  # type: ignore[assignment]
         inproc: dict[str, Sample] = row["inproc"]  # type: ignore[assignment]
+        aged = f" (+{row['closed_periods']} closed periods each)" if row["closed_periods"] else ""
         lines.append(
-            f"| {row['users']:,} | {fmt_bytes(row['state_bytes'])} "  # type: ignore[arg-type]
+            f"| {row['users']:,}{aged} | {fmt_bytes(row['state_bytes'])} "  # type: ignore[arg-type]
             f"| {fmt_sample(cli['update-cost'])} | {fmt_sample(cli['show USER'])} "
-            f"| {fmt_sample(cli['reset-due'])} | {fmt_sample(inproc['charge'])} "
-            f"| {fmt_sample(inproc['reset_due'])} "
-            f"| {cli['update-cost'].rss_median:.0f} / {cli['reset-due'].rss_median:.0f} MiB |"
+            f"| {fmt_sample(cli['reset-due -q'])} | {fmt_sample(cli['reset-due'])} "
+            f"| {fmt_sample(inproc['charge'])} | {fmt_sample(inproc['reset_due'])} "
+            f"| {cli['update-cost'].rss_median:.0f} / {cli['reset-due -q'].rss_median:.0f} MiB |"
         )
-    if len(rows) > 1:
-        lines.append("")
-        lines.append("Growth, each step up in users (ratio of medians):")
-        lines.append("")
-        for before, after in itertools.pairwise(rows):
+    fresh = [row for row in rows if not row["closed_periods"]]
+    if len(fresh) > 1:
+        lines += ["", "Growth, each step up in users (ratio of medians):", ""]
+        for before, after in itertools.pairwise(fresh):
             factor = after["users"] / before["users"]  # type: ignore[operator]
             parts = []
-            for key in ("update-cost", "show USER", "reset-due"):
+            for key in ("update-cost", "show USER", "reset-due -q"):
                 a: Sample = before["cli"][key]  # type: ignore[index]
                 b: Sample = after["cli"][key]  # type: ignore[index]
                 parts.append(f"`{key}` x{b.median / a.median:.1f}")
@@ -375,12 +393,6 @@ def report_scale(rows: list[dict[str, object]]) -> list[str]:
                 f"- {before['users']:,} → {after['users']:,} users (x{factor:g}): "
                 + ", ".join(parts)
             )
-        last = rows[-1]
-        lines.append(
-            f"- after {last['resets']} roll-overs of every budget the {last['users']:,}-user "
-            f"state file is {fmt_bytes(last['state_bytes_after_resets'])} "  # type: ignore[arg-type]
-            "(each budget keeps its 12 most recent closed periods)"
-        )
     return lines
 
 
@@ -406,12 +418,14 @@ def plot(rows: list[dict[str, object]], target: Path) -> None:
     except ImportError:
         log("no plot: matplotlib is not installed (pip install -e '.[bench]')")
         return
+    aged = [row for row in rows if row["closed_periods"]]
+    rows = [row for row in rows if not row["closed_periods"]]
     users = [row["users"] for row in rows]
     fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=110)
     series = [
         ("cli", "update-cost", "update-cost (process)", "-", "o"),
         ("cli", "show USER", "show USER (process)", "-", "s"),
-        ("cli", "reset-due", "reset-due, all due (process)", "-", "^"),
+        ("cli", "reset-due -q", "reset-due -q, all due (process)", "-", "^"),
         ("inproc", "charge", "charge (in-process)", "--", "o"),
         ("inproc", "reset_due", "reset-due (in-process)", "--", "^"),
     ]
@@ -425,6 +439,17 @@ def plot(rows: list[dict[str, object]], target: Path) -> None:
         ]
         ax.errorbar(
             users, medians, yerr=err, label=label, linestyle=style, marker=marker, capsize=3
+        )
+    for row in aged:
+        cli: dict[str, Sample] = row["cli"]  # type: ignore[assignment]
+        ax.plot(
+            [row["users"]],
+            [cli["update-cost"].median],
+            marker="X",
+            markersize=9,
+            color="black",
+            linestyle="none",
+            label=f"update-cost, {row['closed_periods']} closed periods per budget",
         )
     ax.axhline(1.0, color="grey", linewidth=0.8, linestyle=":")
     ax.axhline(2.0, color="grey", linewidth=0.8, linestyle=":")

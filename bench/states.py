@@ -1,8 +1,8 @@
 """Pre-populated projects for the benchmarks, written quickly through the library's store.
 
 budgetctl: ``JsonStore.create_many`` writes N monthly budgets in one transaction (not N CLI calls),
-each with some spend on one model, created at ``CREATED`` so that every month after it is a
-period boundary that ``reset-due --now`` can cross. LiteLLM: a ``user_cost.json`` of N users in
+each with some spend on one model, created at ``CREATED``, so that all of them are due at
+``RESET_DUE_AT``. LiteLLM: a ``user_cost.json`` of N users in
 the shape (and indentation) its ``save_data`` writes.
 """
 
@@ -18,19 +18,33 @@ PROJECT = "bench"
 MODEL = "gpt-4o"
 CREATED = datetime(2024, 1, 15, 12, 0, tzinfo=timezone.utc)
 SPENT = Decimal("1.234567")
+RESET_DUE_AT = "2024-02-20T00:00:00Z"  # a month after CREATED: every budget is due
 
 
 def user_name(i: int) -> str:
     return f"user-{i:06d}"
 
 
-def budgetctl_state(data_dir: Path, users: int) -> Path:
-    """A project of ``users`` monthly budgets in ``data_dir``; returns the state file."""
+def budgetctl_state(data_dir: Path, users: int, closed_periods: int = 0) -> Path:
+    """A project of ``users`` monthly budgets in ``data_dir``; returns the state file.
+
+    ``closed_periods``: each budget also carries that many closed periods, as a project does
+    after as many roll-overs (the state keeps the 12 most recent per budget).
+    """
+
     from budgetctl.core import rules
     from budgetctl.core.periods import parse_duration
     from budgetctl.store.json_store import JsonStore
 
     monthly = parse_duration("monthly")
+    months = [
+        datetime(2024 - (k + 11) // 12, 12 - (k + 11) % 12, 1, tzinfo=timezone.utc)
+        for k in range(closed_periods + 1)
+    ]  # 2024-01-01, 2023-12-01, 2023-11-01, ...
+    history = tuple(
+        rules.ClosedPeriod(months[k + 1], months[k], SPENT, Decimal(10))
+        for k in range(closed_periods)
+    )
     budgets = [
         rules.new_budget(
             user_name(i),
@@ -39,17 +53,12 @@ def budgetctl_state(data_dir: Path, users: int) -> Path:
             duration=monthly,
             current_cost=SPENT,
             model_cost={MODEL: SPENT},
-        )
+        )._replace(recent_periods=history)
         for i in range(users)
     ]
     store = JsonStore(PROJECT, data_dir)
     store.create_many(budgets)
     return store.path
-
-
-def reset_due_times(count: int) -> list[str]:
-    """``count`` instants, one a month after CREATED: each makes every budget due again."""
-    return [f"2024-{month:02d}-20T00:00:00Z" for month in range(2, 2 + count)]
 
 
 def litellm_state(folder: Path, users: int) -> Path:
