@@ -7,44 +7,22 @@ mutating call persisted at once under the project lock (never in a background th
 live where the CLI keeps them (``BUDGETCTL_DATA_DIR``, else the platformdirs user data dir).
 
 Where LiteLLM raised a bare ``KeyError`` for an unknown user, this raises ``UnknownUserError``,
-which is a ``KeyError`` too.
+which is a ``KeyError`` too. ``client_type="hosted"`` keeps the budgets on a server that speaks
+LiteLLM's ``get_budget``/``set_budget`` protocol (:mod:`budgetctl.store.hosted`).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
 from budgetctl.core.rules import Budget
-from budgetctl.errors import NotSupportedError, UsageError
+from budgetctl.errors import UnknownProjectError, UnknownUserError, UsageError
 from budgetctl.ledger import Ledger, system_clock
-
-
-def _epoch(moment: datetime | None) -> float | None:
-    return None if moment is None else moment.timestamp()
-
-
-def _days(budget: Budget) -> int | float | None:
-    """LiteLLM's ``duration`` field (days) for the current period; None for a lifetime budget."""
-    if budget.next_reset_at is None:
-        return None
-    days = (budget.next_reset_at - budget.period_start).total_seconds() / 86400
-    return int(days) if days == int(days) else days
-
-
-def record(budget: Budget) -> dict[str, Any]:
-    """A budget in the shape of a LiteLLM ``user_dict`` entry (floats and epoch seconds)."""
-    return {
-        "total_budget": float(budget.total_budget),
-        "duration": _days(budget),
-        # LiteLLM's created_at is the time its periods count from: the anchor when one was given
-        "created_at": _epoch(budget.start or budget.created_at),
-        "last_updated_at": _epoch(budget.last_updated_at or budget.period_start),
-        "current_cost": float(budget.current_cost),
-        "model_cost": {model: float(cost) for model, cost in budget.model_cost.items()},
-    }
+from budgetctl.store import codec
 
 
 class BudgetManager:
@@ -60,18 +38,19 @@ class BudgetManager:
         data_dir: str | os.PathLike[str] | None = None,
         clock: Callable[[], datetime] = system_clock,
     ) -> None:
-        if client_type == "hosted":
-            raise NotSupportedError(
-                "client_type='hosted' is not supported yet; use client_type='local' "
-                "(budgets in the budgetctl data dir)"
-            )
-        if client_type != "local":
+        if client_type not in ("local", "hosted"):
             raise UsageError(f"client_type must be 'local' or 'hosted', not {client_type!r}")
         self.project_name = project_name
         self.client_type = client_type
-        self.api_base = api_base
         self.headers = headers or {"Content-Type": "application/json"}
-        self.ledger = Ledger(project_name, data_dir, clock=clock)
+        store = None
+        if client_type == "hosted":
+            from budgetctl.store.hosted import LITELLM_API_BASE, HostedStore
+
+            api_base = api_base or LITELLM_API_BASE
+            store = HostedStore(project_name, api_base, self.headers)
+        self.api_base = api_base
+        self.ledger = Ledger(project_name, data_dir, clock=clock, store=store)
 
     # --- LiteLLM's public methods ----------------------------------------------------------------
 
@@ -83,7 +62,7 @@ class BudgetManager:
         """Every user's record, as LiteLLM's ``user_dict`` (read-only snapshot)."""
         if not self.ledger.exists():
             return {}
-        return {budget.user: record(budget) for budget in self.ledger.view().users}
+        return {budget.user: codec.litellm_record(budget) for budget in self.ledger.view().users}
 
     def create_budget(
         self,
@@ -96,15 +75,16 @@ class BudgetManager:
         budget = self.ledger.create(
             user, total_budget, duration=duration, start=created_at, replace=True
         )
-        return record(budget)
+        return codec.litellm_record(budget)
 
     def projected_cost(self, model: str, messages: list[Mapping[str, Any]], user: str) -> float:
         """The user's current cost plus the cost of sending ``messages`` to ``model``."""
-        checked = self.ledger.check(user, model, messages=messages)
+        with self._known(user):
+            checked = self.ledger.check(user, model, messages=messages)
         return float(checked.budget.current_cost + checked.projected_cost)
 
     def get_total_budget(self, user: str) -> float:
-        return float(self.ledger.get(user).total_budget)
+        return float(self._get(user).total_budget)
 
     def update_cost(
         self,
@@ -115,39 +95,40 @@ class BudgetManager:
         output_text: str | None = None,
     ) -> dict[str, Any]:
         """Record a call: a completion response, or ``model`` + ``input_text`` + ``output_text``."""
-        if model is not None and input_text is not None and output_text is not None:
-            result = self.ledger.charge_text(user, model, input_text, output_text)
-        elif completion_obj is not None:
-            result = self.ledger.charge_response(user, completion_obj)
-        else:
-            raise UsageError(
-                "pass a completion response (completion_obj=...) or model, input_text and "
-                "output_text"
-            )
-        return {"user": record(result.budget)}
+        with self._known(user):
+            if model is not None and input_text is not None and output_text is not None:
+                result = self.ledger.charge_text(user, model, input_text, output_text)
+            elif completion_obj is not None:
+                result = self.ledger.charge_response(user, completion_obj)
+            else:
+                raise UsageError(
+                    "pass a completion response (completion_obj=...) or model, input_text and "
+                    "output_text"
+                )
+        return {"user": codec.litellm_record(result.budget)}
 
     def get_current_cost(self, user: str) -> float:
-        return float(self.ledger.get(user).current_cost)
+        return float(self._get(user).current_cost)
 
     def get_model_cost(self, user: str) -> dict[str, float]:
-        return {m: float(c) for m, c in self.ledger.get(user).model_cost.items()}
+        return {m: float(c) for m, c in self._get(user).model_cost.items()}
 
     def is_valid_user(self, user: str) -> bool:
-        if not self.ledger.exists():
-            return False
         return user in self.ledger.users()
 
     def get_users(self) -> list[str]:
-        return self.ledger.users() if self.ledger.exists() else []
+        return self.ledger.users()
 
     def reset_cost(self, user: str) -> dict[str, Any]:
         """Zero the user's spend now (saved at once, archived as a closed period)."""
-        self.ledger.reset([user])
-        return {"user": record(self.ledger.get(user))}
+        with self._known(user):
+            self.ledger.reset([user])
+        return {"user": codec.litellm_record(self._get(user))}
 
     def reset_on_duration(self, user: str) -> None:
         """Reset the user's spend if their period has ended (at the period's boundary)."""
-        self.ledger.roll_over([user])
+        with self._known(user):
+            self.ledger.roll_over([user])
 
     def update_budget_all_users(self) -> None:
         """Reset every budget whose period has ended."""
@@ -157,3 +138,18 @@ class BudgetManager:
     def save_data(self) -> dict[str, str]:
         """Every change is already saved; kept for LiteLLM compatibility."""
         return {"status": "success"}
+
+    # --- helpers ---------------------------------------------------------------------------------
+
+    @contextmanager
+    def _known(self, user: str) -> Iterator[None]:
+        """A user of a project with no budgets yet is an unknown user (a KeyError, as in
+        LiteLLM), not an unknown project."""
+        try:
+            yield
+        except UnknownProjectError:
+            raise UnknownUserError(user, self.project_name) from None
+
+    def _get(self, user: str) -> Budget:
+        with self._known(user):
+            return self.ledger.get(user)

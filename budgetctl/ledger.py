@@ -165,7 +165,10 @@ class Ledger:
         lock_timeout: float | None = None,
         store: Store | None = None,
     ) -> None:
-        self.project = rules.check_project_name(project)
+        if store is not None:
+            self.project = store.project  # the store validated it (a hosted name is no path)
+        else:
+            self.project = rules.check_project_name(project)
         self.data_dir = resolve_data_dir(data_dir)
         self.store: Store = store or JsonStore(project, self.data_dir, lock_timeout)
         if prices_file is None:

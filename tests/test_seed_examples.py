@@ -12,8 +12,6 @@ from typing import Any
 
 import pytest
 
-from budgetctl.errors import NotSupportedError
-
 CANNED = {
     "id": "chatcmpl-seed-1",
     "object": "chat.completion",
@@ -96,36 +94,52 @@ def test_text_input_output() -> None:
     assert budget_manager.get_current_cost(user) == float(2 * input_price + 9 * output_price)
 
 
-def test_hosted_is_not_supported_yet() -> None:
-    """LiteLLM API (hosted): the constructor says so clearly."""
+def test_hosted_usage_line() -> None:
+    """LiteLLM API (hosted), 用法: the constructor as the page writes it; it talks to LiteLLM's
+    server (not contacted here: these tests are offline, and the constructor sends nothing)."""
     from budgetctl import BudgetManager
 
-    with pytest.raises(NotSupportedError) as caught:
-        budget_manager = BudgetManager(project_name="<my-unique-project>", client_type="hosted")  # noqa: F841
-    assert "hosted" in str(caught.value) and "local" in str(caught.value)
+    budget_manager = BudgetManager(project_name="<my-unique-project>", client_type="hosted")
+    assert budget_manager.api_base == "https://api.litellm.ai"
 
 
-def test_hosted_full_code_is_not_supported_yet() -> None:
-    """LiteLLM API 完整代码 (hosted, monthly)."""
-    from budgetctl import BudgetManager
+def test_self_hosted_full_code(monkeypatch: pytest.MonkeyPatch) -> None:
+    """自托管 完整代码: the page's code against a server of our own that speaks the protocol
+    (``your_custom_api`` is that server's address)."""
+    from tests.helpers.budget_server import budget_server
 
-    with pytest.raises(NotSupportedError):
-        budget_manager = BudgetManager(project_name="<my-unique-project>", client_type="hosted")  # noqa: F841
+    with budget_server(monkeypatch) as server:
+        your_custom_api = server.url
+        from budgetctl import BudgetManager
 
-
-def test_self_hosted_is_not_supported_yet() -> None:
-    """自托管 (hosted with api_base): the same clear error."""
-    from budgetctl import BudgetManager
-
-    with pytest.raises(NotSupportedError) as caught:
-        budget_manager = BudgetManager(  # noqa: F841
-            project_name="<my-unique-project>", client_type="hosted", api_base="your_custom_api"
+        budget_manager = BudgetManager(
+            project_name="<my-unique-project>", client_type="hosted", api_base=your_custom_api
         )
-    assert caught.value.exit_code == 1
+
+        user = "1234"
+
+        # create a budget if new user user
+        if not budget_manager.is_valid_user(user):
+            budget_manager.create_budget(
+                total_budget=10, user=user, duration="monthly"
+            )  # 👈 duration = 'daily'/'weekly'/'monthly'/'yearly'
+
+        # check if a given call can be made
+        if budget_manager.get_current_cost(user=user) <= budget_manager.get_total_budget(user):
+            messages = [{"role": "user", "content": "Hey, how's it going?"}]
+            response = completion(model="gpt-3.5-turbo", messages=messages)
+            budget_manager.update_cost(completion_obj=response, user=user)
+        else:
+            response = "Sorry - no budget!"
+
+        stored = server.projects["<my-unique-project>"][user]
+        input_price, output_price = price("gpt-3.5-turbo-0125")
+        assert stored["current_cost"] == float(14 * input_price + 9 * output_price)
+        assert stored["total_budget"] == 10.0
 
 
 def test_the_full_code_with_a_local_client() -> None:
-    """The hosted 'full code' example, monthly, with the client it can use today (local)."""
+    """The hosted 'full code' example, monthly, with a local client."""
     from budgetctl import BudgetManager
 
     budget_manager = BudgetManager(project_name="my-unique-project")

@@ -152,6 +152,31 @@ def roll_over_record(
     return record, closed, period
 
 
+def _epoch(moment: datetime | None) -> float | None:
+    return None if moment is None else moment.timestamp()
+
+
+def _days(budget: Budget) -> int | float | None:
+    """LiteLLM's ``duration`` field (days) for the current period; None for a lifetime budget."""
+    if budget.next_reset_at is None:
+        return None
+    days = (budget.next_reset_at - budget.period_start).total_seconds() / 86400
+    return int(days) if days == int(days) else days
+
+
+def litellm_record(budget: Budget) -> dict[str, Any]:
+    """A budget in the shape of a LiteLLM ``user_dict`` entry (floats and epoch seconds)."""
+    return {
+        "total_budget": float(budget.total_budget),
+        "duration": _days(budget),
+        # LiteLLM's created_at is the time its periods count from: the anchor when one was given
+        "created_at": _epoch(budget.start or budget.created_at),
+        "last_updated_at": _epoch(budget.last_updated_at or budget.period_start),
+        "current_cost": float(budget.current_cost),
+        "model_cost": {model: float(cost) for model, cost in budget.model_cost.items()},
+    }
+
+
 def _money(value: Any) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise RecordError(f"amount {value!r} is not a decimal string")

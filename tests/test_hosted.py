@@ -1,0 +1,156 @@
+"""client_type="hosted": budgets on a server speaking LiteLLM's get_budget/set_budget protocol."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+
+from budgetctl import BudgetManager, Ledger
+from budgetctl.errors import (
+    CorruptStateError,
+    NotSupportedError,
+    StorageIOError,
+    UnknownProjectError,
+    UnknownUserError,
+)
+from budgetctl.store.hosted import LITELLM_API_BASE, META_KEY, RECORD_KEY, HostedStore
+from tests.helpers import Clock
+from tests.helpers.budget_server import BudgetServer, budget_server
+
+
+@pytest.fixture
+def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[BudgetServer]:
+    with budget_server(monkeypatch) as running:
+        yield running
+
+
+def manager(server: BudgetServer, clock: Clock | None = None) -> BudgetManager:
+    return BudgetManager(
+        "<my-unique-project>", client_type="hosted", api_base=server.url, clock=clock or Clock()
+    )
+
+
+def test_budgets_live_on_the_server_in_litellms_shape(server: BudgetServer, data_dir) -> None:
+    bm = manager(server)
+    assert not bm.is_valid_user("1234")
+    bm.create_budget(total_budget=10, user="1234", duration="monthly")
+    for _ in range(3):
+        bm.update_cost(user="1234", model="gpt-4o", input_text="hello", output_text="world")
+    stored = server.projects["<my-unique-project>"]
+    record = stored["1234"]
+    # A LiteLLM client (or its server's reset job) reads the LiteLLM fields...
+    assert record["total_budget"] == 10.0 and isinstance(record["current_cost"], float)
+    assert record["duration"] == 31  # January's period, in days
+    assert set(record["model_cost"]) == {"gpt-4o"}
+    # ...and budgetctl keeps its exact record beside them.
+    exact = Decimal(record[RECORD_KEY]["current_cost"])
+    assert exact == 3 * (Decimal("0.0000025") + Decimal("0.00001"))
+    assert stored[META_KEY]["format"] == "budgetctl-state" and "duration" not in stored[META_KEY]
+    # Nothing was written locally.
+    assert not data_dir.exists()
+
+
+def test_a_second_client_sees_the_first_ones_changes(server: BudgetServer) -> None:
+    first, second = manager(server), manager(server)
+    first.create_budget(total_budget=5, user="u", duration="daily")
+    first.update_cost(user="u", model="gpt-4o", input_text="a b c", output_text="d e f")
+    assert second.is_valid_user("u")
+    assert second.get_current_cost("u") == first.get_current_cost("u") > 0
+    second.reset_cost("u")
+    assert first.get_current_cost("u") == 0
+    assert second.get_users() == ["u"]
+
+
+def test_records_written_by_litellm_are_read(server: BudgetServer) -> None:
+    clock = Clock()
+    last_reset = (clock.now - timedelta(days=2)).timestamp()
+    server.projects["p"] = {
+        "alice": {
+            "total_budget": 10,
+            "duration": 28,
+            "created_at": last_reset,
+            "last_updated_at": last_reset,
+            "current_cost": 0.30000000000000004,
+            "model_cost": {"gpt-4": 0.30000000000000004},
+        },
+        "bob": {"total_budget": 2.5},
+    }
+    bm = BudgetManager("p", client_type="hosted", api_base=server.url, clock=clock)
+    assert sorted(bm.get_users()) == ["alice", "bob"]
+    assert bm.get_current_cost("alice") == 0.30000000000000004
+    assert bm.get_total_budget("bob") == 2.5
+    assert bm.get_model_cost("alice") == {"gpt-4": 0.30000000000000004}
+
+
+def test_a_record_another_client_changed_is_taken_from_its_litellm_fields(
+    server: BudgetServer,
+) -> None:
+    bm = manager(server)
+    bm.create_budget(total_budget=10, user="u", duration="weekly")
+    bm.update_cost(user="u", model="gpt-4o", input_text="x" * 50, output_text="y" * 50)
+    record = server.projects["<my-unique-project>"]["u"]
+    record["current_cost"] = 0  # e.g. a LiteLLM server's reset job, which knows nothing of ours
+    assert bm.get_current_cost("u") == 0
+
+
+def test_idempotency_and_the_cap_survive_the_round_trip(server: BudgetServer) -> None:
+    clock = Clock()
+    ledger = Ledger(store=HostedStore("proj", server.url), clock=clock)
+    ledger.create("u", "1")
+    ledger.set_cap("0.5")
+    assert not ledger.charge_cost("u", "0.25", request_id="r1").duplicate
+    assert ledger.charge_cost("u", "0.25", request_id="r1").duplicate
+    assert ledger.get("u").current_cost == Decimal("0.25")
+    cap = ledger.cap()
+    assert cap is not None and cap.current_cost == Decimal("0.25")
+
+
+def test_unknown_users_and_projects(server: BudgetServer) -> None:
+    bm = manager(server)
+    assert bm.get_users() == [] and bm.user_dict == {}
+    with pytest.raises(UnknownUserError):
+        bm.get_current_cost("nobody")
+    with pytest.raises(UnknownProjectError):
+        Ledger(store=HostedStore("empty", server.url)).get("nobody")
+
+
+def test_what_the_protocol_cannot_do_is_said(server: BudgetServer) -> None:
+    ledger = Ledger(store=HostedStore("p", server.url), clock=Clock())
+    ledger.create("u", "1")
+    with pytest.raises(NotSupportedError, match="history"):
+        ledger.history("u")
+    with pytest.raises(NotSupportedError, match="custom prices"):
+        ledger.set_price("m", "0.1", "0.2")
+
+
+def test_server_errors_are_clear_and_change_nothing(server: BudgetServer) -> None:
+    bm = manager(server)
+    bm.create_budget(total_budget=10, user="u")
+    before = server.projects["<my-unique-project>"]
+    server.fail_with = 500
+    with pytest.raises(StorageIOError, match="HTTP 500"):
+        bm.reset_cost("u")
+    server.fail_with = None
+    assert server.projects["<my-unique-project>"] == before
+
+
+def test_an_unreachable_server_is_a_clear_error(server: BudgetServer) -> None:
+    bm = BudgetManager("p", client_type="hosted", api_base="http://127.0.0.1:9")
+    with pytest.raises(StorageIOError, match="cannot reach the budget server"):
+        bm.is_valid_user("u")
+
+
+def test_a_server_answer_that_is_not_a_user_dict_is_corrupt(server: BudgetServer) -> None:
+    server.projects["p"] = ["not", "users"]  # type: ignore[assignment]
+    with pytest.raises(CorruptStateError):
+        BudgetManager("p", client_type="hosted", api_base=server.url).get_users()
+
+
+def test_the_default_server_is_litellms_and_is_not_contacted_at_construction() -> None:
+    bm = BudgetManager("<my-unique-project>", client_type="hosted")
+    assert bm.api_base == LITELLM_API_BASE
+    store = bm.ledger.store
+    assert isinstance(store, HostedStore) and store.api_base == LITELLM_API_BASE
