@@ -2,21 +2,24 @@
 
 Worker processes (tests/_worker.py) and threads of this process, each thread with a Ledger of its
 own, charge the same users concurrently while reader threads load the state and the history over
-and over. Every charge carries a request id; afterwards every id is recorded once, the balances
-are the exact Decimal sums, and the history's replay equals them.
+and over, or while cron-style ``budgetctl reset-due`` processes close periods. Every charge carries
+a request id; afterwards every id is recorded once, the balances (plus the closed periods) are the
+exact Decimal sums, and the history's replay equals them.
 """
 
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from _support import DEADLINE, PROJECT, Counts, children, consistent, spawn
+from _support import DEADLINE, PROJECT, Counts, children, cli, consistent, spawn
 
 from budgetctl import Ledger
 from budgetctl.core import rules
+from budgetctl.core.periods import format_utc
 
 pytestmark = pytest.mark.reliability
 
@@ -98,3 +101,63 @@ def test_processes_and_threads_charging_together_lose_nothing(
     assert balances["other"] == expected["other"], line
     assert balances[rules.CAP] == expected["shared"] + expected["other"], line
     assert all(r > 0 for r in reads), f"a reader never completed a read; {line}"
+
+
+def test_charges_racing_cron_reset_due_lose_nothing(data_dir: Path, counts: Counts) -> None:
+    """Charges from processes and threads while cron-style ``budgetctl reset-due`` processes close
+    periods: every charge ends up in exactly one period, the current one or a closed one."""
+    book = Ledger(PROJECT)
+    book.create("shared", "1000000", duration="daily")
+    book.set_cap("1000000", duration="daily")
+    start = book.now()
+    failures: list[BaseException] = []
+    resets = 8
+
+    def charge_in_thread(index: int) -> None:
+        ledger = Ledger(PROJECT, lock_timeout=DEADLINE)
+        try:
+            for n in range(PER_WORKER):
+                ledger.charge_cost("shared", "0.07", request_id=f"t{index}-{n}")
+        except BaseException as exc:
+            failures.append(exc)
+
+    def cron() -> None:
+        try:
+            for day in range(1, resets + 1):
+                done = cli("reset-due", "-q", "--now", format_utc(start + timedelta(days=day)))
+                assert done.returncode == 0, done.stderr
+        except BaseException as exc:
+            failures.append(exc)
+
+    with children() as procs:
+        procs.extend(
+            spawn("charge", PROJECT, "shared", "0.5", str(PER_WORKER), f"p{i}") for i in (0, 1)
+        )
+        threads = [threading.Thread(target=charge_in_thread, args=(i,)) for i in (0, 1)]
+        threads.append(threading.Thread(target=cron))
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=DEADLINE)
+        for proc in procs:
+            _, err = proc.communicate(timeout=DEADLINE)
+            assert proc.returncode == 0, err.decode()
+    assert not any(t.is_alive() for t in threads), "a thread did not finish in time"
+    assert not failures, failures[0]
+
+    balances, events = consistent(book, data_dir)
+    charged = [e for e in events if e["type"] == "charge"]
+    closed = [e for e in events if e["type"] == "period" and e["user"] == "shared"]
+    cap_closed = [e for e in events if e["type"] == "cap-period"]
+    total = sum((Decimal(e["cost"]) for e in charged), Decimal(0))
+    tried = 4 * PER_WORKER
+    line = counts(
+        operations=tried,
+        periods_closed=len(closed),
+        charges_lost=tried - len({e["request_id"] for e in charged}),
+    )
+    assert len(charged) == tried and total == (Decimal("0.5") + Decimal("0.07")) * 2 * PER_WORKER
+    in_periods = sum((Decimal(e["spent"]) for e in closed), Decimal(0)) + balances["shared"]
+    in_cap = sum((Decimal(e["spent"]) for e in cap_closed), Decimal(0)) + balances[rules.CAP]
+    assert in_periods == total == in_cap, line
+    assert len(closed) == resets, line  # one roll-over per day crossed, whatever raced it
