@@ -107,19 +107,26 @@ def test_enospc_at_every_write_of_a_charge_changes_nothing(
 
 
 @pytest.mark.parametrize(
-    ("target", "name"),
-    # (the temp file is made with os.open, so the os.open case covers its creation too)
-    [(os, "replace"), (os, "open")],
-    ids=["os.replace", "os.open"],
+    ("name", "fails"),
+    [
+        ("replace", ""),  # os.replace of the temp file onto the state
+        ("open", ".lock"),  # the lock file
+        ("open", ".history.jsonl"),  # the history, opened to append
+        ("open", ".tmp"),  # the temp file of the new state
+    ],
+    ids=["os.replace", "open-lock", "open-history", "open-temp-file"],
 )
 def test_erofs_from_the_store_changes_nothing(
-    data_dir: Path, monkeypatch: pytest.MonkeyPatch, counts: Counts, target: Any, name: str
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch, counts: Counts, name: str, fails: str
 ) -> None:
     book = prepare(data_dir)
     before = fingerprint(data_dir)
+    real = getattr(os, name)
 
-    def read_only(*args: Any, **kwargs: Any) -> Any:
-        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+    def read_only(path: Any, *args: Any, **kwargs: Any) -> Any:
+        if str(path).endswith(fails):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+        return real(path, *args, **kwargs)
 
     faults = 0
     for action in (
@@ -128,7 +135,7 @@ def test_erofs_from_the_store_changes_nothing(
         lambda: book.create("w", "1"),
     ):
         with monkeypatch.context() as patch:
-            patch.setattr(target, name, read_only)
+            patch.setattr(os, name, read_only)
             with pytest.raises(StorageIOError) as failed:
                 action()
         faults += 1
