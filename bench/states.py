@@ -28,8 +28,10 @@ def user_name(i: int) -> str:
 def budgetctl_state(data_dir: Path, users: int, closed_periods: int = 0) -> Path:
     """A project of ``users`` monthly budgets in ``data_dir``; returns the state file.
 
-    ``closed_periods``: each budget also carries that many closed periods, as a project does
-    after as many roll-overs (the state keeps the 12 most recent per budget).
+    ``closed_periods``: the project is that many months older, and has rolled every budget over
+    once a month since (through the store's own ``reset_due``, so the history holds a closed
+    period per budget per month, linked from each record, as a real project's would). Its budgets
+    then start the current month with no spend; a fresh project's carry ``SPENT``.
     """
 
     from budgetctl.core import rules
@@ -41,23 +43,22 @@ def budgetctl_state(data_dir: Path, users: int, closed_periods: int = 0) -> Path
         datetime(2024 - (k + 11) // 12, 12 - (k + 11) % 12, 1, tzinfo=timezone.utc)
         for k in range(closed_periods + 1)
     ]  # 2024-01-01, 2023-12-01, 2023-11-01, ...
-    history = tuple(
-        rules.ClosedPeriod(months[k + 1], months[k], SPENT, Decimal(10))
-        for k in range(closed_periods)
-    )
+    created = CREATED if closed_periods == 0 else months[closed_periods].replace(day=15, hour=12)
     budgets = [
         rules.new_budget(
             user_name(i),
             Decimal(10),
-            CREATED,
+            created,
             duration=monthly,
             current_cost=SPENT,
             model_cost={MODEL: SPENT},
-        )._replace(recent_periods=history)
+        )
         for i in range(users)
     ]
     store = JsonStore(PROJECT, data_dir)
     store.create_many(budgets)
+    for k in range(closed_periods - 1, -1, -1):  # roll over at each month's start, oldest first
+        store.reset_due(months[k])
     return store.path
 
 

@@ -19,7 +19,7 @@ from budgetctl.core.money import EXACT, ZERO, add, check_amount, subtract
 from budgetctl.core.periods import Duration
 from budgetctl.errors import InvalidAmountError, InvalidNameError, UsageError
 
-RECENT_PERIODS = 12  # closed periods kept in the state file per budget (all are in the history)
+RECENT_PERIODS = 12  # closed periods a single budget is read with (all are in the history)
 MAX_TOKENS = 10**9  # more tokens than this in one call is a typo, not a call
 _PROJECT_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$")
 

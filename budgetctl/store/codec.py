@@ -67,8 +67,8 @@ def encode(budget: Budget) -> dict[str, Any]:
         record["start"] = format_utc(budget.start)
     if budget.alert_at is not None:
         record["alert_at"] = to_text(budget.alert_at)
-    if budget.recent_periods:
-        record["periods"] = [encode_period(p) for p in budget.recent_periods]
+    # Closed periods are not kept here: they are in the history, which the store links each
+    # record into (see json_store._link_and_encode).
     return record
 
 
@@ -95,7 +95,6 @@ def decode(user: str, raw: Any) -> Budget:
             current_cost=_money(raw["current_cost"]),
             model_cost={str(m): _money(c) for m, c in (raw.get("model_cost") or {}).items()},
             alert_at=_money(alert) if alert is not None else None,
-            recent_periods=tuple(decode_period(p) for p in raw.get("periods") or ()),
         )
     except KeyError as missing:
         raise RecordError(f"user {user!r}: field {missing.args[0]!r} is missing") from None
@@ -148,7 +147,6 @@ def roll_over_record(
     record["current_cost"] = "0"
     record["period_start"] = format_utc(period_start)
     record["next_reset_at"] = format_utc(next_reset)
-    record["periods"] = [closed, *(raw.get("periods") or ())][: rules.RECENT_PERIODS]
     return record, closed, period
 
 

@@ -104,8 +104,11 @@ class _Txn:
             self.event("period", user=budget.user, **codec.encode_period(closed))
         return rolled
 
-    def put(self, budget: Budget) -> None:
-        self.users[budget.user] = codec.encode(budget)
+    def put(self, budget: Budget, *, fresh: bool = False) -> None:
+        """Store ``budget``'s record; it keeps its link into the history unless ``fresh``."""
+        self.users[budget.user] = _relink(
+            codec.encode(budget), None if fresh else self.users.get(budget.user)
+        )
         self.dirty = True
 
     def cap(self) -> Budget | None:
@@ -122,7 +125,7 @@ class _Txn:
         return cap
 
     def put_cap(self, cap: Budget | None) -> None:
-        self.doc["cap"] = codec.encode(cap) if cap is not None else None
+        self.doc["cap"] = _relink(codec.encode(cap), self.doc.get("cap")) if cap else None
         self.dirty = True
 
 
@@ -303,7 +306,7 @@ class JsonStore:
         self._sweep_temp_files()
         self._cut_tail(doc["history"]["size"])
         if txn.events:
-            lines = _history_lines(txn.events)
+            lines = _link_and_encode(txn.events, doc, doc["history"]["size"])
             try:
                 fd = os.open(
                     self.history_path,
@@ -392,7 +395,7 @@ class JsonStore:
                 if budget.user in txn.users and not replace:
                     raise UserExistsError(budget.user)
             for budget in budgets:
-                txn.put(budget)
+                txn.put(budget, fresh=True)
                 txn.event(
                     "create",
                     user=budget.user,
@@ -517,23 +520,62 @@ class JsonStore:
         return self.get_with_cap(user, now)[0]
 
     def get_with_cap(self, user: str, now: datetime) -> tuple[Budget, Budget | None]:
-        """One user's budget and the project cap, from one read, as of ``now``."""
+        """One user's budget (with its recent closed periods) and the project cap, from one
+        read, as of ``now``."""
         doc = self._snapshot()
         raw = doc["users"].get(user)
         if raw is None:
             raise UnknownUserError(user, self.project)
-        budget = rules.roll_over(self._decode(user, raw), now)[0]
-        return budget, self._cap_of(doc, now)
+        budget = self._decode(user, raw)._replace(recent_periods=self._periods(doc, raw))
+        return rules.roll_over(budget, now)[0], self._cap_of(doc, now, with_periods=True)
 
     def cap(self, now: datetime) -> Budget | None:
         """The project cap as of ``now`` (None when there is none or no project yet)."""
         doc = self._load(must_exist=False)
-        return None if doc is None else self._cap_of(doc, now)
+        return None if doc is None else self._cap_of(doc, now, with_periods=True)
 
-    def _cap_of(self, doc: Mapping[str, Any], now: datetime) -> Budget | None:
-        if doc.get("cap") is None:
+    def _cap_of(
+        self, doc: Mapping[str, Any], now: datetime, *, with_periods: bool = False
+    ) -> Budget | None:
+        raw = doc.get("cap")
+        if raw is None:
             return None
-        return rules.roll_over(self._decode(CAP, doc["cap"]), now)[0]
+        cap = self._decode(CAP, raw)
+        if with_periods:
+            cap = cap._replace(recent_periods=self._periods(doc, raw))
+        return rules.roll_over(cap, now)[0]
+
+    def _periods(self, doc: Mapping[str, Any], raw: Any) -> tuple[ClosedPeriod, ...]:
+        """A record's most recent closed periods, newest first, following its history links."""
+        offset = raw.get(LINK) if isinstance(raw, dict) else None
+        if offset is None:
+            return ()
+        size = doc["history"]["size"]
+        found: list[ClosedPeriod] = []
+        try:
+            with open(self.history_path, "rb") as handle:
+                while offset is not None and len(found) < rules.RECENT_PERIODS:
+                    if not isinstance(offset, int) or not 0 <= offset < size:
+                        raise CorruptStateError(self.path, f"a history link ({offset!r}) is wrong")
+                    handle.seek(offset)
+                    line = handle.readline()
+                    try:
+                        event = json.loads(line)
+                        if event["type"] not in ("period", "cap-period"):
+                            raise ValueError(event["type"])
+                        found.append(codec.decode_period(event))
+                    except (ValueError, KeyError, TypeError):
+                        raise CorruptStateError(
+                            self.history_path, f"no closed period at byte {offset}"
+                        ) from None
+                    offset = event.get("prev")
+        except FileNotFoundError:
+            raise CorruptStateError(
+                self.history_path, "the history is missing but the state links into it"
+            ) from None
+        except OSError as exc:
+            raise StorageIOError(self.history_path, f"cannot read ({exc.strerror})") from None
+        return tuple(found)
 
     def view(self, now: datetime) -> ProjectView:
         doc = self._snapshot()
@@ -733,6 +775,41 @@ def _gc_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
+
+
+LINK = "last_period"  # a record's link: the history offset of its latest closed period
+
+
+def _relink(record: dict[str, Any], previous: Any) -> dict[str, Any]:
+    """``record`` with the history link of the record it replaces (if that had one)."""
+    if isinstance(previous, dict) and LINK in previous:
+        record[LINK] = previous[LINK]
+    return record
+
+
+def _link_and_encode(events: list[dict[str, Any]], doc: dict[str, Any], offset: int) -> bytes:
+    """The history lines of ``events``, appended at byte ``offset``, with the closed periods
+    chained: each ``period`` (``cap-period``) event gets ``prev``, the offset of its budget's
+    previous one, and the budget's record gets this one's offset as ``last_period``.
+
+    So the state file keeps no closed periods (they would soon be most of it, and every charge
+    rewrites it), and reading one budget's recent periods is a dozen seeks into the history.
+    """
+    chunks: list[bytes] = []
+    for event in events:
+        kind = event["type"]
+        record = None
+        if kind == "period":
+            record = doc["users"].get(event.get("user"))
+        elif kind == "cap-period":
+            record = doc.get("cap")
+        if isinstance(record, dict):
+            event["prev"] = record.get(LINK)
+            record[LINK] = offset
+        chunk = _history_lines([event])
+        chunks.append(chunk)
+        offset += len(chunk)
+    return b"".join(chunks)
 
 
 def _history_lines(events: list[dict[str, Any]]) -> bytes:
