@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from functools import lru_cache
 
 from budgetctl.core.money import format_usd, percent
 from budgetctl.core.periods import format_utc
@@ -49,7 +50,9 @@ def utc(moment: datetime | None) -> str:
     return format_utc(moment) if moment is not None else "-"
 
 
+@lru_cache(maxsize=1024)
 def usd(amount: Decimal) -> str:
+    """Money for people (cached: a report of many budgets repeats a few amounts)."""
     return format_usd(amount)
 
 
