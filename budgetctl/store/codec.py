@@ -68,7 +68,7 @@ def encode(budget: Budget) -> dict[str, Any]:
     if budget.alert_at is not None:
         record["alert_at"] = to_text(budget.alert_at)
     # Closed periods are not kept here: they are in the history, which the store links each
-    # record into (see json_store._link_and_encode).
+    # record into (see history.link_and_encode).
     return record
 
 

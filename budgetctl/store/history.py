@@ -1,0 +1,137 @@
+"""The project's history file: append-only JSON Lines, and the links that chain closed periods.
+
+Writing: events become compact JSON lines, appended by the store after the ones the state already
+counts. Each ``period`` (``cap-period``) event carries ``prev``, the byte offset of its budget's
+previous one, and the budget's record carries ``last_period``, the offset of its latest: closed
+periods are read back by following those links, never by scanning the history.
+
+Reading: only the bytes the state counts (``history.size``) are read; a tail beyond them belongs
+to a transaction that never committed.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from budgetctl.errors import CorruptStateError, StorageIOError
+
+# One encoder for everything written: json.dumps() with options builds a new one per call.
+ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+# The same, set up once for every history line (see encode_lines); None without json's C part.
+_C_MAKE_ENCODER: Any = getattr(json.encoder, "c_make_encoder", None)
+_EVENT_ENCODER: Any = _C_MAKE_ENCODER and _C_MAKE_ENCODER(
+    None, ENCODER.default, json.encoder.encode_basestring, None, ":", ",", False, False, True
+)
+
+
+LINK = "last_period"  # a record's link: the history offset of its latest closed period
+
+
+def relink(record: dict[str, Any], previous: Any) -> dict[str, Any]:
+    """``record`` with the history link of the record it replaces (if that had one)."""
+    if isinstance(previous, dict) and LINK in previous:
+        record[LINK] = previous[LINK]
+    return record
+
+
+def link_and_encode(events: list[dict[str, Any]], doc: dict[str, Any], offset: int) -> bytes:
+    """The history lines of ``events``, appended at byte ``offset``, with the closed periods
+    chained: each ``period`` (``cap-period``) event gets ``prev``, the offset of its budget's
+    previous one, and the budget's record gets this one's offset as ``last_period``.
+
+    So the state file keeps no closed periods (they would soon be most of it, and every charge
+    rewrites it), and reading one budget's recent periods is a dozen seeks into the history.
+    """
+    chunks: list[bytes] = []
+    for event in events:
+        kind = event["type"]
+        record = None
+        if kind == "period":
+            record = doc["users"].get(event.get("user"))
+        elif kind == "cap-period":
+            record = doc.get("cap")
+        if isinstance(record, dict):
+            event["prev"] = record.get(LINK)
+            record[LINK] = offset
+        chunk = encode_lines([event])
+        chunks.append(chunk)
+        offset += len(chunk)
+    return b"".join(chunks)
+
+
+def encode_lines(events: list[dict[str, Any]]) -> bytes:
+    """History events as JSON Lines, compact, exactly as ``ENCODER`` writes each one.
+
+    One C encoder serves every event: ``JSONEncoder.encode`` sets up a new one per call, and that
+    was 40% of encoding the 100,000 events of a reset-due (0.29 s -> 0.17 s). Events are flat
+    dicts of text, numbers and None, so the circular-reference check is not needed.
+    """
+    if _EVENT_ENCODER is None:  # an interpreter without json's C accelerator
+        encode = ENCODER.encode
+        return "".join([encode(e) + "\n" for e in events]).encode("utf-8")
+    encode_one = _EVENT_ENCODER
+    return "".join(["".join(encode_one(e, 0)) + "\n" for e in events]).encode("utf-8")
+
+
+def read_periods(path: Path, size: int, offset: Any, limit: int) -> list[dict[str, Any]]:
+    """Up to ``limit`` closed-period events, newest first, following links from ``offset``."""
+    found: list[dict[str, Any]] = []
+    try:
+        with open(path, "rb") as handle:
+            while offset is not None and len(found) < limit:
+                if (
+                    not isinstance(offset, int)
+                    or isinstance(offset, bool)
+                    or not 0 <= offset < size
+                ):
+                    raise CorruptStateError(
+                        path, f"a state's link into the history ({offset!r}) is wrong"
+                    )
+                handle.seek(offset)
+                try:
+                    event = json.loads(handle.readline())
+                    if event["type"] not in ("period", "cap-period"):
+                        raise ValueError(event["type"])
+                except (ValueError, KeyError, TypeError):
+                    raise CorruptStateError(path, f"no closed period at byte {offset}") from None
+                found.append(event)
+                offset = event.get("prev")
+    except FileNotFoundError:
+        raise CorruptStateError(
+            path, "the history is missing but the state links into it"
+        ) from None
+    except OSError as exc:
+        raise StorageIOError(path, f"cannot read ({exc.strerror})") from None
+    return found
+
+
+def read_events(
+    path: Path, size: int, user: str | None = None, limit: int | None = None
+) -> list[dict[str, Any]]:
+    """The first ``size`` bytes' events, newest first (only ``user``'s, at most ``limit``)."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(size)
+    except FileNotFoundError:
+        data = b""
+    except OSError as exc:
+        raise StorageIOError(path, f"cannot read ({exc.strerror})") from None
+    if len(data) < size:
+        raise CorruptStateError(
+            path, f"the history is shorter than the {size} bytes the state counts"
+        )
+    events: list[dict[str, Any]] = []
+    lines = data.splitlines()
+    for number in range(len(lines) - 1, -1, -1):
+        try:
+            event = json.loads(lines[number])
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise CorruptStateError(path, f"line {number + 1} is not valid JSON") from None
+        if user is not None and event.get("user") != user:
+            continue
+        events.append(event)
+        if limit is not None and len(events) >= limit:
+            break
+    return events

@@ -1,0 +1,89 @@
+"""Per-project custom prices: ``<project>.prices.json``, a small file beside the state.
+
+Kept apart from the state so a charge reads them without parsing a (possibly large) state file.
+Rates are USD per token, as exact decimal text, in LiteLLM's field names.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from budgetctl.core.money import to_text
+from budgetctl.costing.interface import Price
+from budgetctl.errors import CorruptStateError, FutureVersionError, StorageIOError
+
+FORMAT = "budgetctl-prices"
+VERSION = 1
+
+
+def load(path: Path) -> dict[str, Any]:
+    """The raw ``{model: rates}`` of the file at ``path`` ({} when there is none)."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise StorageIOError(path, f"cannot read ({exc.strerror})") from None
+    try:
+        doc = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise CorruptStateError(path, "not valid JSON") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise CorruptStateError(path, "not a budgetctl prices file")
+    if isinstance(doc.get("version"), int) and doc["version"] > VERSION:
+        raise FutureVersionError(path, doc["version"], VERSION)
+    prices = doc.get("prices")
+    if not isinstance(prices, dict):
+        raise CorruptStateError(path, "no 'prices' object")
+    return prices
+
+
+def read(path: Path) -> dict[str, Price]:
+    """The custom prices in the file at ``path``, as :class:`Price` objects."""
+    out = {}
+    for model, raw in load(path).items():
+        try:
+            out[model] = decode_price(model, raw)
+        except (KeyError, TypeError, ArithmeticError, ValueError):
+            raise CorruptStateError(path, f"the custom price of {model!r} is malformed") from None
+    return out
+
+
+def dump(raw: Mapping[str, Any]) -> bytes:
+    """The file's bytes for ``raw`` prices."""
+    doc = {"format": FORMAT, "version": VERSION, "prices": raw}
+    return json.dumps(doc, ensure_ascii=False, indent=2).encode("utf-8")
+
+
+def encode_price(price: Price) -> dict[str, Any]:
+    raw: dict[str, Any] = {
+        "input_cost_per_token": to_text(price.input_per_token),
+        "output_cost_per_token": to_text(price.output_per_token),
+    }
+    if price.cache_read_per_token is not None:
+        raw["cache_read_input_token_cost"] = to_text(price.cache_read_per_token)
+    if price.cache_creation_per_token is not None:
+        raw["cache_creation_input_token_cost"] = to_text(price.cache_creation_per_token)
+    return raw
+
+
+def decode_price(model: str, raw: Mapping[str, Any]) -> Price:
+    def rate(key: str) -> Decimal | None:
+        return Decimal(raw[key]) if raw.get(key) is not None else None
+
+    read = rate("cache_read_input_token_cost")
+    creation = rate("cache_creation_input_token_cost")
+    return Price(
+        model=model,
+        input_per_token=Decimal(raw["input_cost_per_token"]),
+        output_per_token=Decimal(raw["output_cost_per_token"]),
+        cache_read_per_token=read,
+        cache_creation_per_token=creation,
+        provider="custom",
+        source="project",
+    )
