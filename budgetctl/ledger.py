@@ -191,10 +191,7 @@ class Ledger:
         if self._costing is None:
             from budgetctl.costing import load_costing
 
-            project_prices: Mapping[str, Price] = {}
-            if isinstance(self.store, JsonStore):
-                project_prices = self.store.prices()
-            self._costing = load_costing(self.prices_file, project_prices)
+            self._costing = load_costing(self.prices_file, self.store.prices())
         return self._costing
 
     def exists(self) -> bool:
@@ -509,7 +506,6 @@ class Ledger:
             provider="custom",
             source="project",
         )
-        assert isinstance(self.store, JsonStore)
         self.store.set_price(price, model, dry_run=dry_run)
         self._costing = None
         return price
@@ -547,13 +543,9 @@ class Ledger:
         prices, then the price file, then the bundled table."""
         from budgetctl.costing import list_prices
 
-        project_prices: Mapping[str, Price] = {}
-        if isinstance(self.store, JsonStore):
-            project_prices = self.store.prices()
-        return list_prices(filter, self.prices_file, project_prices)
+        return list_prices(filter, self.prices_file, self.store.prices())
 
     def remove_price(self, model: str, *, dry_run: bool = False) -> None:
-        assert isinstance(self.store, JsonStore)
         self.store.set_price(None, model, dry_run=dry_run)
         self._costing = None
 
