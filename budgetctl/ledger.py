@@ -349,12 +349,17 @@ class Ledger:
         user: str,
         response: Any,
         *,
+        model: str | None = None,
         request_id: str | None = None,
         enforce: bool = False,
         dry_run: bool = False,
     ) -> ChargeResult:
-        """Record a completion response: its model, usage and (unless given) its id."""
-        usage = self.costing.usage_from_response(response)
+        """Record a completion response: its model, usage and (unless given) its id.
+
+        ``model`` prices a response that names none (Amazon Bedrock Converse); a model named in
+        the response wins.
+        """
+        usage = self.costing.usage_from_response(response, model)
         if request_id is not None:
             usage = usage._replace(request_id=request_id)
         return self.charge_usage(user, usage, enforce=enforce, dry_run=dry_run)

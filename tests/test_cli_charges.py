@@ -98,11 +98,58 @@ def test_response_on_stdin_twice_is_charged_once(alice: Path) -> None:
         "openai_responses.json",
         "anthropic_messages_cache.json",
         "litellm_model_response_anthropic.json",
+        "gemini_generate_content.json",
+        "gemini_stream_chunk_grounded.json",
     ],
 )
 def test_every_response_shape_is_read(alice: Path, fixture: str) -> None:
     charge = data("update-cost", "alice", "--response", str(RESPONSES / fixture))
     assert charge["cost"] > 0 and charge["prompt_tokens"] > 0 and charge["request_id"]
+
+
+def test_a_bedrock_response_is_priced_with_model(alice: Path) -> None:
+    bedrock = RESPONSES / "bedrock_converse_boto3.json"
+    before = digest(alice.parent)
+    error = fails(2, "update-cost", "alice", "--response", str(bedrock))
+    assert "Bedrock Converse response names no model: give it with --model MODEL" in error
+    assert digest(alice.parent) == before
+    model = "anthropic.claude-3-5-sonnet-20240620-v1:0"
+    charge = data("update-cost", "alice", "-r", "-", "-m", model, input=bedrock.read_bytes())
+    assert (charge["model"], charge["request_id"]) == (
+        model,
+        "7d2e5c1a-3b4f-4e8a-9c6d-0f1e2a3b4c5d",
+    )
+    assert (charge["prompt_tokens"], charge["completion_tokens"]) == (25 + 2048, 118)
+    # 25 input + 2048 cache writes at 1.25x + 118 output (claude-3-5-sonnet on Bedrock)
+    assert charge["cost"] == Decimal("0.000075") + Decimal("0.00768") + Decimal("0.00177")
+
+
+def test_model_names_the_model_only_when_the_response_does_not(alice: Path) -> None:
+    charge = data("update-cost", "alice", "--response", str(CHAT), "-m", "gpt-4o-mini")
+    assert (charge["model"], charge["cost"]) == ("gpt-4o-2024-08-06", CHAT_COST)
+
+
+@pytest.mark.parametrize(
+    ("fixture", "label"),
+    [
+        ("openai_error_insufficient_quota.json", "insufficient_quota"),
+        ("anthropic_error_overloaded.json", "overloaded_error"),
+        ("gemini_error_resource_exhausted.json", "RESOURCE_EXHAUSTED, 429"),
+    ],
+)
+def test_an_api_error_body_is_not_charged(alice: Path, fixture: str, label: str) -> None:
+    before = digest(alice.parent)
+    body = (RESPONSES / fixture).read_bytes()
+    error = fails(2, "update-cost", "alice", "--response", "-", "-q", input=body)
+    assert error.startswith(f"error: this is an API error ({label}): nothing to charge; ")
+    assert "response.model" not in error
+    assert digest(alice.parent) == before
+
+
+def test_an_unknown_shape_lists_the_shapes_read(alice: Path) -> None:
+    error = fails(2, "update-cost", "alice", "-r", "-", input='{"choices": []}')
+    assert "not a response budgetctl can read (its fields: choices); it reads OpenAI" in error
+    assert "Google Gemini generateContent; Amazon Bedrock Converse" in error
 
 
 def test_request_id_is_charged_once(alice: Path) -> None:
@@ -149,7 +196,6 @@ def test_dry_run_charges_nothing(alice: Path) -> None:
         (("--cost", "1", "--prompt-tokens", "3"), "(got --prompt-tokens/--completion-tokens"),
         (("--prompt-tokens", "3", "--completion-tokens", "1"), "needs --model"),
         (("--input-text", "hi"), "needs --model"),
-        (("--response", str(CHAT), "-m", "gpt-4o"), "the model is read from it"),
         (("-m", "gpt-4o", "--prompt-tokens", "3", *ONE, "--cached-tokens", "9"),
          "cannot exceed"),
     ],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from decimal import Decimal
 from pathlib import Path
 from types import SimpleNamespace
@@ -54,6 +55,45 @@ EXPECTED = {
         "chatcmpl-0f2a8c7e-4d3b-4e1a-9a57-2c6d4b1e8f90",
     ),
     "openai_embeddings.json": ("text-embedding-3-small", 5, 0, 0, 0, None),
+    # Gemini: thoughts (876) are billed as output, beside the candidates (214); the cached
+    # content (4096) is part of promptTokenCount.
+    "gemini_generate_content.json": (
+        "gemini-2.5-flash",
+        4312,
+        214 + 876,
+        4096,
+        0,
+        "Xc0raKTgBdHXz7IP4eSJ8Qk",
+    ),
+    # A grounded streamed chunk: the tool-use prompt (the search results, 98) is prompt input.
+    "gemini_stream_chunk_grounded.json": (
+        "gemini-2.5-flash",
+        12 + 98,
+        21 + 62,
+        0,
+        0,
+        "b-0raNWkLI6Fz7IPxq_N-QM",
+    ),
+}
+
+# Bedrock Converse names no model: it comes from ``model=`` (``--model``). Its inputTokens, like
+# Anthropic's input_tokens, excludes the tokens read from and written to the prompt cache.
+BEDROCK_MODEL = "anthropic.claude-3-5-sonnet-20240620-v1:0"
+BEDROCK = {
+    "bedrock_converse_boto3.json": (
+        BEDROCK_MODEL,
+        25 + 0 + 2048,
+        118,
+        0,
+        2048,
+        "7d2e5c1a-3b4f-4e8a-9c6d-0f1e2a3b4c5d",  # boto3's ResponseMetadata.RequestId
+    ),
+    "bedrock_converse_cli.json": (BEDROCK_MODEL, 30, 628, 0, 0, None),
+}
+API_ERRORS = {
+    "openai_error_insufficient_quota.json": "insufficient_quota",
+    "anthropic_error_overloaded.json": "overloaded_error",
+    "gemini_error_resource_exhausted.json": "RESOURCE_EXHAUSTED, 429",
 }
 
 
@@ -167,7 +207,7 @@ def test_an_object_with_neither_attributes_nor_a_working_dump() -> None:
         def model_dump(self) -> dict[str, Any]:
             raise RuntimeError("cannot serialise")
 
-    with pytest.raises(ResponseParseError, match=r"response\.model is missing"):
+    with pytest.raises(ResponseParseError, match=r"not a response budgetctl can read \(an Opaque"):
         usage_from_response(Opaque())
 
 
@@ -222,6 +262,178 @@ def test_response_usage_is_priced_end_to_end() -> None:
     assert not usage.estimated
 
 
+# --- Gemini, Bedrock, the model fallback ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(BEDROCK))
+@pytest.mark.parametrize(
+    "wrap", [dict, json.dumps, to_namespace, Dumpable], ids=["dict", "text", "attrs", "dump"]
+)
+def test_bedrock_converse_takes_its_model_from_the_caller(name: str, wrap: Any) -> None:
+    response = wrap(fixture(name))
+    assert usage_tuple(usage_from_response(response, model=BEDROCK_MODEL)) == BEDROCK[name]
+
+
+@pytest.mark.parametrize("name", sorted(BEDROCK))
+def test_bedrock_converse_without_a_model_says_to_give_one(name: str) -> None:
+    with pytest.raises(
+        ResponseParseError, match=r"Bedrock Converse response names no model: give it with --model"
+    ) as caught:
+        usage_from_response(fixture(name))
+    assert caught.value.exit_code == 2
+
+
+def test_a_model_in_the_response_wins_over_the_fallback() -> None:
+    response = fixture("openai_chat_cached.json")
+    assert usage_from_response(response, model="gpt-4o-mini").model == "gpt-4o-2024-08-06"
+    del response["model"]
+    assert usage_from_response(response, model="gpt-4o").model == "gpt-4o"
+    gemini = fixture("gemini_generate_content.json")
+    del gemini["modelVersion"]
+    assert usage_from_response(gemini, model="gemini-2.0-flash").model == "gemini-2.0-flash"
+    with pytest.raises(ResponseParseError, match=r"response\.modelVersion is missing"):
+        usage_from_response(gemini)
+
+
+def test_gemini_sdk_objects_are_read_in_snake_case() -> None:
+    """google-genai's GenerateContentResponse: attributes (and model_dump) are snake_case."""
+    response = {
+        "model_version": "gemini-2.5-pro",
+        "response_id": "resp-1",
+        "usage_metadata": {
+            "prompt_token_count": 100,
+            "cached_content_token_count": 40,
+            "candidates_token_count": 7,
+            "thoughts_token_count": 30,
+            "tool_use_prompt_token_count": None,
+            "total_token_count": 137,
+        },
+    }
+    expected = ("gemini-2.5-pro", 100, 37, 40, 0, "resp-1")
+    for wrap in (dict, to_namespace, Dumpable, ItemAccess):
+        assert usage_tuple(usage_from_response(wrap(response))) == expected
+
+
+def test_gemini_thoughts_are_priced_as_completion_tokens() -> None:
+    costing = load_costing()
+    usage = costing.usage_from_response(fixture("gemini_generate_content.json"))
+    price = costing.price("gemini-2.5-flash")
+    expected = (
+        (4312 - 4096) * price.input_per_token
+        + 4096 * (price.cache_read_per_token or price.input_per_token)
+        + (214 + 876) * price.output_per_token
+    )
+    assert costing.cost(usage) == expected
+
+
+def test_gemini_counts_left_out_are_zero() -> None:
+    """Proto3 JSON leaves out zero counts: a blocked prompt has no candidatesTokenCount."""
+    blocked = {
+        "promptFeedback": {"blockReason": "SAFETY"},
+        "usageMetadata": {"promptTokenCount": 9, "totalTokenCount": 9},
+        "modelVersion": "gemini-2.0-flash",
+    }
+    assert usage_tuple(usage_from_response(blocked)) == ("gemini-2.0-flash", 9, 0, 0, 0, None)
+
+
+@pytest.mark.parametrize("name", sorted(API_ERRORS))
+def test_an_api_error_body_has_nothing_to_charge(name: str) -> None:
+    with pytest.raises(ResponseParseError) as caught:
+        usage_from_response(fixture(name), model="gpt-4o")
+    message = str(caught.value)
+    assert message.startswith(f"this is an API error ({API_ERRORS[name]}): nothing to charge")
+    assert "the API said: " in message and len(message) < 300
+    assert caught.value.exit_code == 2
+
+
+@pytest.mark.parametrize(
+    ("response", "label"),
+    [
+        ({"error": "Unauthorized"}, "Unauthorized"),
+        ({"error": {"message": "Invalid API key"}}, "no type given"),
+        ({"error": {"type": "server_error", "code": "server_error"}}, "server_error"),
+        ({"error": {"type": "invalid_request_error", "code": "context_length_exceeded"}},
+         "invalid_request_error, context_length_exceeded"),
+        ({"message": "The security token included in the request is invalid.",
+          "__type": "com.amazon.coral.service#UnrecognizedClientException"},
+         "UnrecognizedClientException"),
+        ({"object": "response", "model": "gpt-4.1", "status": "failed", "usage": None,
+          "error": {"code": "server_error", "message": "The model failed"}}, "server_error"),
+    ],
+)  # fmt: skip
+def test_api_error_shapes(response: Any, label: str) -> None:
+    with pytest.raises(ResponseParseError, match=re.escape(f"API error ({label}): nothing")):
+        usage_from_response(response)
+
+
+@pytest.mark.parametrize(
+    ("response", "described"),
+    [
+        ({"choices": [], "created": 1}, "its fields: choices, created"),
+        ({"data": [{"embedding": [0.1]}]}, "its fields: data"),
+        ({f"k{i}": i for i in range(12)}, "its fields: k0, k1, k2, k3, k4, k5, k6, k7, ..."),
+    ],
+)
+def test_an_unrecognised_shape_lists_the_shapes_understood(response: Any, described: str) -> None:
+    with pytest.raises(ResponseParseError) as caught:
+        usage_from_response(response)
+    message = str(caught.value)
+    assert f"not a response budgetctl can read ({described})" in message
+    for shape in ("OpenAI", "Anthropic Messages", "LiteLLM", "Gemini", "Bedrock Converse"):
+        assert shape in message
+
+
+@pytest.mark.parametrize(
+    ("response", "match"),
+    [
+        (
+            {"modelVersion": "gemini-2.5-flash", "usageMetadata": {"candidatesTokenCount": 3}},
+            r"response\.usageMetadata\.promptTokenCount is missing",
+        ),
+        (
+            {"modelVersion": "gemini-2.5-flash",
+             "usageMetadata": {"promptTokenCount": 3, "cachedContentTokenCount": 4}},
+            r"usageMetadata\.promptTokenCount \(3\) is less than its cached content \(4\)",
+        ),
+        (
+            {"modelVersion": "gemini-2.5-flash",
+             "usageMetadata": {"promptTokenCount": 3, "thoughtsTokenCount": -1}},
+            r"usageMetadata\.thoughtsTokenCount must be between 0",
+        ),
+        (
+            {"modelVersion": "gemini-2.5-flash",
+             "usageMetadata": {"promptTokenCount": 3, "candidatesTokenCount": 10**9,
+                               "thoughtsTokenCount": 10**9}},
+            r"candidates and thoughts tokens add up to 2000000000",
+        ),
+        (
+            {"modelVersion": 7, "usageMetadata": {"promptTokenCount": 3}},
+            r"response\.modelVersion must be a string",
+        ),
+        (
+            {"modelVersion": "gemini-2.5-flash", "usageMetadata": [3]},
+            r"response\.usageMetadata must be an object, got list",
+        ),
+        (
+            {"usage": {"inputTokens": 3}, "stopReason": "end_turn"},
+            r"response\.usage\.outputTokens is missing",
+        ),
+        (
+            {"usage": {"inputTokens": 3, "outputTokens": 1, "cacheWriteInputTokens": 1.5}},
+            r"usage\.cacheWriteInputTokens must be a whole number",
+        ),
+        (
+            {"usage": {"inputTokens": 3, "outputTokens": 1},
+             "ResponseMetadata": {"RequestId": 5}},
+            r"response\.ResponseMetadata\.RequestId must be a string",
+        ),
+    ],
+)  # fmt: skip
+def test_malformed_gemini_and_bedrock_name_the_field(response: Any, match: str) -> None:
+    with pytest.raises(ResponseParseError, match=match):
+        usage_from_response(response, model="m")
+
+
 # --- malformed -----------------------------------------------------------------------------------
 
 
@@ -246,7 +458,8 @@ TRUNCATED = (FIXTURES / "openai_chat_cached.json").read_text()[:300]
         ("[]", "response must be an object, got list"),
         ("42", "response must be an object, got int"),
         (None, "response must be an object, got null"),
-        ({}, r"response\.model is missing"),
+        ({}, r"not a response budgetctl can read \(an empty object\)"),
+        ({"usage": {"prompt_tokens": 1, "completion_tokens": 1}}, r"response\.model is missing"),
         ({"model": "gpt-4o"}, r"response\.usage is missing"),
         ({"model": "gpt-4o", "usage": None}, r"response\.usage is missing"),
         ({"model": "gpt-4o", "usage": "lots"}, r"response\.usage must be an object, got str"),
@@ -347,8 +560,13 @@ KEYS = [
     "id", "model", "object", "type", "usage", "prompt_tokens", "completion_tokens", "input_tokens",
     "output_tokens", "prompt_tokens_details", "input_tokens_details", "cached_tokens",
     "cache_read_input_tokens", "cache_creation_input_tokens", "cache_creation_tokens",
+    "error", "message", "code", "status", "__type", "usageMetadata", "usage_metadata",
+    "modelVersion", "responseId", "promptTokenCount", "candidatesTokenCount",
+    "cachedContentTokenCount", "thoughtsTokenCount", "toolUsePromptTokenCount", "inputTokens",
+    "outputTokens", "cacheReadInputTokens", "cacheWriteInputTokens", "ResponseMetadata",
+    "RequestId",
 ]  # fmt: skip
-TAGS = ["response", "message", "chat.completion", "list", "chat.completion.chunk"]
+TAGS = ["response", "message", "chat.completion", "list", "chat.completion.chunk", "error"]
 
 scalars = (
     st.none()
@@ -379,6 +597,8 @@ def check_usage(usage: Usage) -> None:
 def test_fuzz_dicts_only_raise_response_parse_error(response: Any) -> None:
     with contextlib.suppress(ResponseParseError):
         check_usage(usage_from_response(response))
+    with contextlib.suppress(ResponseParseError):
+        check_usage(usage_from_response(response, model="fallback-model"))
 
 
 @settings(max_examples=300, deadline=None)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import Clock, digest
+from helpers import Clock, digest, fingerprint
 
 from budgetctl import BudgetExceededError, Ledger
 from budgetctl.core import rules
@@ -19,6 +19,7 @@ from budgetctl.errors import (
     InvalidDurationError,
     InvalidNameError,
     InvalidTimeError,
+    ResponseParseError,
     UnknownProjectError,
     UnknownUserError,
     UsageError,
@@ -368,6 +369,25 @@ def test_charge_response_uses_its_id(book: Ledger) -> None:
     assert first.request_id == "chatcmpl-abc" and first.cost > 0
     assert book.charge_response("alice", response).duplicate
     assert len(charges(book)) == 1
+
+
+def test_charge_response_takes_a_model_for_a_bedrock_response(book: Ledger, data_dir: Path) -> None:
+    response = {
+        "ResponseMetadata": {"RequestId": "7d2e5c1a", "HTTPStatusCode": 200},
+        "output": {"message": {"role": "assistant", "content": [{"text": "Fine."}]}},
+        "stopReason": "end_turn",
+        "usage": {"inputTokens": 14, "outputTokens": 3, "totalTokens": 17},
+    }
+    before = fingerprint(data_dir)
+    with pytest.raises(ResponseParseError, match="names no model: give it with --model"):
+        book.charge_response("alice", response)
+    assert fingerprint(data_dir) == before
+    model = "anthropic.claude-3-haiku-20240307-v1:0"
+    result = book.charge_response("alice", response, model=model)
+    price = book.costing.price(model)
+    assert (result.model, result.request_id) == (model, "7d2e5c1a")
+    assert result.cost == 14 * price.input_per_token + 3 * price.output_per_token
+    assert book.charge_response("alice", response, model=model).duplicate
 
 
 def test_check_before_a_call(book: Ledger) -> None:

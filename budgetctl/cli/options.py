@@ -102,7 +102,15 @@ AlertAt = Annotated[
 Replace = Annotated[bool, _flag("--replace", help="Overwrite budgets that already exist.")]
 
 # --- charges and checks ---------------------------------------------------------------------------
-Model = Annotated[str | None, _opt("--model", "-m", metavar="MODEL", help="Model, e.g. gpt-4o.")]
+Model = Annotated[
+    str | None,
+    _opt(
+        "--model",
+        "-m",
+        metavar="MODEL",
+        help="Model, e.g. gpt-4o; with --response, used when the response names none.",
+    ),
+]
 Text = Annotated[str | None, _opt("--input-text", metavar="TEXT", help="Prompt text to count.")]
 OutText = Annotated[
     str | None, _opt("--output-text", metavar="TEXT", help="Completion text to count.")
@@ -122,7 +130,8 @@ Response = Annotated[
         "--response",
         "-r",
         metavar="FILE",
-        help="A completion response (OpenAI, Anthropic, LiteLLM JSON); '-' reads stdin.",
+        help="A completion response (OpenAI, Anthropic, LiteLLM, Gemini, Bedrock JSON); '-' reads "
+        "stdin.",
     ),
 ]
 Cost = Annotated[str | None, _opt("--cost", metavar="USD", help="A cost known in advance.")]

@@ -6,7 +6,7 @@ is read on the first price, so the public names below load their modules on firs
 - :func:`load_costing` -> :class:`DefaultCosting`, the :class:`Costing` the ledger uses
 - :func:`cost_of` (exact Decimal), :func:`read_price_file`, :func:`list_prices`
 - :func:`get_encoding`, :func:`encoding_for_model` (tiktoken ``Encoding`` objects, offline)
-- :func:`usage_from_response` (OpenAI chat / Responses, Anthropic, LiteLLM)
+- :func:`usage_from_response` (OpenAI chat / Responses, Anthropic, LiteLLM, Gemini, Bedrock)
 """
 
 from __future__ import annotations

@@ -57,10 +57,10 @@ class DefaultCosting:
 
         return count_messages(model, messages)
 
-    def usage_from_response(self, response: Any) -> Usage:
+    def usage_from_response(self, response: Any, model: str | None = None) -> Usage:
         from budgetctl.costing.responses import usage_from_response
 
-        return usage_from_response(response)
+        return usage_from_response(response, model)
 
 
 def load_costing(

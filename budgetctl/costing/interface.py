@@ -74,9 +74,10 @@ class Costing(Protocol):
         """Tokens of a chat prompt as OpenAI documents it (3 per message, +1 per name, +3)."""
         ...
 
-    def usage_from_response(self, response: Any) -> Usage:
+    def usage_from_response(self, response: Any, model: str | None = None) -> Usage:
         """Model, token usage and id read from a completion response (object or dict).
 
-        Raises ``ResponseParseError`` naming the missing field.
+        ``model`` is used when the response names none (Bedrock Converse). Raises
+        ``ResponseParseError`` naming the missing field, or saying the body is an API error.
         """
         ...

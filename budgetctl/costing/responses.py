@@ -1,19 +1,23 @@
 """Usage read from completion responses, whatever shape they come in.
 
 Formats: OpenAI Chat Completions (and embeddings), the OpenAI Responses API, Anthropic Messages,
-and LiteLLM's ``ModelResponse`` (OpenAI chat shaped). Inputs: dicts, JSON text or bytes, and SDK
-objects (pydantic models with ``model_dump()``, objects with attributes or ``__getitem__``), read
-without importing any SDK. The result follows OpenAI's convention: ``prompt_tokens`` includes cached
-and cache-creation tokens (Anthropic reports them apart; they are added back).
+LiteLLM's ``ModelResponse`` (OpenAI chat shaped), Google Gemini ``generateContent`` and Amazon
+Bedrock Converse. Inputs: dicts, JSON text or bytes, and SDK objects (pydantic models with
+``model_dump()``, objects with attributes or ``__getitem__``), read without importing any SDK. The
+result follows OpenAI's convention: ``prompt_tokens`` includes cached and cache-creation tokens
+(Anthropic and Bedrock report them apart; they are added back), and ``completion_tokens`` includes
+reasoning (Gemini reports its thoughts apart; they are added, as Google bills them as output).
 
 Anything malformed (not JSON, truncated, no usage, a token count that is not a whole number in
-0..10**9) is a :class:`ResponseParseError` that names the field.
+0..10**9) is a :class:`ResponseParseError` that names the field; an API error body says that it is
+one; a shape not listed above is told the shapes that are.
 """
 
 from __future__ import annotations
 
 import json
 import operator
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,6 +28,15 @@ MAX_TOKENS = 10**9  # more tokens than this in one call is a broken response, no
 
 _MISSING: Any = object()
 _SCALARS = (str, bytes, bytearray, int, float, list, tuple)
+
+SHAPES = (
+    "OpenAI Chat Completions, Responses or embeddings",
+    "Anthropic Messages",
+    "a LiteLLM ModelResponse",
+    "Google Gemini generateContent",
+    "Amazon Bedrock Converse",
+)
+_API_SAID = 160  # characters of an API error's own message repeated in ours
 
 
 def _load(response: Any) -> Any:
@@ -59,7 +72,7 @@ class _Node:
             kind = "null" if value is None else type(value).__name__
             raise ResponseParseError(f"{path} must be an object, got {kind}")
         self.path = path
-        self._value = value
+        self.value = value
         self._dumped: Mapping[str, Any] | None = None
 
     def raw(self, key: str) -> Any:
@@ -69,7 +82,7 @@ class _Node:
         models, OpenAI's, Anthropic's and LiteLLM's objects all offer), then by ``obj[key]``, then
         from its ``model_dump()`` (made once, only if the first two miss).
         """
-        value = self._value
+        value = self.value
         try:
             if isinstance(value, Mapping):
                 return value.get(key, _MISSING)
@@ -202,33 +215,169 @@ def _responses_api(usage: _Node) -> tuple[int, int, int, int]:
     return prompt, completion, cached, 0
 
 
-def _anthropic(usage: _Node) -> tuple[int, int, int, int]:
-    # Anthropic's input_tokens excludes the tokens read from and written to the prompt cache.
-    uncached = usage.tokens("input_tokens", required=True)
-    completion = usage.tokens("output_tokens", required=True)
-    cached = usage.tokens("cache_read_input_tokens", required=False)
-    creation = usage.tokens("cache_creation_input_tokens", required=False)
-    prompt = uncached + cached + creation
-    if prompt > MAX_TOKENS:
-        raise ResponseParseError(
-            f"{usage.path}: input, cache read and cache creation tokens add up to {prompt}, "
-            f"more than {MAX_TOKENS}"
-        )
+_ANTHROPIC = (
+    "input_tokens",
+    "output_tokens",
+    "cache_read_input_tokens",
+    "cache_creation_input_tokens",
+)
+_BEDROCK = ("inputTokens", "outputTokens", "cacheReadInputTokens", "cacheWriteInputTokens")
+
+
+def _anthropic(
+    usage: _Node, keys: tuple[str, str, str, str] = _ANTHROPIC
+) -> tuple[int, int, int, int]:
+    """Anthropic Messages, and Bedrock Converse (the same counters in camelCase).
+
+    Their input tokens exclude the tokens read from and written to the prompt cache.
+    """
+    input_key, output_key, read_key, write_key = keys
+    uncached = usage.tokens(input_key, required=True)
+    completion = usage.tokens(output_key, required=True)
+    cached = usage.tokens(read_key, required=False)
+    creation = usage.tokens(write_key, required=False)
+    prompt = _within(usage, "input, cache read and cache creation", uncached + cached + creation)
     return prompt, completion, cached, creation
 
 
-def usage_from_response(response: Any) -> Usage:
-    """Model, token usage and ``id`` of a completion response (object, dict, JSON text/bytes).
+def _within(node: _Node, what: str, total: int) -> int:
+    """``total``, a sum of token counts, refused when it is more than one call can be."""
+    if total > MAX_TOKENS:
+        raise ResponseParseError(
+            f"{node.path}: {what} tokens add up to {total}, more than {MAX_TOKENS}"
+        )
+    return total
 
-    Raises :class:`ResponseParseError` naming the missing or bad field.
+
+def _field(node: _Node, name: str) -> str:
+    """``name`` (camelCase, as Google's REST API writes it), or its snake_case twin when only that
+    is there (google-genai's SDK objects and their ``model_dump()``)."""
+    if node.raw(name) is _MISSING:
+        snake = re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+        if node.raw(snake) is not _MISSING:
+            return snake
+    return name
+
+
+def _gemini(usage: _Node) -> tuple[int, int, int, int]:
+    """Gemini ``usageMetadata``.
+
+    ``promptTokenCount`` includes the cached content; the tool-use prompt (search results the model
+    read) is prompt input besides it; thoughts are output besides the candidates (Google bills them
+    at the output rate). Proto3 JSON leaves zero counts out, so only the prompt count is required.
+    """
+    counted = usage.tokens(_field(usage, "promptTokenCount"), required=True)
+    cached = usage.tokens(_field(usage, "cachedContentTokenCount"), required=False)
+    if cached > counted:
+        raise ResponseParseError(
+            f"{usage.path}.promptTokenCount ({counted}) is less than its cached content "
+            f"({cached}), which it must include"
+        )
+    tool_use = usage.tokens(_field(usage, "toolUsePromptTokenCount"), required=False)
+    candidates = usage.tokens(_field(usage, "candidatesTokenCount"), required=False)
+    thoughts = usage.tokens(_field(usage, "thoughtsTokenCount"), required=False)
+    prompt = _within(usage, "prompt and tool-use prompt", counted + tool_use)
+    completion = _within(usage, "candidates and thoughts", candidates + thoughts)
+    return prompt, completion, cached, 0
+
+
+def _api_error(root: _Node) -> str | None:
+    """What an API error body says (OpenAI, Anthropic, Gemini, AWS), or None when it is not one.
+
+    Asked only of a response without usage: an OpenAI Responses object carries ``error: null``.
+    """
+    error = root.raw("error")
+    if isinstance(error, str):
+        return _api_error_text([error], None)
+    if error is not _MISSING and error is not None and not isinstance(error, _SCALARS):
+        body = _Node(error, "response.error")
+        return _api_error_text([body.raw(key) for key in ("type", "status", "code")], body)
+    aws_type = root.raw("__type")  # an AWS JSON error: {"__type": "...#Name", "message": ...}
+    if isinstance(aws_type, str):
+        return _api_error_text([aws_type.rpartition("#")[2]], root)
+    return None
+
+
+def _api_error_text(labels: list[Any], body: _Node | None) -> str:
+    names: list[str] = []
+    for label in labels:
+        if isinstance(label, (str, int)) and not isinstance(label, bool):
+            name = " ".join(str(label).split())[:80]
+            if name and name not in names:
+                names.append(name)
+    message = f"this is an API error ({', '.join(names) or 'no type given'}): nothing to charge"
+    said = body.raw("message") if body is not None else None
+    if isinstance(said, str) and said.strip():
+        said = " ".join(said.split())
+        if len(said) > _API_SAID:
+            said = said[: _API_SAID - 3] + "..."
+        message += f"; the API said: {said}"
+    return message
+
+
+def _unrecognised(root: _Node) -> ResponseParseError:
+    """An object in none of the shapes: say what it has, and which shapes are read."""
+    value = root.value
+    if isinstance(value, Mapping):
+        keys = [_show(key) if not isinstance(key, str) else key[:40] for key in value]
+        described = "an empty object"
+        if keys:
+            described = "its fields: " + ", ".join(keys[:8]) + (", ..." if len(keys) > 8 else "")
+    else:
+        name = type(value).__name__
+        described = f"a{'n' if name[:1].lower() in 'aeiou' else ''} {name} object"
+    return ResponseParseError(
+        f"not a response budgetctl can read ({described}); it reads " + "; ".join(SHAPES)
+    )
+
+
+def _model(root: _Node, key: str, fallback: str | None) -> str:
+    """The response's own model (field ``key``), else ``fallback`` (``--model``)."""
+    model = root.text(key)
+    if model is not None:
+        return model
+    if fallback:
+        return fallback
+    if key == "model" and root.has("usage") and root.require("usage").has("inputTokens"):
+        raise ResponseParseError(
+            "an Amazon Bedrock Converse response names no model: give it with --model MODEL "
+            "(model= in the library)"
+        )
+    raise ResponseParseError(
+        f"{root.path}.{key} is missing: budgetctl needs it to price the call (give it with "
+        "--model MODEL, model= in the library)"
+    )
+
+
+def usage_from_response(response: Any, model: str | None = None) -> Usage:
+    """Model, token usage and id of a completion response (object, dict, JSON text/bytes).
+
+    ``model`` is used when the response names none (a Bedrock Converse response never does); a
+    model named in the response wins. Raises :class:`ResponseParseError` naming the missing or bad
+    field, saying that an API error body is one, or listing the shapes understood.
     """
     root = _Node(_load(response), "response")
-    model = root.text("model")
-    if model is None:
-        raise ResponseParseError("response.model is missing: budgetctl needs it to price the call")
+    if not root.has("usage"):
+        said = _api_error(root)
+        if said is not None:
+            raise ResponseParseError(said)
+        metadata = root.child(_field(root, "usageMetadata"))
+        if metadata is not None:
+            found = _model(root, _field(root, "modelVersion"), model)
+            prompt, completion, cached, creation = _gemini(metadata)
+            request_id = root.text(_field(root, "responseId"))
+            return Usage(found, prompt, completion, cached, creation, request_id)
+        if not root.has("model"):
+            raise _unrecognised(root)
+    found = _model(root, "model", model)
     request_id = root.text("id")
     usage = root.require("usage", ": the response carries no token usage to charge")
-    if root.tag("object") == "response":
+    if usage.has("inputTokens"):
+        counts = _anthropic(usage, _BEDROCK)
+        metadata = root.child("ResponseMetadata")  # boto3's, when its dict was dumped
+        if request_id is None and metadata is not None:
+            request_id = metadata.text("RequestId")
+    elif root.tag("object") == "response":
         counts = _responses_api(usage)
     elif root.tag("type") == "message":
         counts = _anthropic(usage)
@@ -245,7 +394,7 @@ def usage_from_response(response: Any) -> Usage:
         )
     prompt, completion, cached, creation = counts
     return Usage(
-        model=model,
+        model=found,
         prompt_tokens=prompt,
         completion_tokens=completion,
         cached_tokens=cached,

@@ -72,10 +72,12 @@ def update_cost(
         )
     ledger = open_ledger(project, data_dir, prices)
     if response is not None:
-        if model is not None:
-            raise UsageError("--model cannot be used with --response: the model is read from it")
         result = ledger.charge_response(
-            user, read_input(response, "response"), request_id=request_id, dry_run=dry_run
+            user,
+            read_input(response, "response"),
+            model=model,
+            request_id=request_id,
+            dry_run=dry_run,
         )
     elif cost is not None:
         result = ledger.charge_cost(user, cost, model=model, request_id=request_id, dry_run=dry_run)
