@@ -19,7 +19,7 @@ import json
 import operator
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from budgetctl.costing.interface import Usage
 from budgetctl.errors import ResponseParseError
@@ -281,38 +281,49 @@ def _gemini(usage: _Node) -> tuple[int, int, int, int]:
     return prompt, completion, cached, 0
 
 
-def _api_error(root: _Node) -> str | None:
-    """What an API error body says (OpenAI, Anthropic, Gemini, AWS), or None when it is not one.
+class _ApiError(NamedTuple):
+    """An API error body: its type (or status and code) and what it said."""
+
+    label: str
+    said: str | None
+
+    @property
+    def message(self) -> str:
+        text = f"this is an API error ({self.label}): nothing to charge"
+        if self.said:
+            said = self.said if len(self.said) <= _API_SAID else self.said[: _API_SAID - 3] + "..."
+            text += f"; the API said: {said}"
+        return text
+
+
+def _api_error(root: _Node) -> _ApiError | None:
+    """The API error body ``root`` is (OpenAI, Anthropic, Gemini, AWS), or None.
 
     Asked only of a response without usage: an OpenAI Responses object carries ``error: null``.
     """
     error = root.raw("error")
     if isinstance(error, str):
-        return _api_error_text([error], None)
+        return _api_error_of([error], None)
     if error is not _MISSING and error is not None and not isinstance(error, _SCALARS):
         body = _Node(error, "response.error")
-        return _api_error_text([body.raw(key) for key in ("type", "status", "code")], body)
+        return _api_error_of([body.raw(key) for key in ("type", "status", "code")], body)
     aws_type = root.raw("__type")  # an AWS JSON error: {"__type": "...#Name", "message": ...}
     if isinstance(aws_type, str):
-        return _api_error_text([aws_type.rpartition("#")[2]], root)
+        return _api_error_of([aws_type.rpartition("#")[2]], root)
     return None
 
 
-def _api_error_text(labels: list[Any], body: _Node | None) -> str:
+def _api_error_of(labels: list[Any], body: _Node | None) -> _ApiError:
     names: list[str] = []
     for label in labels:
         if isinstance(label, (str, int)) and not isinstance(label, bool):
             name = " ".join(str(label).split())[:80]
             if name and name not in names:
                 names.append(name)
-    message = f"this is an API error ({', '.join(names) or 'no type given'}): nothing to charge"
     said = body.raw("message") if body is not None else None
     if isinstance(said, str) and said.strip():
-        said = " ".join(said.split())
-        if len(said) > _API_SAID:
-            said = said[: _API_SAID - 3] + "..."
-        message += f"; the API said: {said}"
-    return message
+        return _ApiError(", ".join(names) or "no type given", " ".join(said.split()))
+    return _ApiError(", ".join(names) or "no type given", None)
 
 
 def _unrecognised(root: _Node) -> ResponseParseError:
@@ -358,9 +369,9 @@ def usage_from_response(response: Any, model: str | None = None) -> Usage:
     """
     root = _Node(_load(response), "response")
     if not root.has("usage"):
-        said = _api_error(root)
-        if said is not None:
-            raise ResponseParseError(said)
+        error = _api_error(root)
+        if error is not None:
+            raise ResponseParseError(error.message)
         metadata = root.child(_field(root, "usageMetadata"))
         if metadata is not None:
             found = _model(root, _field(root, "modelVersion"), model)
@@ -401,3 +412,23 @@ def usage_from_response(response: Any, model: str | None = None) -> Usage:
         cache_creation_tokens=creation,
         request_id=request_id,
     )
+
+
+def describe(document: Any) -> str | None:
+    """What ``document`` is when it is a response or an API error body read here, else None.
+
+    For messages about a file given where something else was expected (``import-litellm``).
+    """
+    unnamed = "(a model the response does not name)"
+    try:
+        root = _Node(document, "response")
+        if not root.has("usage"):
+            error = _api_error(root)
+            if error is not None:
+                return f"an API error body ({error.label})"
+        usage = usage_from_response(document, model=unnamed)
+    except ResponseParseError:
+        return None
+    if usage.model == unnamed:
+        return "a completion response (naming no model)"
+    return f"a completion response ({usage.model})"

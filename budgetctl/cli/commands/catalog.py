@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
@@ -106,7 +107,10 @@ def projects(data_dir: DataDir = None, as_json: AsJson = False) -> None:
 
 def import_litellm(
     file: Annotated[
-        str, typer.Argument(metavar="FILE", help="A LiteLLM BudgetManager user_cost.json.")
+        str,
+        typer.Argument(
+            metavar="FILE", help="A LiteLLM BudgetManager user_cost.json ('-' reads stdin)."
+        ),
     ],
     replace: Replace = False,
     project: Project = "default",
@@ -120,6 +124,7 @@ def import_litellm(
 
     ledger = open_ledger(project, data_dir)
     out = Output(as_json=as_json, quiet=quiet)
+    source = sys.stdin.buffer if file == "-" else file
     with out.progress("import-litellm", minimum=1000) as advance:
-        result = run_import(ledger, file, replace=replace, dry_run=dry_run, progress=advance)
-    out.show(views.imported(file, result.imported, result.skipped, dry_run))
+        result = run_import(ledger, source, replace=replace, dry_run=dry_run, progress=advance)
+    out.show(views.imported(file, result, dry_run))

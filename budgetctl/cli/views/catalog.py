@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from budgetctl.cli.humanize import usd
 from budgetctl.cli.report import Cell, Column, Report, Table
 from budgetctl.costing.interface import Price
+
+if TYPE_CHECKING:
+    from budgetctl.importer import ImportResult
 
 
 def per_million(rate: Decimal | None) -> Decimal | None:
@@ -96,15 +99,30 @@ def projects(data_dir: Path, names: Sequence[str]) -> Report:
     return report
 
 
-def imported(path: str, users: Sequence[str], skipped: Sequence[str], dry_run: bool) -> Report:
+def imported(path: str, result: ImportResult, dry_run: bool) -> Report:
     report = Report(
-        {"file": path, "imported": list(users), "skipped": list(skipped), "dry_run": dry_run}
+        {
+            "file": path,
+            "imported": list(result.imported),
+            "skipped": list(result.skipped),
+            "replaced": list(result.replaced),
+            "dry_run": dry_run,
+        }
     )
     verb = "would import" if dry_run else "imported"
-    report.line(f"{verb} {len(users)} budget{'s' if len(users) != 1 else ''} from {path}")
-    if skipped:
+    count = len(result.imported)
+    shown = "stdin" if path == "-" else path
+    report.line(f"{verb} {count} budget{'s' if count != 1 else ''} from {shown}")
+    if result.replaced:
+        many = len(result.replaced) != 1
         report.line(
-            f"skipped {len(skipped)} that already exist (use --replace to overwrite): "
-            + ", ".join(skipped)
+            f"{'would overwrite' if dry_run else 'overwrote'} {len(result.replaced)} live "
+            f"budget{'s' if many else ''} and {'their' if many else 'its'} spend: "
+            + ", ".join(result.replaced)
+        )
+    if result.skipped:
+        report.line(
+            f"skipped {len(result.skipped)} that already exist (use --replace to overwrite): "
+            + ", ".join(result.skipped)
         )
     return report
