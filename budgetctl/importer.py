@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from decimal import Decimal
@@ -42,6 +43,7 @@ Source = str | os.PathLike[str] | IO[bytes]
 
 DOUBLE_DIGITS = 15  # significant decimal digits a double always holds (DBL_DIG)
 _NOT_A_PERIOD = 10**7  # days: far past the longest period, checked before any int() is made
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class ImportResult(NamedTuple):
@@ -124,6 +126,8 @@ def litellm_amount(value: object, what: str) -> Decimal:
     """A LiteLLM amount: a float (or the Decimal text of a JSON float) at 15 significant digits;
     an int or a numeric string exactly. Then the usual money rules (finite, >= 0, bounded)."""
     if isinstance(value, Decimal):
+        if len(value.as_tuple().digits) <= DOUBLE_DIGITS:
+            return parse_amount(value, what)  # what the double gives back (the common case)
         value = float(value)  # what LiteLLM held: the double nearest the text
     if isinstance(value, float) and math.isfinite(value):
         value = Decimal(format(value, f".{DOUBLE_DIGITS}g"))
@@ -174,7 +178,7 @@ def _name(name: str, what: str) -> str:
         name.encode("utf-8")
     except UnicodeEncodeError:
         raise UsageError(f"{what} {name!r} is not valid text (a lone surrogate)") from None
-    if any(ord(c) < 32 or c == "\x7f" for c in name):
+    if _CONTROL.search(name):
         raise UsageError(f"{what} {name!r} contains control characters")
     return name
 
