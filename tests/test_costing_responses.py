@@ -352,6 +352,8 @@ def test_an_api_error_body_has_nothing_to_charge(name: str) -> None:
         ({"error": "Unauthorized"}, "Unauthorized"),
         ({"error": {"message": "Invalid API key"}}, "no type given"),
         ({"error": {"type": "server_error", "code": "server_error"}}, "server_error"),
+        ({"error": {"message": "Rate limited", "type": "None", "param": "None", "code": "429"}},
+         "429"),
         ({"error": {"type": "invalid_request_error", "code": "context_length_exceeded"}},
          "invalid_request_error, context_length_exceeded"),
         ({"message": "The security token included in the request is invalid.",

@@ -318,7 +318,7 @@ def _api_error_of(labels: list[Any], body: _Node | None) -> _ApiError:
     for label in labels:
         if isinstance(label, (str, int)) and not isinstance(label, bool):
             name = " ".join(str(label).split())[:80]
-            if name and name not in names:
+            if name and name not in names and name not in ("None", "null"):  # LiteLLM's proxy
                 names.append(name)
     said = body.raw("message") if body is not None else None
     if isinstance(said, str) and said.strip():
