@@ -143,7 +143,8 @@ def _epoch(value: Any, what: str, user: str) -> datetime | None:
         seconds = float(value)
         moment = datetime.fromtimestamp(seconds, UTC).replace(microsecond=0)
     except (OverflowError, OSError, ValueError):
-        raise UsageError(f"user {user!r}: {what} {value} is out of range") from None
+        shown = value if not isinstance(value, int) or abs(value) < 10**40 else "(40+ digits)"
+        raise UsageError(f"user {user!r}: {what} {shown} is out of range") from None
     if seconds < 0:
         raise UsageError(f"user {user!r}: {what} {value} is before 1970: not a LiteLLM time")
     return moment
@@ -153,12 +154,12 @@ def _duration(days: Any, user: str) -> Duration | None:
     """LiteLLM's ``duration`` in days as ``<N>d``, within the periods budgetctl handles."""
     if days is None:
         return None
-    whole = f"user {user!r}: duration must be a whole number of days, not {days!r}"
+    whole = f"user {user!r}: duration must be a whole number of days, not {{}}"
     if isinstance(days, bool) or not isinstance(days, (int, float, Decimal)):
-        raise UsageError(whole)
+        raise UsageError(whole.format(repr(days)[:40]))
     number = Decimal(days)
     if not number.is_finite() or number != number.to_integral_value():
-        raise UsageError(whole)
+        raise UsageError(whole.format(days))
     if number < 1:
         raise UsageError(f"user {user!r}: duration must be at least 1 day")
     longest = f"user {user!r}: duration {{}} days is longer than budgetctl's longest period"

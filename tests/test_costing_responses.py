@@ -549,6 +549,20 @@ def test_malformed_response_names_the_field(response: Any, match: str) -> None:
     assert caught.value.exit_code == 2
 
 
+@pytest.mark.parametrize(
+    ("response", "match"),
+    [
+        (chat(prompt_tokens=10**5000), "got a number of more than 40 digits"),
+        ({"error": {"code": 10**5000, "message": "x"}}, r"API error \(no type given\)"),
+        ({10**5000: 1}, "its fields: a number of more than 40 digits"),
+    ],
+)
+def test_huge_integers_are_refused_quickly(response: Any, match: str) -> None:
+    """Python refuses to print an int of more than 4,300 digits: never let it try."""
+    with pytest.raises(ResponseParseError, match=match):
+        usage_from_response(response)
+
+
 def test_embeddings_need_no_completion_tokens_but_chat_does() -> None:
     embedding = {"object": "list", "model": "text-embedding-3-small", "usage": {"prompt_tokens": 4}}
     assert usage_from_response(embedding).completion_tokens == 0

@@ -99,3 +99,17 @@ def test_a_dry_run_with_replace_lists_what_it_would_overwrite(data_dir: Path, cl
     assert fingerprint(data_dir) == before
     assert import_litellm(ledger, path) == (["alice"], ["bob"], [])
     assert import_litellm(ledger, path, replace=True).replaced == ["alice", "bob"]
+
+
+@pytest.mark.parametrize(
+    ("field", "match"),
+    [
+        ({"created_at": 10**5000}, r"created_at \(40\+ digits\) is out of range"),
+        ({"duration": 10**5000}, "duration 1.000000E[+]5000 days is longer"),
+    ],
+)
+def test_huge_integers_from_a_caller_are_refused(
+    clock: Clock, field: dict[str, object], match: str
+) -> None:
+    with pytest.raises(UsageError, match=match):
+        budget_from_litellm("alice", {"total_budget": 1, **field}, clock.now)

@@ -139,7 +139,9 @@ class _Node:
                 f"{where} must be a whole number of tokens, got {_show(value)}"
             ) from None
         if not 0 <= count <= MAX_TOKENS:
-            raise ResponseParseError(f"{where} must be between 0 and {MAX_TOKENS}, got {count}")
+            raise ResponseParseError(
+                f"{where} must be between 0 and {MAX_TOKENS}, got {_show(count)}"
+            )
         return count
 
     def text(self, key: str) -> str | None:
@@ -166,6 +168,8 @@ def _model_dump(value: Any) -> Mapping[str, Any]:
 
 
 def _show(value: Any) -> str:
+    if isinstance(value, int) and not -(10**40) < value < 10**40:
+        return "a number of more than 40 digits"  # repr() of a huge int is slow, then refused
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
 
@@ -316,7 +320,7 @@ def _api_error(root: _Node) -> _ApiError | None:
 def _api_error_of(labels: list[Any], body: _Node | None) -> _ApiError:
     names: list[str] = []
     for label in labels:
-        if isinstance(label, (str, int)) and not isinstance(label, bool):
+        if isinstance(label, str) or (type(label) is int and -(10**18) < label < 10**18):
             name = " ".join(str(label).split())[:80]
             if name and name not in names and name not in ("None", "null"):  # LiteLLM's proxy
                 names.append(name)
