@@ -173,4 +173,5 @@ def history(
     """Charges, resets and closed periods, newest first (of USER, or of the whole project)."""
     ledger = open_ledger(project, data_dir)
     events = ledger.history(user, limit)
-    Output(as_json=as_json).show(views.history(events, user, ledger.project))
+    zone = ledger.get(user).timezone if user is not None and not as_json else None
+    Output(as_json=as_json).show(views.history(events, user, ledger.project, zone))
