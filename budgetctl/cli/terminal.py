@@ -137,6 +137,56 @@ def _without(table: Table, index: int) -> Table:
     )
 
 
+def _two_lines(text: str) -> int:
+    """The narrowest width at which ``text`` wraps into at most two lines (at a space)."""
+    words = text.split()
+    if len(words) < 2:
+        return len(text)
+    lengths = [len(word) for word in words]
+    best = len(text)
+    left = -1
+    right = sum(lengths) + len(lengths) - 1
+    for length in lengths[:-1]:
+        left += length + 1
+        right -= length + 1
+        best = min(best, max(left, right))
+    return best
+
+
+def _floors(table: Table, bars: bool, lines: int) -> list[int]:
+    """How narrow each column may get: headers wrap at spaces; a ``wrap`` column to its longest
+    word (``lines`` = 0) or to what keeps each of its cells on two lines (``lines`` = 2)."""
+    floors = []
+    for index, column in enumerate(table.columns):
+        header = _longest_word(column.header) if table.headers else 0
+        texts = {
+            " " * _bar_width(c, bars) if isinstance(c, Bar) else _plain(c)
+            for c in (row[index] for row in table.rows)
+        }
+        if not column.wrap:
+            floor = max(map(len, texts), default=0)
+        elif lines == 2:
+            floor = max((_two_lines(t) for t in texts), default=0)
+        else:
+            floor = max(map(_longest_word, texts), default=0)
+        floors.append(max(header, floor))
+    return floors
+
+
+def _squeeze(table: Table, widths: list[int], floors: Sequence[int], width: int) -> None:
+    """Narrow ``widths`` (in place) towards ``floors`` until the table fits ``width``: headers
+    first, then the wrap columns, the widest giving a column at a time."""
+    excess = sum(widths) + len(GAP) * (len(widths) - 1) - width
+    while excess > 0:
+        shrinkable = [i for i, w in enumerate(widths) if w > floors[i]]
+        if not shrinkable:
+            return
+        headers = [i for i in shrinkable if not table.columns[i].wrap]
+        widest = max(headers or shrinkable, key=lambda i: widths[i])
+        widths[widest] -= 1
+        excess -= 1
+
+
 def layout(table: Table, width: int) -> tuple[Table, list[int], bool]:
     """What a ``width``-column terminal shows of ``table``: the table (without the optional
     columns that did not fit), its column widths, and whether bars are drawn."""
@@ -149,39 +199,19 @@ def layout(table: Table, width: int) -> tuple[Table, list[int], bool]:
         widths = _widths(table, bars)
         if _fits(widths, width):
             return table, widths, bars
-    while not _fits(widths, width):  # then the optional columns, from the right
+    # then the optional columns, from the right, while the rest would need more than two lines
+    while not _fits(_floors(table, bars, 2), width):
         optional = [i for i, column in enumerate(table.columns) if column.optional]
         if not optional:
             break
         table = _without(table, optional[-1])
         widths = _widths(table, bars)
-    if _fits(widths, width):
-        return table, widths, bars
-    # then: headers wrap at spaces, and the wrap columns down to their longest word
-    floors = []
-    for index, column in enumerate(table.columns):
-        header = _longest_word(column.header) if table.headers else 0
-        if column.wrap:
-            words = [
-                _bar_width(c, bars) if isinstance(c, Bar) else _longest_word(_plain(c))
-                for c in (row[index] for row in table.rows)
-            ]
-            floors.append(max(header, max(words, default=0)))
-        else:
-            cells = [
-                _bar_width(c, bars) if isinstance(c, Bar) else len(_plain(c))
-                for c in (row[index] for row in table.rows)
-            ]
-            floors.append(max(header, max(cells, default=0)))
-    excess = sum(widths) + len(GAP) * (len(widths) - 1) - width
-    while excess > 0:  # headers first, then the wrap columns: the widest gives a column
-        shrinkable = [i for i, w in enumerate(widths) if w > floors[i]]
-        headers = [i for i in shrinkable if not table.columns[i].wrap]
-        if not shrinkable:
-            break  # wrap last: the terminal wraps what still does not fit
-        widest = max(headers or shrinkable, key=lambda i: widths[i])
-        widths[widest] -= 1
-        excess -= 1
+    # then headers wrap at spaces and the wrap columns down to two lines a cell, and further
+    # (to their longest word) only if that makes the table fit: else the terminal wraps it
+    _squeeze(table, widths, _floors(table, bars, 2), width)
+    floors = _floors(table, bars, 0)
+    if _fits(floors, width):
+        _squeeze(table, widths, floors, width)
     return table, widths, bars
 
 
@@ -226,7 +256,7 @@ def _table(table: Table, width: int, paint: _Paint) -> list[str]:
             wrapped = wrap(column.header, w)
             heads.append((wrapped, [paint(text, STYLES["bold"]) for text in wrapped]))
         lines.extend(_row(heads, widths, table))
-        lines.append("─" * (sum(widths) + len(GAP) * (len(widths) - 1)))
+        lines.append("─" * min(sum(widths) + len(GAP) * (len(widths) - 1), width))
     for row in table.rows:
         cells = []
         for cell, w, column in zip(row, widths, table.columns, strict=True):

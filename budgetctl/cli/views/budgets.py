@@ -101,8 +101,8 @@ SHOW_COLUMNS = (
     Column("budget", numeric=True),
     Column("spent", numeric=True),
     Column("remaining", numeric=True),
-    Column("used"),
-    Column("duration"),
+    Column("used", optional=True),  # spent of budget says it too
+    Column("duration", optional=True),
     Column("next reset", wrap=True),
 )
 

@@ -166,7 +166,7 @@ def history(
     )
     if not events:
         return report.line(f"no history for {user!r}" if user else "no history yet")
-    columns = [Column("time"), Column("event")]
+    columns = [Column("time", wrap=True), Column("event")]  # the date over the time, if need be
     if user is None:
         columns.append(Column("user"))
     columns += [Column("amount", numeric=True), Column("details", wrap=True)]
