@@ -112,17 +112,18 @@ def wrap(text: str, width: int) -> list[str]:
 
 
 def _widths(table: Table, bars: bool) -> list[int]:
+    """Each column's natural width: its longest cell or header (one pass a column)."""
     widths = [len(column.header) if table.headers else 0 for column in table.columns]
     for index in range(len(table.columns)):
-        cells = [row[index] for row in table.rows]
-        if any(isinstance(cell, Bar) for cell in cells):
-            longest = max(
-                _bar_width(cell, bars) if isinstance(cell, Bar) else len(_plain(cell))
-                for cell in cells
-            )
-        else:
-            longest = max(map(len, map(_plain, cells)), default=0)
-        widths[index] = max(widths[index], longest)
+        lengths = [
+            len(cell)
+            if cell.__class__ is str
+            else _bar_width(cell, bars)
+            if cell.__class__ is Bar
+            else len(_plain(cell))
+            for cell in (row[index] for row in table.rows)
+        ]
+        widths[index] = max(widths[index], max(lengths, default=0))
     return widths
 
 
@@ -257,17 +258,45 @@ def _table(table: Table, width: int, paint: _Paint) -> list[str]:
             heads.append((wrapped, [paint(text, STYLES["bold"]) for text in wrapped]))
         lines.extend(_row(heads, widths, table))
         lines.append("─" * min(sum(widths) + len(GAP) * (len(widths) - 1), width))
+    painted_bars: dict[Bar, str] = {}  # a report of many budgets repeats a few bars
+    numeric = [column.numeric for column in table.columns]
+    wraps = [column.wrap for column in table.columns]
     for row in table.rows:
-        cells = []
-        for cell, w, column in zip(row, widths, table.columns, strict=True):
-            if isinstance(cell, Bar):
-                cells.append(([" " * _bar_width(cell, bars)], [_bar(cell, bars, paint)]))
+        parts = []
+        for index, cell in enumerate(row):
+            w = widths[index]
+            if cell.__class__ is Bar:
+                bar = cell
+                shown = painted_bars.get(bar)
+                if shown is None:
+                    shown = painted_bars[bar] = _bar(bar, bars, paint)
+                pad = " " * (w - _bar_width(bar, bars))
+                parts.append(pad + shown if numeric[index] else shown + pad)
                 continue
             text = _plain(cell)
-            wrapped = wrap(text, w) if column.wrap else [text]
-            cells.append((wrapped, wrapped))
-        lines.extend(_row(cells, widths, table))
+            if wraps[index] and len(text) > w:
+                break  # this row wraps: the general path below
+            parts.append(text.rjust(w) if numeric[index] else text.ljust(w))
+        else:
+            lines.append(GAP.join(parts).rstrip())
+            continue
+        lines.extend(_row(_cells(row, widths, table, bars, paint), widths, table))
     return lines
+
+
+def _cells(
+    row: Sequence[Cell], widths: Sequence[int], table: Table, bars: bool, paint: _Paint
+) -> list[tuple[list[str], list[str]]]:
+    """A row's cells as (plain lines, painted lines), wrapped to their columns."""
+    cells = []
+    for cell, w, column in zip(row, widths, table.columns, strict=True):
+        if isinstance(cell, Bar):
+            cells.append(([" " * _bar_width(cell, bars)], [_bar(cell, bars, paint)]))
+            continue
+        text = _plain(cell)
+        wrapped = wrap(text, w) if column.wrap else [text]
+        cells.append((wrapped, wrapped))
+    return cells
 
 
 # --- the chart ------------------------------------------------------------------------------------
