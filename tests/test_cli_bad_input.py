@@ -146,7 +146,7 @@ READS_STATE = [
     ("update-cost", "alice", "--cost", "1", "--dry-run"),
     ("check", "alice", "-m", "gpt-4o", "--prompt", "hi"),
     ("reset", "alice"),
-    ("reset", "--all"),
+    ("reset", "--all", "--yes"),
     ("reset-due",),
     ("reset-due", "--all-projects"),
     ("delete", "alice", "--yes"),

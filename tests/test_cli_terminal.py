@@ -212,3 +212,17 @@ def test_show_into_head_under_pipefail_is_not_an_error(data_dir: Path, tmp_path:
     )
     assert (result.returncode, result.stderr) == (0, ""), result.stderr
     assert result.stdout.split()[0] == "USER"
+
+
+def test_reset_all_asks_first_on_a_real_terminal(people: Ledger) -> None:
+    refused = in_terminal("reset", "--all", columns=80, answer="n\n")
+    assert (
+        refused.code == 1 and "Reset the spend of all 3 users of project default?" in refused.text
+    )
+    assert "aborted; nothing changed" in refused.text
+    assert people.get("bob@example.com").current_cost == Decimal("0.6054475")
+    accepted = in_terminal("reset", "--all", columns=80, answer="y\n")
+    assert accepted.code == 0 and "reset bob@example.com: $0.605448 spent" in accepted.text
+    assert people.get("bob@example.com").current_cost == 0
+    piped_run = piped("reset", "--all")
+    assert piped_run.returncode == 2 and "needs --yes" in piped_run.stderr

@@ -100,6 +100,7 @@ AlertAt = Annotated[
     _opt("--alert-at", metavar="PCT", help="Alert threshold in % of the budget; 'none' clears."),
 ]
 Replace = Annotated[bool, _flag("--replace", help="Overwrite budgets that already exist.")]
+Yes = Annotated[bool, _flag("--yes", "-y", help="Do it without asking (needed in scripts).")]
 
 # --- charges and checks ---------------------------------------------------------------------------
 Model = Annotated[str | None, _opt("--model", "-m", metavar="MODEL", help="Model, e.g. gpt-4o.")]
@@ -193,6 +194,17 @@ def read_input(path: str, what: str) -> str:
         source = "stdin" if path == "-" else path
         raise UsageError(f"the {what} on {source} is empty; pipe or pass a JSON document")
     return text
+
+
+def confirm(question: str, command: str, done: str) -> None:
+    """Ask ``question`` on a terminal (no: abort, exit 1); elsewhere say to pass --yes (exit 2).
+    ``delete`` and ``reset --all`` ask first, as they cannot be undone."""
+    from budgetctl.cli import output
+
+    if not output.stdin_is_terminal():
+        raise UsageError(f"{command} needs --yes when stdin is not a terminal; nothing was {done}")
+    if not typer.confirm(question):
+        raise typer.Abort()
 
 
 def alert_value(text: str | None) -> str | None:

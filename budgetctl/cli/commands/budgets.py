@@ -6,7 +6,6 @@ from typing import Annotated
 
 import typer
 
-from budgetctl.cli import output
 from budgetctl.cli.options import (
     AlertAt,
     AsJson,
@@ -23,7 +22,9 @@ from budgetctl.cli.options import (
     TimeZone,
     User,
     Users,
+    Yes,
     alert_value,
+    confirm,
     open_ledger,
 )
 from budgetctl.cli.output import Output
@@ -110,7 +111,7 @@ def show(
 
 def delete(
     users: Users,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Delete without asking.")] = False,
+    yes: Yes = False,
     project: Project = "default",
     data_dir: DataDir = None,
     as_json: AsJson = False,
@@ -121,10 +122,9 @@ def delete(
     ledger = open_ledger(project, data_dir)
     ledger.delete(users, dry_run=True)  # unknown users fail here, before any question
     if not dry_run and not yes:
-        if not output.stdin_is_terminal():
-            raise UsageError("delete needs --yes when stdin is not a terminal; nothing was deleted")
-        if not typer.confirm(f"Delete the budgets of {', '.join(users)} in project {project}?"):
-            raise typer.Abort()
+        confirm(
+            f"Delete the budgets of {', '.join(users)} in project {project}?", "delete", "deleted"
+        )
     done = ledger.delete(users, dry_run=dry_run)
     Output(as_json=as_json, quiet=quiet).show(views.deleted(done, dry_run))
 
