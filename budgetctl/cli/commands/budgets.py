@@ -46,7 +46,10 @@ def create(
     dry_run: DryRun = False,
     quiet: Quiet = False,
 ) -> None:
-    """Create a budget for USER (exit 1 if there is one: use 'set', or --replace)."""
+    """Create a budget for USER (exit 1 if there is one: use 'set', or --replace).
+
+    Example: budgetctl create alice --budget 25 --duration monthly --tz Europe/Paris
+    """
     ledger = open_ledger(project, data_dir)
     created = ledger.create(
         user,
@@ -74,7 +77,10 @@ def set_budget(
     dry_run: DryRun = False,
     quiet: Quiet = False,
 ) -> None:
-    """Change USER's budget, duration, start, time zone or alert threshold; the spend is kept."""
+    """Change USER's budget, duration, start, time zone or alert threshold; the spend is kept.
+
+    Example: budgetctl set alice --budget 50 --alert-at 80
+    """
     from budgetctl.ledger import KEEP
 
     if budget is None and duration is None and start is None and tz is None and alert_at is None:
@@ -100,7 +106,10 @@ def show(
     data_dir: DataDir = None,
     as_json: AsJson = False,
 ) -> None:
-    """Show every budget as a table, or USER with cost per model and recent periods."""
+    """Show every budget as a table, or USER with cost per model and recent periods.
+
+    Example: budgetctl show alice
+    """
     ledger = open_ledger(project, data_dir)
     out = Output(as_json=as_json)
     if user is None:
@@ -118,7 +127,10 @@ def delete(
     dry_run: DryRun = False,
     quiet: Quiet = False,
 ) -> None:
-    """Delete the budgets of USER... (asks first on a terminal; scripts must pass --yes)."""
+    """Delete the budgets of USER... (asks first on a terminal; scripts must pass --yes).
+
+    Example: budgetctl delete alice bob --yes
+    """
     ledger = open_ledger(project, data_dir)
     ledger.delete(users, dry_run=True)  # unknown users fail here, before any question
     if not dry_run and not yes:
@@ -140,7 +152,10 @@ def cap(
     dry_run: DryRun = False,
     quiet: Quiet = False,
 ) -> None:
-    """Show or set the project cap: a budget for the total spend of all users of the project."""
+    """Show or set the project cap: a budget for the total spend of all users of the project.
+
+    Example: budgetctl cap --budget 500 --duration monthly
+    """
     from budgetctl.ledger import KEEP
 
     ledger = open_ledger(project, data_dir)

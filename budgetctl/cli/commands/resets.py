@@ -75,7 +75,10 @@ def reset_due(
     dry_run: DryRun = False,
     quiet: Quiet = False,
 ) -> None:
-    """For cron: archive and reset every budget whose period ended. Idempotent; run it often."""
+    """For cron: archive and reset every budget whose period ended. Idempotent; run it often.
+
+    Example: budgetctl reset-due --all-projects -q   (crontab: */5 * * * *)
+    """
     from budgetctl.core.periods import parse_datetime
     from budgetctl.ledger import Ledger, list_projects
 
