@@ -252,3 +252,17 @@ def test_cap_dry_run_and_bad_combinations(alice: Path) -> None:
     assert ok("cap", "-b", "5", "--dry-run").stdout.startswith("would set project cap")
     assert "cannot be combined" in fails(2, "cap", "--clear", "-b", "5")
     assert digest(alice.parent) == before
+
+
+def test_amounts_read_back_as_show_prints_them(data_dir: Path) -> None:
+    ok("create", "big", "--budget", "1,000", "-d", "monthly")
+    assert data("show", "big")["total_budget"] == 1000
+    printed = ok("show").stdout.splitlines()[1].split()[1]
+    assert printed == "$1,000.00"
+    ok("set", "big", "--budget", printed.replace("1,000", "2,500"))
+    ok("update-cost", "big", "--cost", "1,234.5")
+    assert (data("show", "big")["total_budget"], data("show", "big")["current_cost"]) == (
+        2500,
+        Decimal("1234.5"),
+    )
+    assert "commas may only group thousands" in fails(2, "set", "big", "--budget", "2,5")

@@ -249,3 +249,31 @@ def test_figures_of_an_overspent_budget_leave_nothing() -> None:
 def test_percent() -> None:
     assert money.percent(Decimal(1), Decimal(4)) == 25
     assert money.percent(Decimal(1), Decimal(0)) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("1,000", "1000"),
+        ("$1,234,567.50", "1234567.50"),
+        ("1,000.", "1000"),
+        ("12,345.678", "12345.678"),
+    ],
+)
+def test_amounts_accept_thousands_as_the_tool_prints_them(text: str, value: str) -> None:
+    assert parse_amount(text) == Decimal(value)
+
+
+@pytest.mark.parametrize(
+    "text", ["1,5", "1,00", "10,00,000", ",100", "1,000,00", "1.000,50", "1,,000"]
+)
+def test_a_comma_that_groups_no_thousands_is_refused(text: str) -> None:
+    with pytest.raises(InvalidAmountError, match="commas may only group thousands"):
+        parse_amount(text)
+
+
+@settings(max_examples=200, deadline=None)
+@given(amounts)
+def test_what_the_tool_prints_reads_back(value: Decimal) -> None:
+    shown = format_usd(value)
+    assert parse_amount(shown) == Decimal(shown.lstrip("$").replace(",", ""))

@@ -7,6 +7,7 @@ exact: 0.1 charged ten times is exactly 1.
 
 from __future__ import annotations
 
+import re
 from decimal import ROUND_HALF_UP, Context, Decimal, Inexact, InvalidOperation
 
 from budgetctl.errors import InvalidAmountError
@@ -48,10 +49,22 @@ def parse_amount(value: object, what: str = "amount") -> Decimal:
     return check_amount(amount, what)
 
 
+# Thousands grouped with commas, as the tool prints amounts ($1,000.50): 1-3 digits, then groups
+# of exactly three. "1,5" is not a grouping (a decimal comma, perhaps): refused, not read as 15.
+_GROUPED = re.compile(r"[+-]?\d{1,3}(,\d{3})+(\.\d*)?")
+
+
 def _from_text(text: str, what: str) -> Decimal:
     cleaned = text.strip().replace("_", "")
     if cleaned.startswith("$"):
         cleaned = cleaned[1:]
+    if "," in cleaned:
+        if not _GROUPED.fullmatch(cleaned):
+            raise InvalidAmountError(
+                f"{what} {text!r} is not a number; commas may only group thousands (1,000.50); "
+                "the decimal separator is a point (0.25)"
+            )
+        cleaned = cleaned.replace(",", "")
     try:
         return Decimal(cleaned)
     except InvalidOperation:
