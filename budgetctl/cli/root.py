@@ -17,7 +17,7 @@ from typer import _click
 from typer.core import TyperGroup
 
 from budgetctl._version import __version__
-from budgetctl.cli import failures
+from budgetctl.cli import complete, failures
 
 
 class BudgetctlGroup(TyperGroup):
@@ -80,6 +80,7 @@ def _root(
             "-p",
             metavar="NAME",
             show_default=False,
+            autocompletion=complete.projects,
             help="Project: a namespace of users with its own state file (default: 'default', "
             "or BUDGETCTL_PROJECT). Before or after the command.",
         ),

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from budgetctl.cli import complete
 from budgetctl.cli.options import (
     AsJson,
     CacheRead,
@@ -30,7 +31,10 @@ def models(
     filter: Annotated[
         str | None,
         typer.Argument(
-            metavar="FILTER", help="Only models whose name contains FILTER.", show_default=False
+            metavar="FILTER",
+            help="Only models whose name contains FILTER.",
+            show_default=False,
+            autocompletion=complete.models,
         ),
     ] = None,
     prices: Prices = None,
