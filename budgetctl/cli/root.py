@@ -62,7 +62,7 @@ EPILOG = (
     "Example: budgetctl -p team create alice --budget 25 --duration monthly --tz Europe/Paris. "
     "Exit codes: 0 done, 1 could not be done, 2 usage, 3 over budget (check), 4 not found, "
     "5 busy (retry). Environment: BUDGETCTL_PROJECT, BUDGETCTL_DATA_DIR, BUDGETCTL_PRICES, "
-    "BUDGETCTL_LOCK_TIMEOUT, BUDGETCTL_DEBUG, NO_COLOR."
+    "BUDGETCTL_LOCK_TIMEOUT, BUDGETCTL_DEBUG, BUDGETCTL_PAGER (else PAGER), NO_COLOR."
 )
 
 
