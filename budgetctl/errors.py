@@ -7,6 +7,7 @@ DESIGN.md section 4, so the command line maps errors to exit codes in exactly on
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import Decimal
 
 
@@ -154,11 +155,14 @@ class UnknownUserError(NotFoundError, KeyError):
     working.
     """
 
-    def __init__(self, user: str, project: str) -> None:
+    def __init__(self, user: str, project: str, known: Iterable[str] = ()) -> None:
+        from budgetctl.core.nearest import did_you_mean
+
         self.user = user
         self.project = project
         super().__init__(
-            f"no budget for user {user!r} in project {project!r}; create one with "
+            f"no budget for user {user!r} in project {project!r}"
+            f"{did_you_mean(user, known, cutoff=0.8)}; create one with "
             f"'budgetctl create {user} --budget AMOUNT'"
         )
 
@@ -184,9 +188,14 @@ class UnknownModelError(NotFoundError):
         self.model = model
         self.suggestions = list(suggestions)
         message = f"no price for model {model!r}"
-        if self.suggestions:
+        if self.suggestions and self.suggestions[0].casefold() == model.casefold():
+            message += f" (did you mean {self.suggestions[0]!r}? model names are case-sensitive)"
+        elif self.suggestions:
             message += "; closest known: " + ", ".join(self.suggestions)
-        message += "; add one with --prices FILE or a per-project custom price"
+        message += (
+            f"; add a price with 'budgetctl price set {model} --input USD --output USD' "
+            "(USD per 1M tokens), or use --prices FILE"
+        )
         super().__init__(message)
 
 

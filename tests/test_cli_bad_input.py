@@ -146,7 +146,7 @@ READS_STATE = [
     ("update-cost", "alice", "--cost", "1", "--dry-run"),
     ("check", "alice", "-m", "gpt-4o", "--prompt", "hi"),
     ("reset", "alice"),
-    ("reset", "--all"),
+    ("reset", "--all", "--yes"),
     ("reset-due",),
     ("reset-due", "--all-projects"),
     ("delete", "alice", "--yes"),
@@ -222,3 +222,44 @@ def test_an_unreadable_data_dir(alice: Path) -> None:
     finally:
         folder.chmod(0o700)
     assert digest(folder) == before
+
+
+# --- near misses: the value meant, as git suggests a command ----------------------------------
+
+NEAR_MISSES = [
+    (
+        ("check", "alice", "-m", "GPT-4o", "--prompt", "hi"),
+        4,
+        "(did you mean 'gpt-4o'? model names are case-sensitive)",
+    ),
+    (("update-cost", "alice", "-m", "gpt4o", "--prompt-tokens", "1"), 4, "closest known: gpt-4o,"),
+    (("create", "bob", "-b", "1", "--tz", "europe/paris"), 2, "(did you mean 'Europe/Paris'?)"),
+    (("create", "bob", "-b", "1", "--tz", "Paris"), 2, "(did you mean 'Europe/Paris'?)"),
+    (("set", "alice", "--tz", "new york"), 2, "(did you mean 'America/New_York'?)"),
+    (("create", "bob", "-b", "1", "-d", "month"), 2, "(did you mean 'monthly'?)"),
+    (("create", "bob", "-b", "1", "-d", "3 months"), 2, "(did you mean '3mo'?)"),
+    (("cap", "-b", "5", "-d", "wekly"), 2, "(did you mean 'weekly'?)"),
+    (("show", "Alice"), 4, "(did you mean 'alice'?)"),
+    (("update-cost", "alicee", "--cost", "1"), 4, "(did you mean 'alice'?)"),
+    (("delete", "ALICE", "--yes"), 4, "(did you mean 'alice'?)"),
+    (("reset", "alic"), 4, "(did you mean 'alice'?)"),
+]
+
+
+@pytest.mark.parametrize(("args", "code", "hint"), NEAR_MISSES)
+def test_near_misses_suggest_the_value_meant(
+    alice: Path, args: tuple[str, ...], code: int, hint: str
+) -> None:
+    before = digest(alice.parent)
+    assert hint in fails(code, *args)
+    assert digest(alice.parent) == before
+
+
+def test_an_unknown_model_names_price_set(alice: Path) -> None:
+    message = fails(4, "update-cost", "alice", "-m", "my-llama", "--prompt-tokens", "1")
+    assert "'budgetctl price set my-llama --input USD --output USD'" in message
+
+
+def test_no_suggestion_when_nothing_is_close(alice: Path) -> None:
+    assert "did you mean" not in fails(4, "show", "zed")
+    assert "did you mean" not in fails(2, "create", "bob", "-b", "1", "--tz", "Mars/Olympus")

@@ -168,7 +168,7 @@ def test_show_on_a_terminal_draws_bars_coloured_by_state(alice: Path, terminal: 
     ok("create", "carol", "-b", "1", "--alert-at", "50")
     ok("update-cost", "carol", "--cost", "0.6")  # past the alert threshold: yellow
     lines = {line.split()[0]: line for line in ok("show").stdout.splitlines()[2:] if line.strip()}
-    assert "█" in lines["alice"] and "in 3 weeks" in lines["alice"]
+    assert "█" in lines["alice"] and "Wed 1 Apr 2026 00:00 UTC" in lines["alice"]
     assert "\x1b[32m" in lines["alice"]  # green
     assert "\x1b[1;31m" in lines["bob"]  # bold red
     assert "\x1b[33m" in lines["carol"]  # yellow
@@ -252,3 +252,17 @@ def test_cap_dry_run_and_bad_combinations(alice: Path) -> None:
     assert ok("cap", "-b", "5", "--dry-run").stdout.startswith("would set project cap")
     assert "cannot be combined" in fails(2, "cap", "--clear", "-b", "5")
     assert digest(alice.parent) == before
+
+
+def test_amounts_read_back_as_show_prints_them(data_dir: Path) -> None:
+    ok("create", "big", "--budget", "1,000", "-d", "monthly")
+    assert data("show", "big")["total_budget"] == 1000
+    printed = ok("show").stdout.splitlines()[1].split()[1]
+    assert printed == "$1,000.00"
+    ok("set", "big", "--budget", printed.replace("1,000", "2,500"))
+    ok("update-cost", "big", "--cost", "1,234.5")
+    assert (data("show", "big")["total_budget"], data("show", "big")["current_cost"]) == (
+        2500,
+        Decimal("1234.5"),
+    )
+    assert "commas may only group thousands" in fails(2, "set", "big", "--budget", "2,5")

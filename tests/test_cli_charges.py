@@ -224,7 +224,7 @@ def test_check_fits(alice: Path) -> None:
     assert result["projected_cost"] == Decimal("0.0010225")  # 9 * 2.5e-6 + 100 * 1e-5
     assert (result["allowed"], result["remaining"]) == (True, Decimal("7.5"))
     text = ok("check", "alice", "-m", "gpt-4o", "--prompt", "hello world").stdout
-    assert text.startswith("ok: this gpt-4o call may cost $0.000022")
+    assert text.startswith("ok: this gpt-4o call may cost $0.000023")  # 0.0000225, rounded
 
 
 def test_check_over_budget_is_exit_3_and_says_why(alice: Path) -> None:

@@ -182,3 +182,27 @@ def test_project_before_the_command(data_dir: Path) -> None:
     ok("-p", "quickstart", "create", "alice", "--budget", "10", "--duration", "monthly")
     ok("-p", "quickstart", "update-cost", "alice", "--cost", "1")
     assert data("--project", "quickstart", "show", "alice")["current_cost"] == 1
+
+
+def test_dash_v_prints_the_version() -> None:
+    assert ok("-V").stdout == f"budgetctl {__version__}\n"
+
+
+def test_root_help_lists_project_and_data_dir() -> None:
+    text = ok("--help").stdout
+    assert "--project" in text and "-p" in text and "--data-dir" in text and "-V" in text
+
+
+def test_project_without_a_command_says_a_command_is_missing(data_dir: Path) -> None:
+    for args in (["-p", "x"], ["--data-dir", str(data_dir)], ["-p", "x", "--data-dir", "d"]):
+        message = fails(2, *args)
+        assert "Missing command" in message and "No such option" not in message
+    assert not data_dir.exists()
+
+
+@pytest.mark.parametrize(
+    "command", [*[c for c in app_module.COMMANDS if c != "price"], "price set", "price remove"]
+)
+def test_each_command_help_shows_an_example(command: str) -> None:
+    text = " ".join(ok(*command.split(), "--help").stdout.split())
+    assert f"Example: budgetctl {command} " in text

@@ -216,3 +216,33 @@ def test_shell_completion(data_dir: Path) -> None:
 def test_a_closed_pipe_is_not_a_traceback(data_dir: Path, tmp_path: Path) -> None:
     result = bash("budgetctl models | head -1 >/dev/null", tmp_path)
     assert "Traceback" not in result.stderr and "Exception ignored" not in result.stderr
+
+
+def complete(line: str) -> list[str]:
+    """What bash completion offers for the last word of ``line`` (typer's bash protocol)."""
+    words = line.split()
+    cword = len(words) if line.endswith(" ") else len(words) - 1
+    env = {**with_budgetctl(), "_BUDGETCTL_COMPLETE": "complete_bash", "COMP_WORDS": line}
+    result = cli(env={**env, "COMP_CWORD": str(cword)})
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split()
+
+
+def test_completion_offers_users_projects_models_durations_and_zones(data_dir: Path) -> None:
+    for user in ("alice", "bob@example.com", "albert"):
+        assert cli("create", user, "-b", "5", "-d", "monthly").returncode == 0
+    assert cli("-p", "team", "create", "carol", "-b", "5", "-d", "daily").returncode == 0
+    assert complete("budgetctl show ") == ["albert", "alice", "bob@example.com"]
+    assert complete("budgetctl update-cost al") == ["albert", "alice"]
+    assert complete("budgetctl delete alice b") == ["bob@example.com"]
+    assert complete("budgetctl -p team history ") == ["carol"]  # the project named before
+    assert complete("budgetctl reset --project team ") == ["carol"]
+    assert complete(f"budgetctl --data-dir {data_dir / 'none'} show ") == []
+    assert complete("budgetctl show -p ") == ["default", "team"]
+    assert complete("budgetctl -p t") == ["team"]
+    assert complete("budgetctl create dan -d mo") == ["monthly"]
+    assert "3mo" in complete("budgetctl set alice --duration ")
+    assert complete("budgetctl create dan --tz Europe/Par") == ["Europe/Paris"]
+    assert complete("budgetctl check alice -m gpt-4o-mini-2") == ["gpt-4o-mini-2024-07-18"]
+    assert "claude-3-5-sonnet-20241022" in complete("budgetctl models claude-3-5")
+    assert complete("budgetctl price remove gpt-4o-mini-2") == ["gpt-4o-mini-2024-07-18"]

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from test_cli_support import data, digest, fails, ok, run
 
+from budgetctl.cli import output
+
 pytest_plugins = ["test_cli_support"]
 pytestmark = pytest.mark.usefixtures("cli_env", "frozen")
 
@@ -41,7 +43,7 @@ def test_reset_users_archives_their_spend(daily: Path) -> None:
 
 
 def test_reset_all_plain(daily: Path) -> None:
-    assert ok("reset", "--all").stdout.splitlines() == [
+    assert ok("reset", "--all", "--yes").stdout.splitlines() == [
         "reset alice: $2.50 spent of $10.00 from 2026-03-01T00:00:00Z to 2026-03-10T12:00:00Z",
         "reset bob: $1.00 spent of $2.00 from 2026-03-10T00:00:00Z to 2026-03-10T12:00:00Z",
     ]
@@ -129,3 +131,19 @@ def test_reset_due_errors(daily: Path) -> None:
     assert "no project 'nope'" in fails(4, "reset-due", "-p", "nope")
     assert "cannot read time" in fails(2, "reset-due", "--now", "tomorrow")
     assert digest(daily.parent) == before
+
+
+def test_reset_all_asks_on_a_terminal_as_delete_does(
+    daily: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = digest(daily.parent)
+    assert "reset --all needs --yes when stdin is not a terminal" in fails(2, "reset", "--all")
+    assert digest(daily.parent) == before
+    monkeypatch.setattr(output, "stdin_is_terminal", lambda: True)
+    refused = run("reset", "--all", input="n\n")
+    assert refused.exit_code == 1 and "aborted; nothing changed" in refused.stderr
+    assert "Reset the spend of all 2 users of project default?" in refused.stdout
+    assert digest(daily.parent) == before
+    accepted = run("reset", "--all", input="y\n")
+    assert accepted.exit_code == 0 and "reset alice: $2.50 spent" in accepted.stdout
+    assert data("show", "alice")["current_cost"] == 0

@@ -74,6 +74,7 @@ def cli_env(monkeypatch: pytest.MonkeyPatch) -> None:
     time.tzset()
     monkeypatch.setenv("COLUMNS", "120")
     monkeypatch.setenv("LINES", "60")
+    monkeypatch.setenv("BUDGETCTL_PAGER", "cat")  # a test never waits on a pager
     for name in ("FORCE_COLOR", "NO_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
         monkeypatch.delenv(name, raising=False)
 

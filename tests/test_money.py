@@ -208,6 +208,72 @@ def test_format_usd_examples(amount: str, shown: str) -> None:
     assert format_usd(Decimal(amount)) == shown
 
 
+@pytest.mark.parametrize(
+    ("amount", "shown"),
+    [
+        ("0.6054475", "$0.605448"),  # was $0.605447: the seventh place was cut, not rounded
+        ("24.3945525", "$24.394553"),
+        ("1.9999999", "$2.00"),
+        ("0.0000225", "$0.000023"),
+        ("0.0099999", "$0.01"),
+        ("0.000000000000123", "$0.0000000000001"),  # never rounded to zero
+    ],
+)
+def test_format_usd_rounds_and_never_truncates(amount: str, shown: str) -> None:
+    assert format_usd(Decimal(amount)) == shown
+
+
+def _value(shown: str) -> Decimal:
+    return Decimal(shown.lstrip("$").replace(",", ""))
+
+
+@settings(max_examples=300, deadline=None)
+@given(tiny_or_huge, tiny_or_huge)
+def test_figures_side_by_side_add_up(a: Decimal, b: Decimal) -> None:
+    total, spent = max(a, b), min(a, b)
+    total_shown, spent_shown, left_shown = money.shown_figures(total, spent)
+    assert _value(spent_shown) + _value(left_shown) == _value(total_shown)
+    off = Decimal(0)
+    for value, shown in ((total, total_shown), (spent, spent_shown)):
+        places = -_value(shown).as_tuple().exponent  # type: ignore[operator]
+        half_ulp = Decimal(5).scaleb(-places - 1)
+        assert abs(_value(shown) - value) <= half_ulp  # rounded, not cut
+        off += half_ulp
+    assert abs(_value(left_shown) - (total - spent)) <= off
+
+
+def test_figures_of_an_overspent_budget_leave_nothing() -> None:
+    assert money.shown_figures(Decimal(10), Decimal("10.5")) == ("$10.00", "$10.50", "$0.00")
+
+
 def test_percent() -> None:
     assert money.percent(Decimal(1), Decimal(4)) == 25
     assert money.percent(Decimal(1), Decimal(0)) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("1,000", "1000"),
+        ("$1,234,567.50", "1234567.50"),
+        ("1,000.", "1000"),
+        ("12,345.678", "12345.678"),
+    ],
+)
+def test_amounts_accept_thousands_as_the_tool_prints_them(text: str, value: str) -> None:
+    assert parse_amount(text) == Decimal(value)
+
+
+@pytest.mark.parametrize(
+    "text", ["1,5", "1,00", "10,00,000", ",100", "1,000,00", "1.000,50", "1,,000"]
+)
+def test_a_comma_that_groups_no_thousands_is_refused(text: str) -> None:
+    with pytest.raises(InvalidAmountError, match="commas may only group thousands"):
+        parse_amount(text)
+
+
+@settings(max_examples=200, deadline=None)
+@given(amounts)
+def test_what_the_tool_prints_reads_back(value: Decimal) -> None:
+    shown = format_usd(value)
+    assert parse_amount(shown) == Decimal(shown.lstrip("$").replace(",", ""))

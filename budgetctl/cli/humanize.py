@@ -1,12 +1,12 @@
-"""Times and amounts in words a person scans: "in 3 days", "Mon 1 Dec 2026 00:00 CET", "$0.0012"."""
+"""Times and amounts in words a person scans: "in 3 days", "Fri 1 Jan 2027 00:00 CET", "$0.0012"."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, tzinfo
 from decimal import Decimal
 from functools import lru_cache
 
-from budgetctl.core.money import format_usd, percent
+from budgetctl.core.money import format_usd, percent, shown_figures
 from budgetctl.core.periods import format_utc
 
 _STEPS = (  # (unit, seconds in it, use it below this many seconds)
@@ -33,17 +33,35 @@ def relative(moment: datetime, now: datetime) -> str:
     raise AssertionError("unreachable")
 
 
-def local(moment: datetime) -> str:
-    """``moment`` in this machine's time zone: "Mon 1 Dec 2026 00:00 CET"."""
-    here = moment.astimezone()
+@lru_cache(maxsize=64)
+def _zone(name: str | None) -> tzinfo | None:
+    if name is None:
+        return None
+    from budgetctl.core.periods import parse_timezone
+
+    return parse_timezone(name)
+
+
+@lru_cache(maxsize=4096)
+def local(moment: datetime, zone: str | None = None) -> str:
+    """``moment`` in the time zone ``zone`` (a budget's own; None: this machine's), with the
+    zone's name: "Fri 1 Jan 2027 00:00 CET". Cached: budgets share their boundaries."""
+    here = moment.astimezone(_zone(zone))
     return f"{here:%a} {here.day} {here:%b %Y %H:%M} {here.tzname() or ''}".rstrip()
 
 
-def when(moment: datetime | None, now: datetime) -> str:
-    """A reset time for people: "in 3 days (Mon 1 Dec 2026 00:00 CET)", or "never"."""
+@lru_cache(maxsize=4096)
+def stamp(moment: datetime, zone: str | None = None) -> str:
+    """An event time to the second in ``zone``: "2026-12-01 22:25:37 CET" (history)."""
+    here = moment.astimezone(_zone(zone))
+    return f"{here:%Y-%m-%d %H:%M:%S} {here.tzname() or ''}".rstrip()
+
+
+def when(moment: datetime | None, now: datetime, zone: str | None = None) -> str:
+    """A reset time for people: "in 3 days (Fri 1 Jan 2027 00:00 CET)", or "never"."""
     if moment is None:
         return "never (lifetime budget)"
-    return f"{relative(moment, now)} ({local(moment)})"
+    return f"{relative(moment, now)} ({local(moment, zone)})"
 
 
 def utc(moment: datetime | None) -> str:
@@ -54,6 +72,13 @@ def utc(moment: datetime | None) -> str:
 def usd(amount: Decimal) -> str:
     """Money for people (cached: a report of many budgets repeats a few amounts)."""
     return format_usd(amount)
+
+
+@lru_cache(maxsize=1024)
+def figures(total: Decimal, spent: Decimal) -> tuple[str, str, str]:
+    """Budget, spent and remaining as shown side by side: each rounded to the digits shown, and
+    spent + remaining = the budget shown (see :func:`~budgetctl.core.money.shown_figures`)."""
+    return shown_figures(total, spent)
 
 
 def pct(part: Decimal, whole: Decimal) -> str:

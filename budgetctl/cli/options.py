@@ -8,26 +8,41 @@ are ints that the library range-checks. Environment variables are shown in ``--h
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from budgetctl.cli import complete
 from budgetctl.errors import UsageError
 
 if TYPE_CHECKING:
     from budgetctl.ledger import Ledger
 
 
-def _opt(*flags: str, metavar: str, help: str, envvar: str | None = None) -> Any:
-    return typer.Option(*flags, metavar=metavar, help=help, envvar=envvar, show_default=False)
+def _opt(
+    *flags: str,
+    metavar: str,
+    help: str,
+    envvar: str | None = None,
+    completion: Callable[..., list[str]] | None = None,
+) -> Any:
+    return typer.Option(
+        *flags,
+        metavar=metavar,
+        help=help,
+        envvar=envvar,
+        show_default=False,
+        autocompletion=completion,
+    )
 
 
 def _flag(*flags: str, help: str) -> Any:
     return typer.Option(*flags, help=help)
 
 
-def _arg(metavar: str, help: str) -> Any:
-    return typer.Argument(metavar=metavar, help=help, show_default=False)
+def _arg(metavar: str, help: str, completion: Callable[..., list[str]] | None = None) -> Any:
+    return typer.Argument(metavar=metavar, help=help, show_default=False, autocompletion=completion)
 
 
 # --- shared by every command ----------------------------------------------------------------------
@@ -39,6 +54,7 @@ Project = Annotated[
         envvar="BUDGETCTL_PROJECT",
         metavar="NAME",
         help="Project: a namespace of users with its own state file.",
+        autocompletion=complete.projects,
     ),
 ]
 DataDir = Annotated[
@@ -68,10 +84,12 @@ Prices = Annotated[
 ]
 
 # --- budgets --------------------------------------------------------------------------------------
-User = Annotated[str, _arg("USER", "The user: any name, email or key id.")]
-OptionalUser = Annotated[str | None, _arg("USER", "One user (default: all of them).")]
-Users = Annotated[list[str], _arg("USER", "One or more users.")]
-SomeUsers = Annotated[list[str] | None, _arg("USER", "One or more users.")]
+User = Annotated[str, _arg("USER", "The user: any name, email or key id.", complete.users)]
+OptionalUser = Annotated[
+    str | None, _arg("USER", "One user (default: all of them).", complete.users)
+]
+Users = Annotated[list[str], _arg("USER", "One or more users.", complete.users)]
+SomeUsers = Annotated[list[str] | None, _arg("USER", "One or more users.", complete.users)]
 Budget = Annotated[str | None, _opt("--budget", "-b", metavar="USD", help="Budget in USD.")]
 NewBudget = Annotated[str, _opt("--budget", "-b", metavar="USD", help="Budget in USD.")]
 Duration = Annotated[
@@ -81,6 +99,7 @@ Duration = Annotated[
         "-d",
         metavar="D",
         help="daily, weekly, monthly, yearly, <N>h, <N>d, <N>w, <N>mo, <N>y, or none (lifetime).",
+        completion=complete.durations,
     ),
 ]
 Start = Annotated[
@@ -93,13 +112,19 @@ Start = Annotated[
 ]
 TimeZone = Annotated[
     str | None,
-    _opt("--tz", metavar="ZONE", help="IANA time zone of the period boundaries (default UTC)."),
+    _opt(
+        "--tz",
+        metavar="ZONE",
+        help="IANA time zone of the period boundaries (default UTC).",
+        completion=complete.timezones,
+    ),
 ]
 AlertAt = Annotated[
     str | None,
     _opt("--alert-at", metavar="PCT", help="Alert threshold in % of the budget; 'none' clears."),
 ]
 Replace = Annotated[bool, _flag("--replace", help="Overwrite budgets that already exist.")]
+Yes = Annotated[bool, _flag("--yes", "-y", help="Do it without asking (needed in scripts).")]
 
 # --- charges and checks ---------------------------------------------------------------------------
 Model = Annotated[
@@ -109,6 +134,7 @@ Model = Annotated[
         "-m",
         metavar="MODEL",
         help="Model, e.g. gpt-4o; with --response, used when the response names none.",
+        completion=complete.models,
     ),
 ]
 Text = Annotated[str | None, _opt("--input-text", metavar="TEXT", help="Prompt text to count.")]
@@ -164,7 +190,7 @@ MaxTokens = Annotated[
 ]
 
 # --- prices ---------------------------------------------------------------------------------------
-ModelName = Annotated[str, _arg("MODEL", "The model name, as callers send it.")]
+ModelName = Annotated[str, _arg("MODEL", "The model name, as callers send it.", complete.models)]
 InputRate = Annotated[str, _opt("--input", metavar="USD", help="USD per 1M prompt tokens.")]
 OutputRate = Annotated[str, _opt("--output", metavar="USD", help="USD per 1M completion tokens.")]
 CacheRead = Annotated[
@@ -202,6 +228,17 @@ def read_input(path: str, what: str) -> str:
         source = "stdin" if path == "-" else path
         raise UsageError(f"the {what} on {source} is empty; pipe or pass a JSON document")
     return text
+
+
+def confirm(question: str, command: str, done: str) -> None:
+    """Ask ``question`` on a terminal (no: abort, exit 1); elsewhere say to pass --yes (exit 2).
+    ``delete`` and ``reset --all`` ask first, as they cannot be undone."""
+    from budgetctl.cli import output
+
+    if not output.stdin_is_terminal():
+        raise UsageError(f"{command} needs --yes when stdin is not a terminal; nothing was {done}")
+    if not typer.confirm(question):
+        raise typer.Abort()
 
 
 def alert_value(text: str | None) -> str | None:

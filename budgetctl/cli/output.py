@@ -1,11 +1,14 @@
-"""Where output goes: one JSON document, plain text, or rich on a terminal; problems to stderr.
+"""Where output goes: one JSON document, plain text, or colour on a terminal; problems to stderr.
 
 ``-q/--quiet`` prints nothing on success (cron mails only failures). ``--json`` writes exactly one
-JSON document on stdout. Rich is imported only when stdout is a terminal.
+JSON document on stdout. On a terminal, output longer than the screen goes through a pager (as
+git does); a reader that closes the pipe early (``show | head -1``) is not an error. Rich is
+imported only for a progress bar on a terminal.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -13,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from budgetctl.cli import plain
 from budgetctl.cli.jsonout import dumps
-from budgetctl.cli.report import Line, Report
+from budgetctl.cli.report import Report
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -31,10 +34,56 @@ def stderr_is_terminal() -> bool:
     return sys.stderr.isatty()
 
 
-def needs_rich(report: Report) -> bool:
-    """Tables, charts and coloured lines need rich; plain sentences print as they are (a one-line
-    answer at a terminal should not pay ~20 ms to import rich)."""
-    return any(not isinstance(b, Line) or b.tone not in (None, "ok") for b in report.blocks)
+def pager_command() -> str | None:
+    """The pager for output longer than the screen, as git chooses one: ``BUDGETCTL_PAGER``, else
+    ``PAGER``, else ``less -FRX``; empty or ``cat`` means none."""
+    command = os.environ.get("BUDGETCTL_PAGER")
+    if command is None:
+        command = os.environ.get("PAGER", "less -FRX")
+    command = command.strip()
+    return None if command in ("", "cat") else command
+
+
+def page(text: str, command: str) -> bool:
+    """Show ``text`` through the pager ``command``; False if it cannot be started (then the
+    caller writes it itself). ``LESS=FRX`` is set when unset, as git does; Ctrl-C belongs to the
+    pager while it runs."""
+    import shlex
+    import shutil
+    import signal
+    import subprocess
+
+    try:
+        program = shlex.split(command)[0]
+    except (ValueError, IndexError):
+        return False
+    if shutil.which(program) is None:
+        return False
+    env = dict(os.environ)
+    env.setdefault("LESS", "FRX")
+    env.setdefault("LV", "-c")
+    sys.stdout.flush()
+    pager = subprocess.Popen(command, shell=True, stdin=subprocess.PIPE, env=env)
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        assert pager.stdin is not None
+        try:
+            pager.stdin.write(text.encode(sys.stdout.encoding or "utf-8", "replace"))
+            pager.stdin.close()
+        except BrokenPipeError:  # the reader quit before the end: fine
+            pass
+        pager.wait()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    return True
+
+
+def _stdout_closed() -> None:
+    """The reader of our stdout went away (``show | head -1``): what it read is all it wanted.
+    Point stdout at /dev/null so the interpreter's last flush does not fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 class Output:
@@ -47,14 +96,28 @@ class Output:
     def show(self, report: Report) -> None:
         if self.quiet:
             return
-        if self.as_json:
-            sys.stdout.write(dumps(report.data) + "\n")
-        elif stdout_is_terminal() and needs_rich(report):
-            from budgetctl.cli import richui
+        try:
+            if self.as_json:
+                sys.stdout.write(dumps(report.data) + "\n")
+            elif stdout_is_terminal():
+                self._terminal(report)
+            else:
+                plain.render(report.blocks, sys.stdout)
+            sys.stdout.flush()
+        except BrokenPipeError:
+            _stdout_closed()
 
-            richui.render(report.blocks, sys.stdout)
-        else:
-            plain.render(report.blocks, sys.stdout)
+    @staticmethod
+    def _terminal(report: Report) -> None:
+        """Coloured, fitted to the window, and paged when longer than the screen (as git)."""
+        from budgetctl.cli import terminal
+
+        window = terminal.size()
+        text = terminal.render(report.blocks, window.columns)
+        command = pager_command()
+        if command is not None and text.count("\n") >= window.lines and page(text, command):
+            return
+        sys.stdout.write(text)
 
     def warn(self, message: str) -> None:
         if not self.quiet:

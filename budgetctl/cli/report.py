@@ -9,16 +9,19 @@ one-shot command imports this module every time.)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal, NamedTuple, Union
 
 Tone = Literal["ok", "alert", "over", "muted", "bold"]
 
 
 class Line(NamedTuple):
-    """One line of text, optionally with a tone for the terminal (plain text ignores it)."""
+    """One line of text, optionally with a tone for the terminal (plain text ignores it), and
+    optionally worded differently on a terminal (``terminal``: times in the budget's zone)."""
 
     text: str
     tone: Tone | None = None
+    terminal: str | None = None
 
 
 class Bar(NamedTuple):
@@ -40,8 +43,14 @@ Cell = Union[str, Bar, Choice]  # noqa: UP007 - a runtime alias, evaluated on Py
 
 
 class Column(NamedTuple):
+    """A table column. On a narrow terminal nothing is cut: bars are dropped first (their labels
+    stay), then ``optional`` columns (what the others already imply), then headers and ``wrap``
+    columns (descriptions, times written in words) wrap at spaces."""
+
     header: str
     numeric: bool = False  # right-aligned
+    wrap: bool = False
+    optional: bool = False
 
 
 class Table(NamedTuple):
@@ -70,14 +79,23 @@ Block = Union[Line, Table, Chart]  # noqa: UP007 - a runtime alias, evaluated on
 
 
 class Report:
-    """A command's result: ``data`` for ``--json``, ``blocks`` for people."""
+    """A command's result: ``data`` for ``--json``, ``blocks`` for people. ``data`` may be given
+    as a function, built only when JSON is asked for (``show`` of 20,000 users)."""
 
-    def __init__(self, data: object, blocks: list[Block] | None = None) -> None:
-        self.data = data
+    def __init__(
+        self, data: object | Callable[[], object], blocks: list[Block] | None = None
+    ) -> None:
+        self._data = data
         self.blocks: list[Block] = blocks if blocks is not None else []
 
-    def line(self, text: str, tone: Tone | None = None) -> Report:
-        self.blocks.append(Line(text, tone))
+    @property
+    def data(self) -> object:
+        if callable(self._data):
+            self._data = self._data()
+        return self._data
+
+    def line(self, text: str, tone: Tone | None = None, terminal: str | None = None) -> Report:
+        self.blocks.append(Line(text, tone, terminal))
         return self
 
     def add(self, block: Block) -> Report:

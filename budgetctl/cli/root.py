@@ -17,7 +17,7 @@ from typer import _click
 from typer.core import TyperGroup
 
 from budgetctl._version import __version__
-from budgetctl.cli import failures
+from budgetctl.cli import complete, failures
 
 
 class BudgetctlGroup(TyperGroup):
@@ -59,9 +59,10 @@ def _version(value: bool) -> None:
 
 HELP = "Per-user budgets for LLM API spending: exact costs, calendar periods, cron resets."
 EPILOG = (
+    "Example: budgetctl -p team create alice --budget 25 --duration monthly --tz Europe/Paris. "
     "Exit codes: 0 done, 1 could not be done, 2 usage, 3 over budget (check), 4 not found, "
     "5 busy (retry). Environment: BUDGETCTL_PROJECT, BUDGETCTL_DATA_DIR, BUDGETCTL_PRICES, "
-    "BUDGETCTL_LOCK_TIMEOUT, BUDGETCTL_DEBUG, NO_COLOR."
+    "BUDGETCTL_LOCK_TIMEOUT, BUDGETCTL_DEBUG, BUDGETCTL_PAGER (else PAGER), NO_COLOR."
 )
 
 
@@ -69,11 +70,35 @@ def _root(
     version: Annotated[
         bool,
         typer.Option(
-            "--version", is_eager=True, callback=_version, help="Print the version and exit."
+            "--version", "-V", is_eager=True, callback=_version, help="Print the version and exit."
         ),
     ] = False,
+    project: Annotated[
+        str | None,
+        typer.Option(
+            "--project",
+            "-p",
+            metavar="NAME",
+            show_default=False,
+            autocompletion=complete.projects,
+            help="Project: a namespace of users with its own state file (default: 'default', "
+            "or BUDGETCTL_PROJECT). Before or after the command.",
+        ),
+    ] = None,
+    data_dir: Annotated[
+        str | None,
+        typer.Option(
+            "--data-dir",
+            metavar="DIR",
+            show_default=False,
+            help="Directory of the state files (default: BUDGETCTL_DATA_DIR, else the "
+            "platform's user data directory). Before or after the command.",
+        ),
+    ] = None,
 ) -> None:
     """Per-user budgets for LLM API spending: exact costs, calendar periods, cron resets."""
+    # -p and --data-dir written before a command are moved after it (see hoist); they arrive
+    # here only when no command follows, which click reports as a missing command.
 
 
 # name -> (module under budgetctl.cli.commands, attribute). Modules load only when their command
@@ -120,7 +145,7 @@ def make_app(only: str | None = None) -> typer.Typer:
     return app
 
 
-ROOT_OPTIONS = {"--version", "--help", "-h", "--install-completion", "--show-completion"}
+ROOT_OPTIONS = {"--version", "-V", "--help", "-h", "--install-completion", "--show-completion"}
 TAKES_VALUE = {"-p", "--project", "--data-dir", "--prices"}
 
 
@@ -150,7 +175,7 @@ def _invoked(args: Sequence[str]) -> str | None:
     """The one command ``args`` need built: its name, ``""`` for none (``--version``), or None
     for all of them (help, completion, a mistyped name that deserves suggestions)."""
     for arg in args:
-        if arg == "--version":
+        if arg in ("--version", "-V"):
             return ""
         if arg.startswith("-") and arg != "--":
             continue

@@ -7,7 +7,8 @@ exact: 0.1 charged ten times is exactly 1.
 
 from __future__ import annotations
 
-from decimal import Context, Decimal, Inexact, InvalidOperation
+import re
+from decimal import ROUND_HALF_UP, Context, Decimal, Inexact, InvalidOperation
 
 from budgetctl.errors import InvalidAmountError
 
@@ -22,6 +23,9 @@ MAX_PLACES = 40
 # $10,000. Amounts are <= 1e15 with <= MAX_PLACES places, so a sum of up to 1e40 of them fits in
 # 100 digits; Inexact is trapped so a rounding could never pass silently.
 EXACT = Context(prec=100, traps=[InvalidOperation, Inexact])
+# For rounding an amount to the digits shown to people (rounding is the point, so not trapped).
+EXACT_ROUND = Context(prec=100, traps=[InvalidOperation])
+_CENT = Decimal("0.01")
 
 
 def parse_amount(value: object, what: str = "amount") -> Decimal:
@@ -45,10 +49,22 @@ def parse_amount(value: object, what: str = "amount") -> Decimal:
     return check_amount(amount, what)
 
 
+# Thousands grouped with commas, as the tool prints amounts ($1,000.50): 1-3 digits, then groups
+# of exactly three. "1,5" is not a grouping (a decimal comma, perhaps): refused, not read as 15.
+_GROUPED = re.compile(r"[+-]?\d{1,3}(,\d{3})+(\.\d*)?")
+
+
 def _from_text(text: str, what: str) -> Decimal:
     cleaned = text.strip().replace("_", "")
     if cleaned.startswith("$"):
         cleaned = cleaned[1:]
+    if "," in cleaned:
+        if not _GROUPED.fullmatch(cleaned):
+            raise InvalidAmountError(
+                f"{what} {text!r} is not a number; commas may only group thousands (1,000.50); "
+                "the decimal separator is a point (0.25)"
+            )
+        cleaned = cleaned.replace(",", "")
     try:
         return Decimal(cleaned)
     except InvalidOperation:
@@ -113,29 +129,74 @@ def from_text(text: str) -> Decimal:
     return Decimal(text)
 
 
-def format_usd(amount: Decimal) -> str:
-    """Human money: ``$12.50``, and enough digits to see sub-cent costs (``$0.0012``)."""
-    sign = "-" if amount < 0 else ""
+def shown_usd(amount: Decimal) -> Decimal:
+    """``amount`` rounded (half up, never truncated) to the digits :func:`format_usd` shows.
+
+    From a cent up: two decimals, or up to six when the exact amount has them (``$1.005``).
+    Below a cent: two significant digits, at most ten decimals, and never rounded to zero (one
+    significant digit then).
+    """
     value = abs(amount)
     if value == 0:
-        return "$0.00"
-    if value >= Decimal("0.01"):
-        text = f"{value:,.2f}"
-        # keep exact fractions of a cent visible (e.g. $1.005 stays $1.005, not $1.00)
-        exact = to_text(value)
-        if "." in exact and len(exact.split(".")[1]) > 2:
-            whole, frac = exact.split(".")
-            frac = frac[:6].rstrip("0")
-            text = f"{int(whole):,}.{frac.ljust(2, '0')}"
-        return f"{sign}${text}"
-    # below a cent: two significant digits, at most 8 decimals, never rounded to zero
-    exact = to_text(value)
-    whole, _, frac = exact.partition(".")
-    lead = len(frac) - len(frac.lstrip("0"))
-    shown = frac[: min(lead + 2, 10)]
-    if not shown.strip("0"):
-        shown = frac[: lead + 1]
-    return f"{sign}${whole}.{shown}"
+        return ZERO.quantize(_CENT)
+    exact = max(_places(value), 2)
+    if value >= _CENT:
+        places = min(exact, 6)
+    else:
+        lead = -value.adjusted() - 1  # zeros between the point and the first digit
+        places = min(exact, lead + 2 if lead + 2 <= 10 else lead + 1)
+    shown = value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP, context=EXACT_ROUND)
+    if shown >= _CENT and value < _CENT:  # 0.0099999 -> 0.01: back to the cent's two places
+        shown = shown.quantize(_CENT, context=EXACT_ROUND)
+    return -shown if amount < 0 else shown
+
+
+def render_usd(shown: Decimal) -> str:
+    """``$`` text of an already rounded amount, with exactly its own decimal places."""
+    sign = "-" if shown < 0 else ""
+    value = abs(shown)
+    exponent = value.as_tuple().exponent
+    assert isinstance(exponent, int)
+    places = max(-exponent, 0)
+    below_cent = value < _CENT and value != 0
+    text = f"{value:.{places}f}" if below_cent else f"{value:,.{places}f}"
+    if "." in text and not below_cent:  # keep at least two places, drop rounding noise beyond
+        whole, frac = text.split(".")
+        text = f"{whole}.{frac.rstrip('0').ljust(2, '0')}"
+    elif below_cent:
+        text = text.rstrip("0")
+    return f"{sign}${text}"
+
+
+def format_usd(amount: Decimal) -> str:
+    """Human money: ``$12.50``, and enough digits to see sub-cent costs (``$0.0012``), rounded."""
+    return render_usd(shown_usd(amount))
+
+
+def shown_figures(total: Decimal, spent: Decimal) -> tuple[str, str, str]:
+    """A budget, its spend and what remains as people read them side by side: each figure is
+    rounded to the digits shown, and the remaining one is derived from the two shown, so spent
+    plus remaining is the budget as shown (never negative: an overspent budget has $0.00 left).
+    """
+    budget_shown = shown_usd(total)
+    spent_shown = shown_usd(spent)
+    left = EXACT.subtract(budget_shown, spent_shown)
+    if left <= 0:
+        left = ZERO.quantize(_CENT)
+    places = max(
+        -int(budget_shown.as_tuple().exponent),
+        -int(spent_shown.as_tuple().exponent),
+        2,
+    )
+    left = left.quantize(Decimal(1).scaleb(-places), context=EXACT_ROUND)
+    return render_usd(budget_shown), render_usd(spent_shown), _render_fixed(left)
+
+
+def _render_fixed(shown: Decimal) -> str:
+    """Like :func:`render_usd`, keeping every place (the remaining figure of a group)."""
+    exponent = shown.as_tuple().exponent
+    assert isinstance(exponent, int)
+    return f"${shown:,.{max(-exponent, 2)}f}"
 
 
 def percent(part: Decimal, whole: Decimal) -> Decimal | None:

@@ -80,7 +80,37 @@ def parse_duration(text: str | None) -> Duration | None:
         count, form = int(match.group(1)), match.group(2)
         if count <= _MAX_COUNT[form]:
             return Duration(count, _UNITS[form], calendar=False)
-    raise InvalidDurationError(f"unknown duration {text!r}; accepted: {ACCEPTED}")
+    raise InvalidDurationError(
+        f"unknown duration {text!r}{_duration_hint(cleaned)}; accepted: {ACCEPTED}"
+    )
+
+
+# What people write for a named duration: the noun, or LiteLLM-proxy style with a bare "m".
+_NOUNS = {
+    "day": "daily",
+    "week": "weekly",
+    "month": "monthly",
+    "year": "yearly",
+    "hour": "1h",
+    "hourly": "1h",
+    "annual": "yearly",
+    "annually": "yearly",
+}
+
+
+def _duration_hint(cleaned: str) -> str:
+    from budgetctl.core.nearest import did_you_mean, hint
+
+    match = re.fullmatch(r"(\d+)\s*(m|mon|mons|month|months|min)", cleaned)
+    if match and not cleaned.endswith("min"):
+        return hint(f"{match.group(1)}mo")
+    match = re.fullmatch(r"(\d+)\s*(hours?|days?|weeks?|years?)", cleaned)
+    if match:
+        return hint(f"{match.group(1)}{match.group(2)[0]}")
+    singular = cleaned[:-1] if cleaned.endswith("s") else cleaned
+    if singular in _NOUNS:
+        return hint(_NOUNS[singular])
+    return did_you_mean(cleaned, [*NAMED, "none"])
 
 
 @lru_cache(maxsize=64)
@@ -99,8 +129,26 @@ def parse_timezone(name: str) -> tzinfo:
         return ZoneInfo(cleaned)
     except (ZoneInfoNotFoundError, ValueError, OSError):
         raise InvalidTimeError(
-            f"unknown time zone {name!r}; use an IANA name such as UTC or Europe/Paris"
+            f"unknown time zone {name!r}{_zone_hint(cleaned)}; use an IANA name such as UTC or "
+            "Europe/Paris"
         ) from None
+
+
+def _zone_hint(cleaned: str) -> str:
+    """The IANA name meant by ``europe/paris``, ``Paris`` or ``Europe/Pariss``."""
+    from zoneinfo import available_timezones
+
+    from budgetctl.core.nearest import did_you_mean, hint, nearest
+
+    names = sorted(available_timezones())
+    exact = nearest(cleaned, names, cutoff=1.0)  # only a difference of case
+    if exact is not None:
+        return hint(exact)
+    cities = {name.rsplit("/", 1)[-1].replace("_", " "): name for name in names if "/" in name}
+    city = nearest(cleaned.replace("_", " "), cities, cutoff=0.9)
+    if city is not None:
+        return hint(cities[city])
+    return did_you_mean(cleaned, names)
 
 
 def parse_datetime(text: str, tz: tzinfo = UTC) -> datetime:

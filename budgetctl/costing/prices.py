@@ -361,7 +361,14 @@ class PriceBook:
         for layer in self._layers:
             for name in layer:
                 by_base.setdefault(base_name(name), []).append(name)
-        matches = difflib.get_close_matches(base_name(model), list(by_base), n=n, cutoff=0.6)
+        wanted = base_name(model)
+        same = [base for base in by_base if base.casefold() == wanted.casefold()]  # GPT-4o
+        matches = same + [
+            base
+            for base in difflib.get_close_matches(wanted, list(by_base), n=n, cutoff=0.6)
+            if base not in same
+        ]
+        matches = matches[:n]
         # For each close base name, the shortest full name that carries it (prefix-free first).
         return [min(by_base[base], key=lambda name: (len(name), name)) for base in matches]
 

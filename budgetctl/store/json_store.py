@@ -82,7 +82,7 @@ class _Txn:
         """The user's budget, rolled over to ``now`` (the roll-over is recorded)."""
         raw = self.users.get(user)
         if raw is None:
-            raise UnknownUserError(user, self.store.project)
+            raise UnknownUserError(user, self.store.project, self.users)
         budget = self.store._decode(user, raw)
         if self.now is not None:
             budget = self._roll(budget)
@@ -473,7 +473,7 @@ class JsonStore:
             else:
                 for user in users:
                     if user not in raw_users:
-                        raise UnknownUserError(user, self.project)
+                        raise UnknownUserError(user, self.project, raw_users)
                 selected = [(user, raw_users[user]) for user in users]
             for user, raw in selected:
                 # Timestamps are fixed-width UTC text: comparing text skips decoding idle users.
@@ -517,7 +517,7 @@ class JsonStore:
         doc = self._snapshot()
         raw = doc["users"].get(user)
         if raw is None:
-            raise UnknownUserError(user, self.project)
+            raise UnknownUserError(user, self.project, doc["users"])
         budget = self._decode(user, raw)._replace(recent_periods=self._periods(doc, raw))
         return rules.roll_over(budget, now)[0], self._cap_of(doc, now, with_periods=True)
 
@@ -562,7 +562,7 @@ class JsonStore:
         with self._transaction(None, dry_run=dry_run) as txn:
             for user in users:
                 if user not in txn.users:
-                    raise UnknownUserError(user, self.project)
+                    raise UnknownUserError(user, self.project, txn.users)
             for user in users:
                 del txn.users[user]
                 txn.event("delete", user=user)

@@ -6,7 +6,6 @@ from typing import Annotated
 
 import typer
 
-from budgetctl.cli import output
 from budgetctl.cli.options import (
     AlertAt,
     AsJson,
@@ -23,7 +22,9 @@ from budgetctl.cli.options import (
     TimeZone,
     User,
     Users,
+    Yes,
     alert_value,
+    confirm,
     open_ledger,
 )
 from budgetctl.cli.output import Output
@@ -45,7 +46,10 @@ def create(
     dry_run: DryRun = False,
     quiet: Quiet = False,
 ) -> None:
-    """Create a budget for USER (exit 1 if there is one: use 'set', or --replace)."""
+    """Create a budget for USER (exit 1 if there is one: use 'set', or --replace).
+
+    Example: budgetctl create alice --budget 25 --duration monthly --tz Europe/Paris
+    """
     ledger = open_ledger(project, data_dir)
     created = ledger.create(
         user,
@@ -73,7 +77,10 @@ def set_budget(
     dry_run: DryRun = False,
     quiet: Quiet = False,
 ) -> None:
-    """Change USER's budget, duration, start, time zone or alert threshold; the spend is kept."""
+    """Change USER's budget, duration, start, time zone or alert threshold; the spend is kept.
+
+    Example: budgetctl set alice --budget 50 --alert-at 80
+    """
     from budgetctl.ledger import KEEP
 
     if budget is None and duration is None and start is None and tz is None and alert_at is None:
@@ -99,7 +106,10 @@ def show(
     data_dir: DataDir = None,
     as_json: AsJson = False,
 ) -> None:
-    """Show every budget as a table, or USER with cost per model and recent periods."""
+    """Show every budget as a table, or USER with cost per model and recent periods.
+
+    Example: budgetctl show alice
+    """
     ledger = open_ledger(project, data_dir)
     out = Output(as_json=as_json)
     if user is None:
@@ -110,21 +120,23 @@ def show(
 
 def delete(
     users: Users,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Delete without asking.")] = False,
+    yes: Yes = False,
     project: Project = "default",
     data_dir: DataDir = None,
     as_json: AsJson = False,
     dry_run: DryRun = False,
     quiet: Quiet = False,
 ) -> None:
-    """Delete the budgets of USER... (asks first on a terminal; scripts must pass --yes)."""
+    """Delete the budgets of USER... (asks first on a terminal; scripts must pass --yes).
+
+    Example: budgetctl delete alice bob --yes
+    """
     ledger = open_ledger(project, data_dir)
     ledger.delete(users, dry_run=True)  # unknown users fail here, before any question
     if not dry_run and not yes:
-        if not output.stdin_is_terminal():
-            raise UsageError("delete needs --yes when stdin is not a terminal; nothing was deleted")
-        if not typer.confirm(f"Delete the budgets of {', '.join(users)} in project {project}?"):
-            raise typer.Abort()
+        confirm(
+            f"Delete the budgets of {', '.join(users)} in project {project}?", "delete", "deleted"
+        )
     done = ledger.delete(users, dry_run=dry_run)
     Output(as_json=as_json, quiet=quiet).show(views.deleted(done, dry_run))
 
@@ -140,7 +152,10 @@ def cap(
     dry_run: DryRun = False,
     quiet: Quiet = False,
 ) -> None:
-    """Show or set the project cap: a budget for the total spend of all users of the project."""
+    """Show or set the project cap: a budget for the total spend of all users of the project.
+
+    Example: budgetctl cap --budget 500 --duration monthly
+    """
     from budgetctl.ledger import KEEP
 
     ledger = open_ledger(project, data_dir)

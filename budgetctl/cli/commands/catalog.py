@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from budgetctl.cli import complete
 from budgetctl.cli.options import (
     AsJson,
     CacheRead,
@@ -31,7 +32,10 @@ def models(
     filter: Annotated[
         str | None,
         typer.Argument(
-            metavar="FILTER", help="Only models whose name contains FILTER.", show_default=False
+            metavar="FILTER",
+            help="Only models whose name contains FILTER.",
+            show_default=False,
+            autocompletion=complete.models,
         ),
     ] = None,
     prices: Prices = None,
@@ -39,7 +43,10 @@ def models(
     data_dir: DataDir = None,
     as_json: AsJson = False,
 ) -> None:
-    """The price table in USD per 1M tokens (bundled, --prices FILE and project prices)."""
+    """The price table in USD per 1M tokens (bundled, --prices FILE and project prices).
+
+    Example: budgetctl models claude
+    """
     ledger = open_ledger(project, data_dir, prices)
     found = ledger.prices(filter)
     if not found:
@@ -51,7 +58,8 @@ def models(
 
 price_app = typer.Typer(
     name="price",
-    help="Per-project custom prices, for private or fine-tuned models.",
+    help="Per-project custom prices, for private or fine-tuned models.\n\n"
+    "Example: budgetctl price set my-llama --input 0.20 --output 0.60",
     no_args_is_help=True,
 )
 
@@ -69,7 +77,10 @@ def price_set(
     dry_run: DryRun = False,
     quiet: Quiet = False,
 ) -> None:
-    """Set the price of MODEL in this project (wins over the bundled table and --prices)."""
+    """Set the price of MODEL in this project (wins over the bundled table and --prices).
+
+    Example: budgetctl price set my-llama --input 0.20 --output 0.60
+    """
     ledger = open_ledger(project, data_dir)
     price = ledger.set_price_per_million(
         model,
@@ -91,14 +102,20 @@ def price_remove(
     dry_run: DryRun = False,
     quiet: Quiet = False,
 ) -> None:
-    """Remove the custom price of MODEL from this project."""
+    """Remove the custom price of MODEL from this project.
+
+    Example: budgetctl price remove my-llama
+    """
     ledger = open_ledger(project, data_dir)
     ledger.remove_price(model, dry_run=dry_run)
     Output(as_json=as_json, quiet=quiet).show(views.price_removed(model, ledger.project, dry_run))
 
 
 def projects(data_dir: DataDir = None, as_json: AsJson = False) -> None:
-    """The projects in the data directory."""
+    """The projects in the data directory.
+
+    Example: budgetctl projects --data-dir /srv/budgetctl
+    """
     from budgetctl.ledger import list_projects, resolve_data_dir
 
     folder = resolve_data_dir(data_dir or None)
@@ -119,7 +136,10 @@ def import_litellm(
     dry_run: DryRun = False,
     quiet: Quiet = False,
 ) -> None:
-    """Take over a LiteLLM BudgetManager user_cost.json: budgets, spend and cost per model."""
+    """Take over a LiteLLM BudgetManager user_cost.json: budgets, spend and cost per model.
+
+    Example: budgetctl import-litellm user_cost.json --dry-run
+    """
     from budgetctl.importer import import_litellm as run_import
 
     ledger = open_ledger(project, data_dir)

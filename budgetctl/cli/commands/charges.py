@@ -55,7 +55,10 @@ def update_cost(
     dry_run: DryRun = False,
     quiet: Quiet = False,
 ) -> None:
-    """Record the cost of a call: from text, token counts, a response (file or stdin) or a cost."""
+    """Record the cost of a call: from text, token counts, a response (file or stdin) or a cost.
+
+    Example: budgetctl update-cost alice --model gpt-4o --prompt-tokens 1200 --completion-tokens 300
+    """
     forms = {
         "--input-text/--output-text": input_text is not None or output_text is not None,
         "--prompt-tokens/--completion-tokens": prompt_tokens is not None
@@ -141,7 +144,10 @@ def check(
     as_json: AsJson = False,
     quiet: Quiet = False,
 ) -> None:
-    """Would a call fit? Exit 0 if it fits USER's (and the project's) budget, 3 if it does not."""
+    """Would a call fit? Exit 0 if it fits USER's (and the project's) budget, 3 if it does not.
+
+    Example: budgetctl check alice --model gpt-4o --prompt "Summarise this" --max-tokens 500
+    """
     if prompt is not None and messages is not None:
         raise UsageError("give --prompt TEXT or --messages FILE, not both")
     chat: list[Mapping[str, Any]] | None = None
@@ -172,7 +178,11 @@ def history(
     data_dir: DataDir = None,
     as_json: AsJson = False,
 ) -> None:
-    """Charges, resets and closed periods, newest first (of USER, or of the whole project)."""
+    """Charges, resets and closed periods, newest first (of USER, or of the whole project).
+
+    Example: budgetctl history alice --limit 20
+    """
     ledger = open_ledger(project, data_dir)
     events = ledger.history(user, limit)
-    Output(as_json=as_json).show(views.history(events, user, ledger.project))
+    zone = ledger.get(user).timezone if user is not None and not as_json else None
+    Output(as_json=as_json).show(views.history(events, user, ledger.project, zone))

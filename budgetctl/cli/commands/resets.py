@@ -8,7 +8,17 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from budgetctl.cli import failures
-from budgetctl.cli.options import AsJson, DataDir, DryRun, Project, Quiet, SomeUsers, open_ledger
+from budgetctl.cli.options import (
+    AsJson,
+    DataDir,
+    DryRun,
+    Project,
+    Quiet,
+    SomeUsers,
+    Yes,
+    confirm,
+    open_ledger,
+)
 from budgetctl.cli.output import Output
 from budgetctl.cli.views import resets as views
 from budgetctl.errors import BudgetctlError, UsageError
@@ -22,16 +32,26 @@ def reset(
     all_users: Annotated[
         bool, typer.Option("--all", help="Reset every user of the project.")
     ] = False,
+    yes: Yes = False,
     project: Project = "default",
     data_dir: DataDir = None,
     as_json: AsJson = False,
     dry_run: DryRun = False,
     quiet: Quiet = False,
 ) -> None:
-    """Zero the spend of USER... (or --all) now; it is archived as a closed period."""
+    """Zero the spend of USER... (or --all) now; it is archived as a closed period. --all asks
+    first on a terminal; scripts must pass --yes.
+
+    Example: budgetctl reset alice
+    """
     if bool(users) == all_users:
         raise UsageError("give the users to reset, or --all (not both)")
     ledger = open_ledger(project, data_dir)
+    if all_users and not dry_run and not yes:
+        count = len(ledger.reset(None, dry_run=True))  # a missing project fails before asking
+        confirm(
+            f"Reset the spend of all {count} users of project {project}?", "reset --all", "reset"
+        )
     done = ledger.reset(None if all_users else users, dry_run=dry_run)
     Output(as_json=as_json, quiet=quiet).show(views.reset(done, dry_run))
 
@@ -55,7 +75,10 @@ def reset_due(
     dry_run: DryRun = False,
     quiet: Quiet = False,
 ) -> None:
-    """For cron: archive and reset every budget whose period ended. Idempotent; run it often."""
+    """For cron: archive and reset every budget whose period ended. Idempotent; run it often.
+
+    Example: budgetctl reset-due --all-projects -q   (crontab: */5 * * * *)
+    """
     from budgetctl.core.periods import parse_datetime
     from budgetctl.ledger import Ledger, list_projects
 

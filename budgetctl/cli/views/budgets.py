@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from budgetctl.cli.humanize import local, pct, relative, share, usd, utc, when
+from budgetctl.cli.humanize import figures, local, pct, share, usd, utc, when
 from budgetctl.cli.report import (
     Bar,
     Cell,
@@ -18,6 +18,7 @@ from budgetctl.cli.report import (
     Table,
     Tone,
 )
+from budgetctl.core.periods import parse_timezone
 from budgetctl.core.rules import Budget, ClosedPeriod
 from budgetctl.store.interface import ProjectView
 
@@ -73,66 +74,81 @@ def budget_data(budget: Budget, *, user: bool = True) -> dict[str, Any]:
 
 
 def cap_line(cap: Budget, now: datetime) -> str:
-    resets = f"; resets {relative(cap.next_reset_at, now)}" if cap.next_reset_at else ""
+    total, spent, left = figures(cap.total_budget, cap.current_cost)
+    resets = f"; resets {when(cap.next_reset_at, now, cap.timezone)}" if cap.next_reset_at else ""
     return (
-        f"project cap: {usd(cap.total_budget)} {duration_text(cap)}; spent "
-        f"{usd(cap.current_cost)} ({pct(cap.current_cost, cap.total_budget)}), "
-        f"{usd(cap.remaining)} left{resets}"
+        f"project cap: {total} {duration_text(cap)}; spent {spent} "
+        f"({pct(cap.current_cost, cap.total_budget)}), {left} left{resets}"
     )
+
+
+def _row(budget: Budget) -> tuple[Cell, ...]:
+    total, spent, left = figures(budget.total_budget, budget.current_cost)
+    reset = budget.next_reset_at
+    return (
+        budget.user,
+        total,
+        spent,
+        left,
+        used_bar(budget),
+        duration_text(budget),
+        Choice(utc(reset), local(reset, budget.timezone)) if reset else "never",
+    )
+
+
+SHOW_COLUMNS = (
+    Column("user"),
+    Column("budget", numeric=True),
+    Column("spent", numeric=True),
+    Column("remaining", numeric=True),
+    Column("used", optional=True),  # spent of budget says it too
+    Column("duration", optional=True),
+    Column("next reset", wrap=True),
+)
 
 
 def show_all(view: ProjectView, now: datetime) -> Report:
+    users = sorted(view.users, key=lambda b: b.user)
     report = Report(
-        {
+        lambda: {
             "project": view.project,
             "cap": budget_data(view.cap, user=False) if view.cap else None,
-            "users": [budget_data(b) for b in sorted(view.users, key=lambda b: b.user)],
+            "users": [budget_data(b) for b in users],
         }
     )
-    if view.cap is not None:
-        report.line(cap_line(view.cap, now), tone(view.cap))
-    if not view.users:
-        return report.line(
+    if users:  # the header on the first line, for people and for `show | head -1`
+        report.add(Table(SHOW_COLUMNS, [_row(b) for b in users]))
+    else:
+        report.line(
             f"no budgets in project {view.project!r} yet; add one with "
             "'budgetctl create USER --budget AMOUNT'"
         )
-    columns = ("user", "budget", "spent", "remaining", "used", "duration", "next reset")
-    rows: list[tuple[Cell, ...]] = [
-        (
-            b.user,
-            usd(b.total_budget),
-            usd(b.current_cost),
-            usd(b.remaining),
-            used_bar(b),
-            duration_text(b),
-            Choice(utc(b.next_reset_at), relative(b.next_reset_at, now))
-            if b.next_reset_at
-            else "never",
-        )
-        for b in sorted(view.users, key=lambda b: b.user)
-    ]
-    numeric = {"budget", "spent", "remaining"}
-    report.blocks.append(Table(tuple(Column(c, c in numeric) for c in columns), rows))
+    if view.cap is not None:
+        report.line(cap_line(view.cap, now), tone(view.cap))
     return report
 
 
 def show_user(budget: Budget, now: datetime, project: str) -> Report:
     report = Report(budget_data(budget))
     alert = f", alert at {budget.alert_at}%" if budget.alert_at is not None else ""
+    total, spent, left = figures(budget.total_budget, budget.current_cost)
+    zone = budget.timezone
+    start, reset = budget.period_start, budget.next_reset_at
+    period = Choice(
+        f"{utc(start)} to {utc(reset)}",
+        f"{local(start, zone)} to {local(reset, zone) if reset else 'never'}",
+    )
     facts: list[tuple[Cell, ...]] = [
-        (
-            "budget",
-            f"{usd(budget.total_budget)} {duration_text(budget)} ({budget.timezone}){alert}",
-        ),
-        ("spent", usd(budget.current_cost)),
+        ("budget", f"{total} {duration_text(budget)} ({zone}){alert}"),
+        ("spent", spent),
         ("used", used_bar(budget)),
-        ("remaining", usd(budget.remaining)),
-        ("period", f"{utc(budget.period_start)} to {utc(budget.next_reset_at)}"),
-        ("next reset", when(budget.next_reset_at, now)),
+        ("remaining", left),
+        ("period", period),
+        ("next reset", when(reset, now, zone)),
     ]
     report.blocks.append(
         Table(
-            (Column(""), Column("")),
+            (Column(""), Column("", wrap=True)),
             list(facts),
             title=f"{budget.user} (project {project})",
             headers=False,
@@ -144,7 +160,11 @@ def show_user(budget: Budget, now: datetime, project: str) -> Report:
         by_cost = sorted(budget.model_cost.items(), key=lambda item: (-item[1], item[0]))
         report.blocks.append(
             Table(
-                (Column("model"), Column("cost", numeric=True), Column("share of spend")),
+                (
+                    Column("model"),
+                    Column("cost", numeric=True),
+                    Column("share of spend", wrap=True),
+                ),
                 [
                     (
                         model,
@@ -169,19 +189,20 @@ def periods_chart(budget: Budget) -> Chart | None:
     points = [(p.start, p.spent, p.budget, "") for p in reversed(budget.recent_periods)]
     points.append((budget.period_start, budget.current_cost, budget.total_budget, " (now)"))
     scale = max(max(spent, limit) for _, spent, limit, _ in points)
+    zone = parse_timezone(budget.timezone)
     rows = []
     for start, spent, limit, suffix in points:
         over = spent > limit
         rows.append(
             ChartRow(
-                label=f"{start.astimezone():%Y-%m-%d %H:%M}{suffix}",
+                label=f"{start.astimezone(zone):%Y-%m-%d %H:%M}{suffix}",
                 fraction=float(spent) / float(scale) if scale else 0.0,
                 mark=float(limit) / float(scale) if scale else None,
                 text=f"{usd(spent)} of {usd(limit)} ({pct(spent, limit)})",
                 tone="over" if over else "ok",
             )
         )
-    return Chart("recent periods (spend against budget)", rows)
+    return Chart(f"recent periods (spend against budget, {budget.timezone})", rows)
 
 
 def saved(budget: Budget, verb: str, now: datetime, dry_run: bool) -> Report:
@@ -190,11 +211,9 @@ def saved(budget: Budget, verb: str, now: datetime, dry_run: bool) -> Report:
     data["dry_run"] = dry_run
     what = f"would {verb}" if dry_run else f"{verb}d"
     alert = f", alert at {budget.alert_at}%" if budget.alert_at is not None else ""
-    resets = (
-        f", resets {relative(budget.next_reset_at, now)} ({local(budget.next_reset_at)})"
-        if budget.next_reset_at
-        else ""
-    )
+    resets = f", resets {when(budget.next_reset_at, now, budget.timezone)}"
+    if not budget.next_reset_at:
+        resets = ""
     return Report(data).line(
         f"{what} {budget.user}'s budget: {usd(budget.total_budget)} {duration_text(budget)} "
         f"({budget.timezone}){alert}; spent {usd(budget.current_cost)}{resets}"

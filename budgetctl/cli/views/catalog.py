@@ -44,11 +44,11 @@ def models(prices: Sequence[Price]) -> Report:
     report = Report({"models": [price_data(p) for p in prices]})
     columns = (
         Column("model"),
-        Column("provider"),
+        Column("provider", optional=True),  # the model name says it, mostly
         Column("input $/1M", numeric=True),
         Column("output $/1M", numeric=True),
         Column("cache read $/1M", numeric=True),
-        Column("source"),
+        Column("source", optional=True),
     )
     rows: list[tuple[Cell, ...]] = [
         (

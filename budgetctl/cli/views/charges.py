@@ -7,9 +7,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from budgetctl.cli.humanize import pct, usd, when
-from budgetctl.cli.report import Cell, Column, Report, Table
+from budgetctl.cli.humanize import figures, pct, stamp, usd, when
+from budgetctl.cli.report import Cell, Choice, Column, Report, Table
 from budgetctl.cli.views.budgets import budget_data, tone
+from budgetctl.core.periods import parse_utc
 from budgetctl.errors import BudgetExceededError
 from budgetctl.ledger import ChargeResult, CheckResult
 
@@ -43,9 +44,10 @@ def charge(result: ChargeResult, dry_run: bool) -> Report:
             "cap": budget_data(result.cap, user=False) if result.cap else None,
         }
     )
+    total, spent, left = figures(budget.total_budget, budget.current_cost)
     standing = (
-        f"{result.user} has spent {usd(budget.current_cost)} of {usd(budget.total_budget)} "
-        f"({pct(budget.current_cost, budget.total_budget)}), {usd(budget.remaining)} left"
+        f"{result.user} has spent {spent} of {total} "
+        f"({pct(budget.current_cost, budget.total_budget)}), {left} left"
     )
     if result.duplicate:
         return report.line(
@@ -83,11 +85,12 @@ def check(result: CheckResult, now: datetime) -> Report:
         }
     )
     if result.allowed:
+        total, _, left = figures(budget.total_budget, budget.current_cost)
         report.line(
             f"ok: this {result.model} call may cost {usd(result.projected_cost)} "
             f"({_tokens(result.prompt_tokens, result.max_tokens)}"
             f"{', estimated' if result.estimated else ''}); {result.user} has "
-            f"{usd(budget.remaining)} of {usd(budget.total_budget)} left"
+            f"{left} of {total} left"
         )
     return report
 
@@ -98,12 +101,13 @@ def blocked(result: CheckResult, now: datetime, project: str) -> BudgetExceededE
         limit, whose = result.cap, f"the project cap of {project!r}"
     else:
         limit, whose = result.budget, f"{result.user}'s budget"
+    total, _, left = figures(limit.total_budget, limit.current_cost)
     return BudgetExceededError(
         limit.current_cost,
         limit.total_budget,
         f"{whose} does not cover this call: it may cost {usd(result.projected_cost)} and "
-        f"{usd(limit.remaining)} of {usd(limit.total_budget)} remains; it resets "
-        f"{when(limit.next_reset_at, now)}",
+        f"{left} of {total} remains; it resets "
+        f"{when(limit.next_reset_at, now, limit.timezone)}",
         scope=result.blocked_by or "user",
     )
 
@@ -116,18 +120,25 @@ def _event_data(event: Mapping[str, Any]) -> dict[str, Any]:
     return data
 
 
-def _event_row(event: Mapping[str, Any], with_user: bool) -> tuple[str, ...]:
+def _charge_detail(event: Mapping[str, Any]) -> str:
+    """What was charged: the model and its tokens, or a cost given as it was (``--cost``)."""
+    model = event.get("model")
+    prompt, completion = event.get("prompt_tokens", 0), event.get("completion_tokens", 0)
+    if not prompt and not completion:
+        detail = f"{model}: cost given" if model else "cost given"
+    else:
+        detail = f"{model or '-'}: " + _tokens(prompt, completion, event.get("cached_tokens", 0))
+    if event.get("request_id"):
+        detail += f" [{event['request_id']}]"
+    return detail
+
+
+def _event_row(event: Mapping[str, Any], with_user: bool, zone: str | None) -> tuple[Cell, ...]:
     kind = event.get("type", "?")
     amount, detail = "", ""
     if kind == "charge":
         amount = usd(Decimal(event["cost"]))
-        detail = f"{event.get('model') or '-'}: " + _tokens(
-            event.get("prompt_tokens", 0),
-            event.get("completion_tokens", 0),
-            event.get("cached_tokens", 0),
-        )
-        if event.get("request_id"):
-            detail += f" [{event['request_id']}]"
+        detail = _charge_detail(event)
     elif kind in ("period", "cap-period"):
         amount = usd(Decimal(event["spent"]))
         detail = (
@@ -139,17 +150,26 @@ def _event_row(event: Mapping[str, Any], with_user: bool) -> tuple[str, ...]:
             f"budget {usd(Decimal(event['total_budget']))} {event.get('duration') or 'lifetime'}"
         )
     who = (str(event.get("user", "")),) if with_user else ()
-    return (event.get("time", ""), kind, *who, amount, detail)
+    time: Cell = event.get("time", "")
+    if isinstance(time, str) and time:
+        time = Choice(time, stamp(parse_utc(time), zone or "UTC"))
+    return (time, kind, *who, amount, detail)
 
 
-def history(events: list[dict[str, Any]], user: str | None, project: str) -> Report:
-    report = Report({"project": project, "user": user, "events": [_event_data(e) for e in events]})
+def history(
+    events: list[dict[str, Any]], user: str | None, project: str, zone: str | None = None
+) -> Report:
+    """``history``: times in ISO UTC in a pipe, and in ``zone`` (the user's budget's; UTC for
+    the whole project) on a terminal."""
+    report = Report(
+        lambda: {"project": project, "user": user, "events": [_event_data(e) for e in events]}
+    )
     if not events:
         return report.line(f"no history for {user!r}" if user else "no history yet")
-    columns = [Column("time"), Column("event")]
+    columns = [Column("time", wrap=True), Column("event")]  # the date over the time, if need be
     if user is None:
         columns.append(Column("user"))
-    columns += [Column("amount", numeric=True), Column("details")]
-    rows: list[tuple[Cell, ...]] = [_event_row(e, user is None) for e in events]
+    columns += [Column("amount", numeric=True), Column("details", wrap=True)]
+    rows: list[tuple[Cell, ...]] = [_event_row(e, user is None, zone) for e in events]
     report.add(Table(tuple(columns), rows))
     return report
