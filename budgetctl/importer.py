@@ -18,9 +18,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from budgetctl.core import rules
+from budgetctl.core import jsontext, periods, rules
 from budgetctl.core.money import parse_amount
-from budgetctl.core.periods import UTC, Duration
+from budgetctl.core.periods import MAX_DAYS, UTC, Duration
 from budgetctl.core.rules import Budget
 from budgetctl.errors import BudgetctlError, UsageError
 from budgetctl.ledger import Ledger
@@ -43,7 +43,7 @@ def read_litellm_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     except OSError as exc:
         raise UsageError(f"cannot read {source} ({exc.strerror})") from None
     try:
-        data = json.loads(text, parse_float=Decimal)
+        data = jsontext.loads(text, parse_float=Decimal)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise UsageError(
             f"{source} is not valid JSON ({exc}); is it LiteLLM's user_cost.json?"
@@ -59,7 +59,8 @@ def _epoch(value: Any, what: str, user: str) -> datetime | None:
     if isinstance(value, bool) or not isinstance(value, (int, Decimal)):
         raise UsageError(f"user {user!r}: {what} must be epoch seconds, not {value!r}")
     try:
-        return datetime.fromtimestamp(float(value), UTC).replace(microsecond=0)
+        moment = datetime.fromtimestamp(float(value), UTC).replace(microsecond=0)
+        return periods.check_moment(moment, value)
     except (OverflowError, OSError, ValueError):
         raise UsageError(f"user {user!r}: {what} {value} is out of range") from None
 
@@ -92,6 +93,8 @@ def budget_from_litellm(user: str, raw: Any, now: datetime) -> Budget:
             raise UsageError(f"user {user!r}: duration must be a whole number of days")
         if int(days) < 1:
             raise UsageError(f"user {user!r}: duration must be at least 1 day")
+        if days > MAX_DAYS:  # 1e400 days: no date is that far
+            raise UsageError(f"user {user!r}: duration must be at most {MAX_DAYS} days")
         duration = Duration(int(days), "d", calendar=False)
     anchor = last_reset or now.replace(microsecond=0)
     # The period LiteLLM was counting starts at its last reset; a period that has ended since is
