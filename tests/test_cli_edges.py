@@ -72,6 +72,17 @@ def test_a_deeply_nested_file_given_is_a_usage_error(
     assert digest(alice.parent) == before
 
 
+def test_integers_beyond_pythons_digit_limit_are_clear(alice: Path, tmp_path: Path) -> None:
+    huge = "9" * 5000  # int() refuses more than 4,300 digits with a bare ValueError
+    litellm = tmp_path / "user_cost.json"
+    litellm.write_text(f'{{"bob": {{"total_budget": {huge}}}}}')
+    assert "4300 digits" in quickly(2, "import-litellm", str(litellm), "-p", "imported")
+    alice.write_text(alice.read_text().replace('"version":1', f'"version":{huge}'))
+    before = digest(alice.parent)
+    assert str(alice) in quickly(1, "show")
+    assert digest(alice.parent) == before
+
+
 def _new_files(folder: Path, command: Callable[[], Any]) -> list[Path]:
     """The files ``command`` adds to ``folder`` (the store names its files, not this test)."""
     before = set(folder.iterdir())
@@ -232,6 +243,7 @@ STATE_EDITS: dict[str, Callable[[dict[str, Any]], None]] = {
     "next reset in 9999": lambda record: record.update(next_reset_at="9999-12-31T00:00:00Z"),
     "period start in 9999": lambda record: record.update(period_start="9999-12-31T23:59:59Z"),
     "duration 1e400d": lambda record: record.update(duration="1e400d"),
+    "a next reset without a duration": lambda record: record.pop("duration"),
 }
 
 
@@ -260,7 +272,10 @@ def test_a_bad_number_or_time_in_the_state_is_corrupt_state(
 
 
 # reset-due rolls a due record over without decoding it whole: the fields it reads.
-ROLLED_OVER = sorted(set(STATE_EDITS) - {"next reset in 9999", "alert at 1e+999999999"})
+ROLLED_OVER = sorted(
+    set(STATE_EDITS)
+    - {"next reset in 9999", "alert at 1e+999999999", "a next reset without a duration"}
+)
 
 
 @pytest.mark.parametrize("edit", [e for e in ROLLED_OVER if not e.startswith("model cost")])

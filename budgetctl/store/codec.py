@@ -89,6 +89,8 @@ def decode(user: str, raw: Any) -> Budget:
         alert = raw.get("alert_at")
         timezone = str(raw.get("timezone") or "UTC")
         periods.parse_timezone(timezone)  # an unknown zone is a bad record, not a usage error
+        if next_reset and duration is None:
+            raise RecordError("a next reset without a duration")
         return Budget(
             user=user,
             total_budget=_money(raw["total_budget"]),

@@ -36,7 +36,7 @@ def load(path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise StorageIOError(path, f"cannot read ({exc.strerror})") from None
     try:
-        doc = jsontext.loads(data)
+        doc = jsontext.loads(data, parse_float=Decimal)  # exact, as written (to_text)
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise CorruptStateError(path, "not valid JSON") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
@@ -85,7 +85,12 @@ def decode_price(model: str, raw: Mapping[str, Any]) -> Price:
     """The :class:`Price` of a file entry; rates are bounded as amounts (InvalidAmountError)."""
 
     def rate(key: str) -> Decimal | None:
-        return check_amount(Decimal(raw[key]), key) if raw.get(key) is not None else None
+        value = raw.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
+            raise TypeError(f"{key} is not a decimal number")
+        return check_amount(Decimal(value), key)
 
     read = rate("cache_read_input_token_cost")
     creation = rate("cache_creation_input_token_cost")
