@@ -83,6 +83,23 @@ def test_integers_beyond_pythons_digit_limit_are_clear(alice: Path, tmp_path: Pa
     assert digest(alice.parent) == before
 
 
+@pytest.mark.parametrize("rate", ["1e+999999999", "1e-999999999", '"' + "9" * 100_000 + '"'])
+@pytest.mark.parametrize(
+    "args",
+    [("check", "alice", "-m", "m", "--prompt", "hi", "--prices"), ("models", "m", "--prices")],
+    ids=lambda a: a[0],
+)
+def test_a_hostile_price_file_is_a_quick_short_usage_error(
+    alice: Path, tmp_path: Path, rate: str, args: tuple[str, ...]
+) -> None:
+    hostile = tmp_path / "hostile.json"
+    hostile.write_text(f'{{"m": {{"input_cost_per_token": {rate}, "output_cost_per_token": 1}}}}')
+    before = digest(alice.parent)
+    error = quickly(2, *args, str(hostile))
+    assert f"price file {hostile}: model 'm': input_cost_per_token" in error
+    assert digest(alice.parent) == before
+
+
 def _new_files(folder: Path, command: Callable[[], Any]) -> list[Path]:
     """The files ``command`` adds to ``folder`` (the store names its files, not this test)."""
     before = set(folder.iterdir())
