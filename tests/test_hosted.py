@@ -313,3 +313,9 @@ def test_a_write_whose_outcome_cannot_be_read_back_says_so(
 def test_api_base_must_be_an_http_url(api_base: str) -> None:
     with pytest.raises(UsageError, match="api_base must be an http"):
         HostedStore("p", api_base)
+
+
+@pytest.mark.parametrize("options", [{"timeout": -1}, {"timeout": float("nan")}, {"max_answer": 0}])
+def test_a_bad_timeout_or_size_limit_is_a_usage_error(options: dict[str, float]) -> None:
+    with pytest.raises(UsageError):
+        HostedStore("p", "http://127.0.0.1:9", **options)  # type: ignore[arg-type]

@@ -111,6 +111,8 @@ class HostedStore(JsonStore):
             raise UsageError(f"api_base must be an http:// or https:// URL, not {api_base!r}")
         self.headers = {"Content-Type": "application/json", **(headers or {})}
         self.timeout = check_timeout(timeout, "the hosted client's timeout")
+        if isinstance(max_answer, bool) or not isinstance(max_answer, int) or max_answer < 1:
+            raise UsageError(f"max_answer must be a number of bytes >= 1, not {max_answer!r}")
         self.max_answer = max_answer
         self.path = f"{self.api_base} (project {project!r})"  # type: ignore[assignment]
 
