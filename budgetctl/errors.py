@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from decimal import Decimal
+from typing import Any
 
 
 class BudgetctlError(Exception):
@@ -22,6 +23,19 @@ class BudgetctlError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickle (multiprocessing, concurrent.futures) rebuilds an exception as ``cls(*args)``;
+        # subclasses take other arguments than their message, so rebuild from the state instead.
+        return (_restore, (type(self), self.message, dict(self.__dict__)))
+
+
+def _restore(cls: type[BudgetctlError], message: str, state: dict[str, Any]) -> BudgetctlError:
+    """The inverse of :meth:`BudgetctlError.__reduce__`: the error, without calling ``__init__``."""
+    error = cls.__new__(cls)
+    Exception.__init__(error, message)
+    error.__dict__.update(state)
+    return error
 
 
 # --- exit 2: usage -------------------------------------------------------------------------------

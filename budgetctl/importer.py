@@ -21,7 +21,6 @@ file and the record, and changes nothing.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -31,7 +30,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
-from budgetctl.core import rules
+from budgetctl.core import jsontext, periods, rules
 from budgetctl.core.money import parse_amount
 from budgetctl.core.periods import UTC, Duration, format_utc, parse_duration
 from budgetctl.core.rules import Budget
@@ -76,7 +75,7 @@ def read_litellm_file(source: Source) -> dict[str, Any]:
     if not data.strip():
         raise UsageError(f"{name} is empty: expected LiteLLM's user_cost.json")
     try:
-        document = json.loads(data, parse_float=Decimal)
+        document = jsontext.loads(data, parse_float=Decimal)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError, huge ints
         reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)[:200]
         raise UsageError(
@@ -147,7 +146,7 @@ def _epoch(value: Any, what: str, user: str) -> datetime | None:
         raise UsageError(f"user {user!r}: {what} {shown} is out of range") from None
     if seconds < 0:
         raise UsageError(f"user {user!r}: {what} {value} is before 1970: not a LiteLLM time")
-    return moment
+    return periods.check_moment(moment, value)
 
 
 def _duration(days: Any, user: str) -> Duration | None:
@@ -175,10 +174,7 @@ def _duration(days: Any, user: str) -> Duration | None:
 
 def _name(name: str, what: str) -> str:
     """``name`` if it can be stored (UTF-8 text without control characters)."""
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        raise UsageError(f"{what} {name!r} is not valid text (a lone surrogate)") from None
+    rules.check_text(name, what)
     if _CONTROL.search(name):
         raise UsageError(f"{what} {name!r} contains control characters")
     return name

@@ -136,10 +136,13 @@ def parse_time_arg(value: datetime | str | float | None, tz_name: str) -> dateti
     if isinstance(value, datetime):
         if value.tzinfo is None:
             value = value.replace(tzinfo=periods.parse_timezone(tz_name))
-        return value.astimezone(UTC)
+        try:
+            return periods.check_moment(value.astimezone(UTC))
+        except OverflowError:  # datetime.min in a zone east of UTC
+            raise UsageError(f"time {value!r} is out of range") from None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         try:
-            return datetime.fromtimestamp(float(value), UTC)
+            return periods.check_moment(datetime.fromtimestamp(float(value), UTC), value)
         except (OverflowError, OSError, ValueError):
             raise UsageError(f"time {value!r} is out of range") from None
     if isinstance(value, str):
@@ -266,7 +269,7 @@ class Ledger:
         return self.store.users()
 
     def delete(self, users: Sequence[str], *, dry_run: bool = False) -> list[str]:
-        return self.store.delete(list(users), dry_run=dry_run)
+        return self.store.delete(_each_once(users), dry_run=dry_run)
 
     # --- charges ---------------------------------------------------------------------------------
 
@@ -383,6 +386,8 @@ class Ledger:
 
     def _charge(self, request: ChargeRequest, enforce: bool, dry_run: bool) -> ChargeResult:
         rules.check_user_name(request.user)
+        if request.model is not None:
+            rules.check_text(request.model, "model")
         check_amount(request.cost, "cost")
         outcome = self.store.charge(request, self.now(), enforce=enforce, dry_run=dry_run)
         return ChargeResult(
@@ -447,7 +452,8 @@ class Ledger:
         self, users: Sequence[str] | None = None, *, dry_run: bool = False
     ) -> list[tuple[str, ClosedPeriod]]:
         """Zero the current spend of ``users`` (all when None) now; archived as closed periods."""
-        return self.store.reset(None if users is None else list(users), self.now(), dry_run=dry_run)
+        chosen = None if users is None else _each_once(users)
+        return self.store.reset(chosen, self.now(), dry_run=dry_run)
 
     def reset_due(self, *, now: datetime | None = None, dry_run: bool = False) -> ResetDue:
         """Archive and reset every budget whose period ended (for cron). Idempotent."""
@@ -498,6 +504,7 @@ class Ledger:
 
         if not model or len(model) > 256:
             raise UsageError("a model name must be 1-256 characters")
+        rules.check_text(model, "model")
 
         def rate(value: Decimal | str | None, what: str) -> Decimal | None:
             return None if value is None else parse_amount(value, what)
@@ -565,12 +572,22 @@ class Ledger:
         return self.store.history(user, limit)
 
 
+def _each_once(users: Sequence[str]) -> list[str]:
+    """``users`` as a list, if no user is named twice (``delete alice alice``): a usage error."""
+    seen: set[str] = set()
+    for user in users:
+        if user in seen:
+            raise UsageError(f"user {user!r} is named more than once; name each user once")
+        seen.add(user)
+    return list(users)
+
+
 def _rid(request_id: str | None) -> str | None:
     if request_id is None:
         return None
     if not isinstance(request_id, str) or not request_id.strip() or len(request_id) > 512:
         raise UsageError("a request id must be a non-empty string of at most 512 characters")
-    return request_id
+    return rules.check_text(request_id, "request id")
 
 
 __all__ = [

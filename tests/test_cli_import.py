@@ -133,8 +133,8 @@ def test_a_bad_record_of_a_user_that_would_be_skipped_is_refused_too(
     [
         ({"": record()}, "a user must be a non-empty string"),
         ({"a\tb": record()}, "contains control characters"),
-        ({"\ud800": record()}, "is not valid text (a lone surrogate)"),
-        ({"alice": record(model_cost={"\udc00": 0.1})}, "is not valid text (a lone surrogate)"),
+        ({"\ud800": record()}, "is not valid UTF-8 text"),
+        ({"alice": record(model_cost={"\udc00": 0.1})}, "is not valid UTF-8 text"),
         ({"alice": "not a record", "bob": record()}, "user 'alice': record is not an object"),
         ({"alice": {"current_cost": 0}, "bob": record()}, "user 'alice': no total_budget"),
     ],

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
@@ -19,6 +20,7 @@ from budgetctl.costing import Price, Usage, cost_of, list_prices, load_costing, 
 from budgetctl.costing.prices import (
     BUNDLED_PRICES,
     DATA_DIR,
+    MAX_PRICE_FILE,
     BundledTable,
     bundled_table,
     load_bundled_table,
@@ -281,7 +283,7 @@ def test_a_changed_price_file_is_read_again(tmp_path: Path) -> None:
         ("[1, 2]", "holds a JSON list; expected an object"),
         ("{}", "has no model with both input_cost_per_token and output_cost_per_token"),
         ('{"m": 3}', "model 'm': expected an object of prices, got int"),
-        ('{"m": {"input_cost_per_token": -1, "output_cost_per_token": 1}}', "finite number >= 0"),
+        ('{"m": {"input_cost_per_token": -1, "output_cost_per_token": 1}}', "must not be negative"),
         (
             '{"m": {"input_cost_per_token": "cheap", "output_cost_per_token": 1}}',
             "must be a number",
@@ -305,6 +307,52 @@ def test_bad_price_file_is_a_usage_error_naming_the_file(
         read_price_file(path)
     assert str(path) in str(caught.value)
     assert caught.value.exit_code == 2
+
+
+HOSTILE_RATES = [
+    ("1e+999999999", "too large"),
+    ("1E+16", "too large"),
+    ("1e-999999999", "more than 40 decimal places"),
+    ("0." + "0" * 40 + "1", "more than 40 decimal places"),
+    ('"' + "9" * 100_000 + '"', "too large"),
+    ('"1e+999999999"', "too large"),
+]
+
+
+@pytest.mark.parametrize(("rate", "match"), HOSTILE_RATES, ids=lambda v: v[:20])
+def test_a_hostile_rate_is_a_quick_short_error(tmp_path: Path, rate: str, match: str) -> None:
+    path = tmp_path / "hostile.json"
+    path.write_text(f'{{"m": {{"input_cost_per_token": {rate}, "output_cost_per_token": 1}}}}')
+    started = time.monotonic()
+    with pytest.raises(UsageError, match=match) as caught:
+        read_price_file(path)
+    assert time.monotonic() - started < 1
+    assert str(path) in str(caught.value) and len(str(caught.value)) < 300
+
+
+def test_the_largest_rates_still_cost_exactly(tmp_path: Path) -> None:
+    path = tmp_path / "p.json"
+    write_map(path, {"m": {"input_cost_per_token": "1e15", "output_cost_per_token": "1e-40"}})
+    price = load_costing(prices_file=path).price("m")
+    usage = Usage(model="m", prompt_tokens=10**9, completion_tokens=10**9)
+    assert cost_of(price, usage) == Decimal("1" + "0" * 24 + "." + "0" * 30 + "1")
+
+
+def test_a_huge_or_deep_price_file_is_refused(tmp_path: Path) -> None:
+    deep = tmp_path / "deep.json"
+    deep.write_text('{"m": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    with pytest.raises(UsageError, match="nested too deeply"):
+        read_price_file(deep)
+    huge = tmp_path / "huge.json"
+    with huge.open("wb") as handle:
+        handle.truncate(MAX_PRICE_FILE + 1)  # sparse: no disk used
+    with pytest.raises(UsageError, match="larger than 32 MiB"):
+        read_price_file(huge)
+    named = tmp_path / "named.json"
+    named.write_text(json.dumps({"x" * 10**6: {"input_cost_per_token": -1}}))
+    with pytest.raises(UsageError, match="must not be negative") as caught:
+        read_price_file(named)
+    assert len(str(caught.value)) < 300
 
 
 def test_price_file_that_is_a_directory(tmp_path: Path) -> None:

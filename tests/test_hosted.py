@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
@@ -15,10 +17,12 @@ from budgetctl.errors import (
     StorageIOError,
     UnknownProjectError,
     UnknownUserError,
+    UsageError,
 )
 from budgetctl.store.hosted import LITELLM_API_BASE, META_KEY, RECORD_KEY, HostedStore
 from tests.helpers import Clock
 from tests.helpers.budget_server import BudgetServer, budget_server
+from tests.helpers.hostile_server import HostileServer, hostile_servers
 
 
 @pytest.fixture
@@ -154,3 +158,164 @@ def test_the_default_server_is_litellms_and_is_not_contacted_at_construction() -
     assert bm.api_base == LITELLM_API_BASE
     store = bm.ledger.store
     assert isinstance(store, HostedStore) and store.api_base == LITELLM_API_BASE
+
+
+# --- a hostile or failing server (issue 8, item 14) ----------------------------------------------
+
+TOKEN = {"Authorization": "Bearer sk-secret", "Content-Type": "application/json"}
+
+
+@pytest.fixture
+def hostile(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[HostileServer, HostileServer]]:
+    with hostile_servers(monkeypatch) as servers:
+        yield servers
+
+
+def stored(server: HostileServer) -> str:
+    """What the server holds for the project "team", as comparable text."""
+    return json.dumps(server.projects["team"], sort_keys=True)
+
+
+def three_users(server: HostileServer) -> BudgetManager:
+    bm = BudgetManager("team", client_type="hosted", api_base=server.url, headers=TOKEN)
+    for user in ("alice", "bob", "carol"):
+        bm.create_budget(total_budget=10, user=user, duration="monthly")
+    bm.update_cost(user="alice", model="gpt-4o", input_text="hi", output_text="there")
+    return bm
+
+
+def test_an_error_answer_for_a_project_seen_with_users_wipes_nothing(
+    hostile: tuple[HostileServer, HostileServer],
+) -> None:
+    server, _ = hostile
+    bm = three_users(server)
+    before = stored(server)
+    server.outage = True  # get_budget: {"status": "error"}
+    for write in (
+        lambda client: client.create_budget(total_budget=1, user="dave", duration="daily"),
+        lambda client: client.update_budget_all_users(),
+    ):
+        for client in (bm, BudgetManager("team", client_type="hosted", api_base=server.url)):
+            with pytest.raises(StorageIOError, match=r"answered an error .* has users"):
+                write(client)
+    with pytest.raises(StorageIOError, match="retry when the budget server is back"):
+        bm.get_users()
+    assert stored(server) == before
+    server.outage = False
+    assert sorted(bm.get_users()) == ["alice", "bob", "carol"]
+
+
+def test_an_error_answer_for_a_project_never_seen_is_a_new_project(
+    hostile: tuple[HostileServer, HostileServer],
+) -> None:
+    server, _ = hostile  # as in LiteLLM: "error" is how its server says it has nothing yet
+    bm = BudgetManager("fresh", client_type="hosted", api_base=server.url)
+    assert bm.get_users() == []
+    bm.create_budget(total_budget=1, user="u", duration="daily")
+    assert bm.get_users() == ["u"]
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_a_redirect_is_never_followed_and_the_token_goes_nowhere_else(
+    hostile: tuple[HostileServer, HostileServer], status: int
+) -> None:
+    server, elsewhere = hostile
+    bm = three_users(server)
+    before = stored(server)
+    server.redirect_to, server.redirect_status = elsewhere.url, status
+    with pytest.raises(StorageIOError, match=f"HTTP {status}, a redirect to {elsewhere.url}"):
+        bm.reset_cost("alice")
+    with pytest.raises(StorageIOError, match="never follows redirects"):
+        bm.get_current_cost("alice")
+    assert elsewhere.requests == []  # neither the request nor its bearer token
+    assert stored(server) == before
+
+
+def test_a_server_sending_a_byte_a_second_is_cut_at_the_deadline(
+    hostile: tuple[HostileServer, HostileServer],
+) -> None:
+    server, _ = hostile
+    three_users(server)
+    server.drip = 0.05  # the answer (about 2 kB) would take a couple of minutes
+    store = HostedStore("team", server.url, timeout=1)
+    started = time.monotonic()
+    with pytest.raises(StorageIOError, match="no complete answer within 1 s"):
+        store.fetch()
+    assert time.monotonic() - started < 3
+
+
+@pytest.mark.parametrize("with_length", [True, False])
+def test_a_huge_answer_is_refused_while_reading(
+    hostile: tuple[HostileServer, HostileServer], with_length: bool
+) -> None:
+    server, _ = hostile
+    server.huge, server.huge_length_header = 200 * 2**20, with_length
+    started = time.monotonic()
+    with pytest.raises(StorageIOError, match="larger than 64 MiB"):
+        HostedStore("team", server.url).fetch()
+    with pytest.raises(StorageIOError, match="larger than 1 MiB"):
+        HostedStore("team", server.url, max_answer=2**20).fetch()
+    assert time.monotonic() - started < 20
+
+
+@pytest.mark.parametrize("reply", [b"", b"<html>OK</html>", b'{"ok": true}', b"{"])
+def test_a_write_stored_but_answered_unreadably_is_a_success(
+    hostile: tuple[HostileServer, HostileServer], reply: bytes
+) -> None:
+    server, _ = hostile
+    bm = three_users(server)
+    cost = bm.get_current_cost("alice")
+    server.set_reply = reply  # stored, then answered with this
+    bm.update_cost(user="alice", model="gpt-4o", input_text="hi", output_text="there")
+    assert bm.get_current_cost("alice") == pytest.approx(2 * cost)  # once, and no retry needed
+
+
+@pytest.mark.parametrize("reply", [b"", b"not json"])
+def test_a_write_not_stored_and_answered_unreadably_is_safe_to_retry(
+    hostile: tuple[HostileServer, HostileServer], reply: bytes
+) -> None:
+    server, _ = hostile
+    bm = three_users(server)
+    before = stored(server)
+    server.set_reply, server.set_stores = reply, False
+    with pytest.raises(StorageIOError, match="does not hold the change; safe to retry"):
+        bm.update_cost(user="alice", model="gpt-4o", input_text="hi", output_text="there")
+    assert stored(server) == before
+
+
+def test_a_write_stored_whose_answer_times_out_is_not_charged_twice(
+    hostile: tuple[HostileServer, HostileServer],
+) -> None:
+    server, _ = hostile
+    three_users(server)
+    ledger = Ledger(store=HostedStore("team", server.url, timeout=1), clock=Clock())
+    server.hang_after_store = 2.0  # stored, but the answer comes after the deadline
+    result = ledger.charge_cost("bob", "0.5", request_id="call-1")
+    assert not result.duplicate
+    server.hang_after_store = None
+    # A caller that retried anyway (with its request id) is told it is a duplicate.
+    assert ledger.charge_cost("bob", "0.5", request_id="call-1").duplicate
+    assert ledger.get("bob").current_cost == Decimal("0.5")
+
+
+def test_a_write_whose_outcome_cannot_be_read_back_says_so(
+    hostile: tuple[HostileServer, HostileServer],
+) -> None:
+    server, _ = hostile
+    three_users(server)
+    ledger = Ledger(store=HostedStore("team", server.url, timeout=1), clock=Clock())
+    server.hang_after_store, server.outage_after_store = 2.0, True
+    with pytest.raises(StorageIOError, match=r"may or may not be stored.*request id is safe"):
+        ledger.charge_cost("bob", "0.5", request_id="call-2")
+
+
+@pytest.mark.parametrize("api_base", ["ftp://example.com", "file:///etc/passwd", "localhost:8000"])
+def test_api_base_must_be_an_http_url(api_base: str) -> None:
+    with pytest.raises(UsageError, match="api_base must be an http"):
+        HostedStore("p", api_base)
+
+
+@pytest.mark.parametrize("options", [{"timeout": -1}, {"timeout": float("nan")}, {"max_answer": 0}])
+def test_a_bad_timeout_or_size_limit_is_a_usage_error(options: dict[str, float]) -> None:
+    with pytest.raises(UsageError):
+        HostedStore("p", "http://127.0.0.1:9", **options)  # type: ignore[arg-type]

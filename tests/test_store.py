@@ -23,6 +23,7 @@ from budgetctl.errors import (
     InvalidNameError,
     LockTimeoutError,
     StateError,
+    UsageError,
 )
 from budgetctl.ledger import Ledger
 from budgetctl.store import lock
@@ -384,9 +385,18 @@ def test_lock_timeout(data_dir: Path) -> None:
 def test_lock_timeout_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BUDGETCTL_LOCK_TIMEOUT", "0.3")
     assert lock.lock_timeout() == 0.3
-    for bad in ("soon", "-1", ""):
+    monkeypatch.setenv("BUDGETCTL_LOCK_TIMEOUT", "")
+    assert lock.lock_timeout() == lock.DEFAULT_TIMEOUT
+    for bad in ("soon", "-1", "nan", "inf", "-inf", "1e999"):
         monkeypatch.setenv("BUDGETCTL_LOCK_TIMEOUT", bad)
-        assert lock.lock_timeout() == lock.DEFAULT_TIMEOUT
+        with pytest.raises(UsageError, match="BUDGETCTL_LOCK_TIMEOUT"):
+            lock.lock_timeout()
+
+
+@pytest.mark.parametrize("bad", [-1, float("nan"), float("inf")])
+def test_a_bad_lock_timeout_argument_is_a_usage_error(data_dir: Path, bad: float) -> None:
+    with pytest.raises(UsageError, match="lock timeout"):
+        ledger(data_dir, lock_timeout=bad)
 
 
 # --- names and dry runs ---------------------------------------------------------------------------

@@ -18,6 +18,11 @@ ZERO = Decimal(0)
 MAX_AMOUNT = Decimal("1e15")
 # Finer than any price table goes (LiteLLM's smallest rates carry ~24 places), and keeps sums exact.
 MAX_PLACES = 40
+# An amount read back from a file may be a sum of many amounts (a user's spend), so it may pass
+# MAX_AMOUNT, but never what EXACT adds without rounding (60 digits before the point, 40 after).
+MAX_STORED = Decimal("1e40")
+# How much of a rejected value an error message repeats (a hostile file's number may be 1 GB).
+SHOWN = 40
 
 # Money arithmetic never runs in the default context: its 28 digits round $10,000 + 1e-24 to
 # $10,000. Amounts are <= 1e15 with <= MAX_PLACES places, so a sum of up to 1e40 of them fits in
@@ -69,22 +74,31 @@ def _from_text(text: str, what: str) -> Decimal:
         return Decimal(cleaned)
     except InvalidOperation:
         raise InvalidAmountError(
-            f"{what} {text!r} is not a number; write it as a plain decimal such as 10 or 0.25"
+            f"{what} {shown(text)} is not a number; write it as a plain decimal such as 10 or 0.25"
         ) from None
 
 
-def check_amount(amount: Decimal, what: str = "amount") -> Decimal:
-    """``amount`` if it is finite, >= 0 and not absurdly large; else InvalidAmountError."""
+def shown(value: object) -> str:
+    """``value`` as an error message repeats it: its repr, cut to about :data:`SHOWN` characters."""
+    text = repr(value) if isinstance(value, str) else str(value)
+    return text if len(text) <= SHOWN else f"{text[: SHOWN - 3]}..."
+
+
+def check_amount(amount: Decimal, what: str = "amount", limit: Decimal = MAX_AMOUNT) -> Decimal:
+    """``amount`` if it is finite, >= 0, at most ``limit`` and has at most MAX_PLACES places; else
+    InvalidAmountError. Cheap whatever the amount (``1e+999999999`` is never expanded)."""
     if not amount.is_finite():
-        raise InvalidAmountError(f"{what} must be a finite number, not {amount}")
+        raise InvalidAmountError(f"{what} must be a finite number, not {shown(amount)}")
     if amount < 0:
-        raise InvalidAmountError(f"{what} must not be negative (got {amount})")
-    if amount > MAX_AMOUNT:
-        raise InvalidAmountError(f"{what} {amount} is too large (the limit is {MAX_AMOUNT:f})")
+        raise InvalidAmountError(f"{what} must not be negative (got {shown(amount)})")
+    if amount > limit:
+        raise InvalidAmountError(f"{what} {shown(amount)} is too large (the limit is {limit:f})")
     if amount == 0:
         return ZERO  # normalise -0 and 0E-7 alike
     if _places(amount) > MAX_PLACES:
-        raise InvalidAmountError(f"{what} {amount} has more than {MAX_PLACES} decimal places")
+        raise InvalidAmountError(
+            f"{what} {shown(amount)} has more than {MAX_PLACES} decimal places"
+        )
     return amount
 
 

@@ -35,10 +35,15 @@ NAMED: dict[str, tuple[int, Unit]] = {
 _FORM = re.compile(r"^([1-9][0-9]{0,5})(h|d|w|mo|y)$")
 _UNITS: dict[str, Unit] = {"h": "h", "d": "d", "w": "w", "mo": "mo", "y": "y"}
 _MAX_COUNT = {"h": 24 * 366 * 100, "d": 366 * 100, "w": 53 * 100, "mo": 1200, "y": 100}
+MAX_DAYS = _MAX_COUNT["d"]  # the longest ``<N>d`` (about 100 years)
 ACCEPTED = "daily, weekly, monthly, yearly, <N>h, <N>d, <N>w, <N>mo, <N>y (N >= 1), or none"
 
 # The calendar anchor of named durations without a start: a Monday, Jan 1 (2001-01-01).
 _CALENDAR_EPOCH = date(2001, 1, 1)
+# Times budgetctl takes (given, or read from a file): far from datetime's year 1 and 9999, so that
+# a period of up to 100 years (+ a time zone's offset) around any of them stays computable.
+EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(9000, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc)
 
 
 class Duration(NamedTuple):
@@ -160,18 +165,31 @@ def parse_datetime(text: str, tz: tzinfo = UTC) -> datetime:
     cleaned = text.strip()
     try:
         if cleaned.startswith("@"):
-            return datetime.fromtimestamp(float(cleaned[1:]), UTC)
-        if cleaned.endswith(("Z", "z")):
-            cleaned = cleaned[:-1] + "+00:00"
-        parsed = datetime.fromisoformat(cleaned)
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=tz)
-        # inside the try: 0001-01-01T00:00+01:00 is before year 1 in UTC (OverflowError)
-        return parsed.astimezone(UTC)
+            moment = datetime.fromtimestamp(float(cleaned[1:]), UTC)
+        else:
+            if cleaned.endswith(("Z", "z")):
+                cleaned = cleaned[:-1] + "+00:00"
+            parsed = datetime.fromisoformat(cleaned)
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=tz)
+            # inside the try: 0001-01-01T00:00+01:00 is before year 1 in UTC (OverflowError)
+            moment = parsed.astimezone(UTC)
     except (ValueError, OverflowError, OSError):
         raise InvalidTimeError(
-            f"cannot read time {text!r}; use ISO 8601 such as 2026-01-15 or 2026-01-15T09:30:00Z"
+            f"cannot read time {text[:40]!r}; use ISO 8601 such as 2026-01-15 or "
+            "2026-01-15T09:30:00Z"
         ) from None
+    return check_moment(moment, text)
+
+
+def check_moment(moment: datetime, text: object = None) -> datetime:
+    """``moment`` if it is between :data:`EARLIEST` and :data:`LATEST` (years 1970 to 9000)."""
+    if not EARLIEST <= moment <= LATEST:
+        shown = moment.isoformat() if text is None else str(text)[:40]
+        raise InvalidTimeError(
+            f"time {shown!r} is out of range: budgetctl takes times from 1970 to 9000"
+        )
+    return moment
 
 
 @lru_cache(maxsize=4096)

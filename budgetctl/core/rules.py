@@ -40,7 +40,22 @@ def check_user_name(user: str) -> str:
         raise InvalidNameError("a user must be a non-empty string of at most 256 characters")
     if any(ord(c) < 32 or c == "\x7f" for c in user):
         raise InvalidNameError(f"user {user!r} contains control characters")
-    return user
+    return check_text(user, "user")
+
+
+def check_text(value: str, what: str) -> str:
+    """``value`` if it is valid Unicode text, which every file and output can hold.
+
+    A name taken from argv holds lone surrogates where its bytes were not UTF-8 (Python's
+    ``surrogateescape``), and JSON can spell them (``"\\ud800"``); neither can be written out.
+    """
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidNameError(
+            f"{what} {value!r} is not valid UTF-8 text (an undecodable byte or a lone surrogate)"
+        ) from None
+    return value
 
 
 def check_tokens(value: int, what: str) -> int:

@@ -29,6 +29,8 @@ from decimal import (
 from pathlib import Path
 from typing import Any
 
+from budgetctl.core import jsontext
+from budgetctl.core.money import check_amount, shown
 from budgetctl.costing.interface import Price, Usage
 from budgetctl.costing.names import base_name, name_candidates
 from budgetctl.errors import StateError, UnknownModelError, UsageError
@@ -51,6 +53,8 @@ ROW_FIELDS = (
 NO_OUTPUT_MODES = frozenset({"embedding"})
 # LiteLLM's map documents its fields under this name; it is not a model.
 SAMPLE_SPEC = "sample_spec"
+# A user's price file larger than this is refused unread (LiteLLM's whole map is about 1 MiB).
+MAX_PRICE_FILE = 32 * 2**20
 
 Row = list[Any]
 
@@ -59,23 +63,22 @@ Row = list[Any]
 
 
 def _rate(entry: Mapping[str, Any], field: str) -> Decimal | None:
-    """A USD-per-token rate: a finite decimal >= 0, or None when the entry has none."""
+    """A USD-per-token rate: an amount (finite, >= 0, at most $1e15, at most 40 places), or None
+    when the entry has none. Bounded so that no rate can make a cost overflow or round."""
     value = entry.get(field)
     if value is None:
         return None
     if isinstance(value, (bool, float)):
         # Our readers parse with parse_float=Decimal; a float here would have been rounded.
-        raise ValueError(f"{field} must be an exact decimal number, got {value!r}")
+        raise ValueError(f"{field} must be an exact decimal number, got {shown(value)}")
     if isinstance(value, (int, str)):
         try:
             value = Decimal(value.strip() if isinstance(value, str) else value)
         except InvalidOperation:
-            raise ValueError(f"{field} must be a number, got {value!r}") from None
+            raise ValueError(f"{field} must be a number, got {shown(value)}") from None
     if not isinstance(value, Decimal):
         raise ValueError(f"{field} must be a number, got {type(value).__name__}")
-    if not value.is_finite() or value < 0:
-        raise ValueError(f"{field} must be a finite number >= 0, got {value}")
-    return value
+    return check_amount(value, field)  # an InvalidAmountError is a ValueError
 
 
 def _text(value: Any) -> str | None:
@@ -177,7 +180,10 @@ class BundledTable(Mapping[str, Price]):
     def _row(self, name: str) -> Row | None:
         if self._all is not None:
             return self._all.get(name)
-        key = b"\n" + json.dumps(name, ensure_ascii=False).encode() + b":["
+        try:
+            key = b"\n" + json.dumps(name, ensure_ascii=False).encode() + b":["
+        except UnicodeEncodeError:  # a lone surrogate: no model has such a name
+            return None
         start = self._data.find(key)
         if start < 0:
             return None
@@ -269,14 +275,20 @@ def read_price_file(path: str | os.PathLike[str]) -> dict[str, Price]:
     """
     where = f"price file {os.fspath(path)}"
     try:
-        data = Path(path).read_bytes()
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_PRICE_FILE + 1)
     except FileNotFoundError:
         raise UsageError(f"{where} does not exist; pass a LiteLLM-format price map") from None
     except OSError as error:
         raise UsageError(f"{where} cannot be read: {error.strerror}") from None
+    if len(data) > MAX_PRICE_FILE:
+        raise UsageError(
+            f"{where} is larger than {MAX_PRICE_FILE // 2**20} MiB; LiteLLM's whole map is about "
+            "1 MiB: is it the right file?"
+        )
     try:
-        document = json.loads(data, parse_float=Decimal, parse_constant=_reject_constant)
-    except (ValueError, RecursionError) as error:
+        document = jsontext.loads(data, parse_float=Decimal, parse_constant=_reject_constant)
+    except ValueError as error:
         raise UsageError(
             f"{where} is not valid JSON ({error}); expected a LiteLLM model price map"
         ) from None
@@ -292,7 +304,7 @@ def read_price_file(path: str | os.PathLike[str]) -> dict[str, Price]:
         try:
             price = price_from_entry(name, entry, "prices-file")
         except ValueError as error:
-            raise UsageError(f"{where}: model {name!r}: {error}") from None
+            raise UsageError(f"{where}: model {shown(name)}: {error}") from None
         if price is not None:
             prices[name] = price
     if not prices:

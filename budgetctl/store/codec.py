@@ -13,10 +13,10 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from budgetctl.core import periods, rules
-from budgetctl.core.money import to_text
-from budgetctl.core.periods import format_utc, parse_utc
+from budgetctl.core.money import MAX_STORED, check_amount, shown, to_text
+from budgetctl.core.periods import check_moment, format_utc, parse_utc
 from budgetctl.core.rules import Budget, ClosedPeriod
-from budgetctl.errors import BudgetctlError
+from budgetctl.errors import BudgetctlError, InvalidAmountError
 
 
 class RecordError(ValueError):
@@ -34,13 +34,19 @@ def encode_period(period: ClosedPeriod) -> dict[str, Any]:
 
 
 def decode_period(raw: Mapping[str, Any]) -> ClosedPeriod:
-    return ClosedPeriod(
-        start=parse_utc(raw["start"]),
-        end=parse_utc(raw["end"]),
-        spent=_money(raw["spent"]),
-        budget=_money(raw["budget"]),
-        reason=str(raw.get("reason", "rollover")),
-    )
+    """A closed period from its history event; RecordError saying what is wrong if malformed."""
+    try:
+        return ClosedPeriod(
+            start=_moment(raw["start"]),
+            end=_moment(raw["end"]),
+            spent=_money(raw["spent"]),
+            budget=_money(raw["budget"]),
+            reason=str(raw.get("reason", "rollover")),
+        )
+    except KeyError as missing:
+        raise RecordError(f"a closed period's {missing.args[0]!r} is missing") from None
+    except (TypeError, ValueError, AttributeError, BudgetctlError) as bad:
+        raise RecordError(f"a closed period: {bad}") from None
 
 
 def encode(budget: Budget) -> dict[str, Any]:
@@ -83,15 +89,17 @@ def decode(user: str, raw: Any) -> Budget:
         alert = raw.get("alert_at")
         timezone = str(raw.get("timezone") or "UTC")
         periods.parse_timezone(timezone)  # an unknown zone is a bad record, not a usage error
+        if next_reset and duration is None:
+            raise RecordError("a next reset without a duration")
         return Budget(
             user=user,
             total_budget=_money(raw["total_budget"]),
             duration=duration,
             timezone=timezone,
-            start=parse_utc(start) if start else None,
-            created_at=parse_utc(raw["created_at"]),
-            period_start=parse_utc(raw["period_start"]),
-            next_reset_at=parse_utc(next_reset) if next_reset else None,
+            start=_moment(start) if start else None,
+            created_at=_moment(raw["created_at"]),
+            period_start=_moment(raw["period_start"]),
+            next_reset_at=_moment(next_reset) if next_reset else None,
             current_cost=_money(raw["current_cost"]),
             model_cost={str(m): _money(c) for m, c in (raw.get("model_cost") or {}).items()},
             alert_at=_money(alert) if alert is not None else None,
@@ -116,7 +124,7 @@ def roll_over_record(
     if not isinstance(raw, dict) or not raw.get("next_reset_at") or not raw.get("duration"):
         return None
     try:
-        period_end = parse_utc(raw["next_reset_at"])
+        period_end = _moment(raw["next_reset_at"])
         if period_end > now:
             return None
         duration = periods.parse_duration(raw["duration"])
@@ -125,12 +133,12 @@ def roll_over_record(
         period_start, next_reset = rules.current_period(
             duration,
             str(raw.get("timezone") or "UTC"),
-            parse_utc(start) if start else None,
-            parse_utc(raw["created_at"]),
+            _moment(start) if start else None,
+            _moment(raw["created_at"]),
             now,
         )
         spent, budget = _money(raw["current_cost"]), _money(raw["total_budget"])
-        period = ClosedPeriod(parse_utc(raw["period_start"]), period_end, spent, budget)
+        period = ClosedPeriod(_moment(raw["period_start"]), period_end, spent, budget)
         closed = {
             "start": raw["period_start"],
             "end": raw["next_reset_at"],
@@ -175,15 +183,19 @@ def litellm_record(budget: Budget) -> dict[str, Any]:
     }
 
 
+def _moment(text: str) -> datetime:
+    """A stored time, within the range every time budgetctl takes is in (years 1970 to 9000)."""
+    return check_moment(parse_utc(text), text)
+
+
 def _money(value: Any) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise RecordError(f"amount {value!r} is not a decimal string")
+        raise RecordError(f"amount {shown(value)} is not a decimal string")
     try:
         amount = Decimal(value)
     except InvalidOperation:
-        raise RecordError(f"amount {value!r} is not a decimal number") from None
-    if not amount.is_finite():
-        raise RecordError(f"amount {value!r} is not finite")
-    if amount < 0:
-        raise RecordError(f"amount {value!r} is negative")
-    return amount
+        raise RecordError(f"amount {shown(value)} is not a decimal number") from None
+    try:  # bounded: 1e-99999999 would make every sum with it fail, 1e+999999999 every printing
+        return check_amount(amount, "amount", limit=MAX_STORED)
+    except InvalidAmountError as bad:
+        raise RecordError(str(bad)) from None

@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from budgetctl.core import jsontext
 from budgetctl.errors import CorruptStateError, StorageIOError
 
 # One encoder for everything written: json.dumps() with options builds a new one per call.
@@ -91,7 +92,7 @@ def read_periods(path: Path, size: int, offset: Any, limit: int) -> list[dict[st
                     )
                 handle.seek(offset)
                 try:
-                    event = json.loads(handle.readline())
+                    event = jsontext.loads(handle.readline())
                     if event["type"] not in ("period", "cap-period"):
                         raise ValueError(event["type"])
                 except (ValueError, KeyError, TypeError):
@@ -126,7 +127,7 @@ def read_events(
     lines = data.splitlines()
     for number in range(len(lines) - 1, -1, -1):
         try:
-            event = json.loads(lines[number])
+            event = jsontext.loads(lines[number])
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise CorruptStateError(path, f"line {number + 1} is not valid JSON") from None
         if user is not None and event.get("user") != user:

@@ -19,18 +19,37 @@ one ``get_budget``, the change, one ``set_budget``. The protocol has no lock and
 clients that write at once can still lose an update, and ``history`` is not available: that is the
 protocol's limit, and why the JSON store (or, later, a database store) is the one to use when
 several processes charge one project.
+
+The client trusts the server only as far as it must (docs/library.md, "client_type=hosted"):
+
+- redirects are never followed (a 3xx is an error naming where it pointed), so neither the request
+  nor its ``Authorization`` header goes anywhere but ``api_base``;
+- a request has a total deadline (``timeout``, for connecting, sending and reading together, not
+  per read: a server sending a byte a second is cut at the deadline) and an answer has a size limit
+  (``max_answer``), checked while reading;
+- ``{"status": "error"}`` from ``get_budget`` means "nothing stored yet" (as in LiteLLM) only for a
+  project this process has never seen with users; once seen, it is an outage, an error, and nothing
+  is written over the project;
+- a ``set_budget`` whose answer is lost or unreadable after the request was sent (an empty body, a
+  timeout, a dropped connection) is settled by reading the project back: each write carries a
+  random write id in the project's ``__budgetctl__`` record, so the write is reported stored when
+  the server holds that id, and failed (safe to retry) when it does not. Only when even the read
+  fails is the outcome unknown; a charge with a request id is then still safe to retry.
 """
 
 from __future__ import annotations
 
 import json
+import secrets
+import threading
+import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from budgetctl.core import rules
+from budgetctl.core import jsontext, rules
 from budgetctl.core.periods import UTC
 from budgetctl.costing.interface import Price
 from budgetctl.errors import (
@@ -39,14 +58,33 @@ from budgetctl.errors import (
     NotSupportedError,
     StorageIOError,
     UnknownProjectError,
+    UsageError,
 )
 from budgetctl.store import codec
 from budgetctl.store.json_store import FORMAT, VERSION, JsonStore, _Txn
+from budgetctl.store.lock import check_timeout
 
 LITELLM_API_BASE = "https://api.litellm.ai"  # LiteLLM's default for client_type="hosted"
 META_KEY = "__budgetctl__"  # no "duration", so LiteLLM's reset job passes over it
 RECORD_KEY = "budgetctl"
-DEFAULT_TIMEOUT = 30.0
+WRITE_KEY = "write"  # in the META_KEY record: the id of the write that stored this user_dict
+DEFAULT_TIMEOUT = 30.0  # seconds for a whole request: connect, send, and read the answer
+MAX_ANSWER = 64 * 2**20  # bytes; a 100,000-user project's user_dict is about 40 MiB
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+# (api_base, project) of the projects this process has seen holding users: for those, an error
+# answer from get_budget is an outage, never "empty". Shared by every HostedStore of the process
+# (a web app often builds one BudgetManager per request).
+_seen_with_users: set[tuple[str, str]] = set()
+_seen_lock = threading.Lock()
+
+
+class _NoAnswer(StorageIOError):
+    """No complete, readable answer. ``sent``: the request may have reached the server."""
+
+    def __init__(self, path: object, reason: str, sent: bool) -> None:
+        super().__init__(path, reason)
+        self.sent = sent
 
 
 class HostedStore(JsonStore):
@@ -58,58 +96,204 @@ class HostedStore(JsonStore):
         api_base: str = LITELLM_API_BASE,
         headers: Mapping[str, str] | None = None,
         timeout: float = DEFAULT_TIMEOUT,
+        max_answer: int = MAX_ANSWER,
     ) -> None:
         # Not JsonStore.__init__: there is no data dir, lock or history file. The operations this
         # class reuses only need the project, and ``path`` to name the state in errors.
         # A project here is the server's key, never a file name: any non-empty name LiteLLM
         # accepts (its docs use "<my-unique-project>") is fine.
+        from urllib.parse import urlsplit
+
         self.project = rules.check_user_name(project)
         self.api_base = api_base.rstrip("/")
+        parts = urlsplit(self.api_base)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise UsageError(f"api_base must be an http:// or https:// URL, not {api_base!r}")
         self.headers = {"Content-Type": "application/json", **(headers or {})}
-        self.timeout = timeout
+        self.timeout = check_timeout(timeout, "the hosted client's timeout")
+        if isinstance(max_answer, bool) or not isinstance(max_answer, int) or max_answer < 1:
+            raise UsageError(f"max_answer must be a number of bytes >= 1, not {max_answer!r}")
+        self.max_answer = max_answer
         self.path = f"{self.api_base} (project {project!r})"  # type: ignore[assignment]
 
     # --- the protocol ----------------------------------------------------------------------------
 
-    def _post(self, endpoint: str, payload: Mapping[str, Any]) -> Any:
-        import urllib.error
+    def _exchange(self, endpoint: str, payload: Mapping[str, Any]) -> bytes:
+        """POST ``payload`` to ``endpoint``; the body of a 2xx answer, within the deadline.
+
+        Raises :class:`_NoAnswer` when no complete answer came (with ``sent`` telling whether the
+        request may have reached the server), StorageIOError for a redirect or an HTTP error.
+        """
+        import http.client
         import urllib.request
+        from urllib.parse import urlsplit
 
         url = f"{self.api_base}/{endpoint}"
-        body = json.dumps(payload).encode("utf-8")
-        request = urllib.request.Request(url, data=body, headers=self.headers, method="POST")
+        parts = urlsplit(url)
+        host, port = parts.hostname or "", parts.port
+        target = parts.path or "/"
+        connection_class = (
+            http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+        )
+        headers = dict(self.headers)
+        proxy = urllib.request.getproxies().get(parts.scheme)
+        if proxy and not urllib.request.proxy_bypass(host):
+            via = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+            connection = connection_class(via.hostname or "", via.port, timeout=self.timeout)
+            if parts.scheme == "https":
+                connection.set_tunnel(host, port)
+            else:
+                target = url  # a plain-HTTP proxy takes the absolute URL
+        else:
+            connection = connection_class(host, port, timeout=self.timeout)
+        deadline = time.monotonic() + self.timeout
+        expired = threading.Event()
+
+        def cut() -> None:  # the deadline: unblock whatever read or write is waiting
+            expired.set()
+            sock = connection.sock
+            if sock is not None:
+                with suppress(OSError):
+                    sock.shutdown(2)  # SHUT_RDWR
+
+        watchdog = threading.Timer(self.timeout, cut)
+        watchdog.daemon = True
+        watchdog.start()
+        sent = False
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                data = response.read()
-        except urllib.error.HTTPError as exc:
-            raise StorageIOError(url, f"the budget server answered HTTP {exc.code}") from None
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise StorageIOError(url, f"cannot reach the budget server ({reason})") from None
+            connection.connect()
+            sent = True  # from here on, the server may have the request
+            connection.request("POST", target, json.dumps(payload).encode("utf-8"), headers)
+            response = connection.getresponse()
+            if response.status in REDIRECTS:
+                where = str(response.getheader("Location", "?"))[:200]
+                raise StorageIOError(
+                    url,
+                    f"the budget server answered HTTP {response.status}, a redirect to {where}",
+                    "budgetctl never follows redirects (the request and its token went nowhere "
+                    "else): set api_base to the server's own URL",
+                )
+            if not 200 <= response.status < 300:
+                raise StorageIOError(url, f"the budget server answered HTTP {response.status}")
+            return self._read(response, url, deadline, expired)
+        except (OSError, http.client.HTTPException) as exc:
+            if expired.is_set() or time.monotonic() >= deadline:
+                reason = f"the budget server gave no complete answer within {self.timeout:g} s"
+            elif sent:
+                reason = f"the budget server's answer was cut off ({exc or type(exc).__name__})"
+            else:
+                reason = f"cannot reach the budget server ({getattr(exc, 'strerror', '') or exc})"
+            raise _NoAnswer(url, reason, sent) from None
+        finally:
+            watchdog.cancel()
+            connection.close()
+
+    def _read(self, response: Any, url: str, deadline: float, expired: threading.Event) -> bytes:
+        """The whole body of ``response``, refused past ``max_answer`` bytes or the deadline."""
+        length = response.getheader("Content-Length")
+        if length is not None and length.isdigit() and int(length) > self.max_answer:
+            raise _NoAnswer(url, self._too_large(), sent=True)
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            chunk = response.read1(65536)
+            if expired.is_set() or time.monotonic() >= deadline:
+                raise TimeoutError  # a shut-down socket reads as an end of file: not a whole body
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > self.max_answer:
+                raise _NoAnswer(url, self._too_large(), sent=True)
+            chunks.append(chunk)
+        if length is not None and length.isdigit() and size != int(length):
+            raise _NoAnswer(url, f"the answer ended after {size} of {length} bytes", sent=True)
+        return b"".join(chunks)
+
+    def _too_large(self) -> str:
+        return f"the budget server's answer is larger than {self.max_answer // 2**20} MiB"
+
+    def _post(self, endpoint: str, payload: Mapping[str, Any]) -> Any:
+        """The JSON answer of ``endpoint`` (floats read as the decimal text the server sent)."""
+        data = self._exchange(endpoint, payload)
         try:
-            # LiteLLM's floats are read as the decimal text the server sent (never as binary).
-            return json.loads(data, parse_float=Decimal)
+            return jsontext.loads(data, parse_float=Decimal)
         except (ValueError, UnicodeDecodeError):
-            raise CorruptStateError(url, "the budget server's answer is not JSON") from None
+            raise CorruptStateError(
+                f"{self.api_base}/{endpoint}", "the budget server's answer is not JSON"
+            ) from None
 
     def fetch(self) -> dict[str, Any]:
         """The project's ``user_dict`` as the server holds it ({} when it has none)."""
         answer = self._post("get_budget", {"project_name": self.project})
         if not isinstance(answer, dict):
             raise CorruptStateError(self.path, "get_budget did not answer an object")
-        if answer.get("status") == "error":
-            return {}
-        data = answer.get("data")
+        data = answer.get("data") if answer.get("status") != "error" else None
         if data is None:
+            # LiteLLM's server says "error" for a project it has nothing for. For a project seen
+            # with users it is an outage: taken as empty, the next write would wipe the project.
+            if self._seen():
+                message = str(answer.get("message") or answer.get("error") or "no data")[:200]
+                raise StorageIOError(
+                    self.path,
+                    f"get_budget answered an error ({message}) for a project that has users",
+                    "nothing was changed; retry when the budget server is back",
+                )
             return {}
         if not isinstance(data, dict):
             raise CorruptStateError(self.path, "get_budget's 'data' is not an object of users")
+        if data:
+            self._see()
         return data
 
     def store(self, user_dict: Mapping[str, Any]) -> None:
-        answer = self._post("set_budget", {"project_name": self.project, "user_dict": user_dict})
+        """``set_budget``; when its answer is lost or unreadable, settled by reading back."""
+        write_id = secrets.token_hex(12)
+        meta = {**user_dict.get(META_KEY, {}), WRITE_KEY: write_id}
+        payload = {"project_name": self.project, "user_dict": {**user_dict, META_KEY: meta}}
+        try:
+            data = self._exchange("set_budget", payload)
+        except _NoAnswer as exc:
+            if not exc.sent:
+                raise
+            self._settle(write_id, exc.reason)
+            return
+        try:
+            answer = jsontext.loads(data, parse_float=Decimal)
+        except (ValueError, UnicodeDecodeError):
+            answer = None
         if isinstance(answer, dict) and answer.get("status") == "error":
-            raise StorageIOError(self.path, f"set_budget failed: {answer.get('message', answer)}")
+            message = str(answer.get("message") or answer)[:200]
+            raise StorageIOError(self.path, f"set_budget failed: {message}")
+        if not (isinstance(answer, dict) and answer.get("status") == "success"):
+            self._settle(write_id, "set_budget's answer was empty or unreadable")
+            return
+        self._see()
+
+    def _settle(self, write_id: str, what_happened: str) -> None:
+        """Whether the write ``write_id`` was stored, read back from the server."""
+        try:
+            held = self.fetch().get(META_KEY)
+        except BudgetctlError as exc:
+            raise StorageIOError(
+                self.path,
+                f"{what_happened}, and reading the project back failed too ({exc.message})",
+                "the change may or may not be stored: check before retrying (a charge with a "
+                "request id is safe to retry)",
+            ) from None
+        if isinstance(held, dict) and held.get(WRITE_KEY) == write_id:
+            self._see()
+            return  # stored: reporting a failure would make a retry charge twice
+        raise StorageIOError(
+            self.path, f"{what_happened}; the server does not hold the change", "safe to retry"
+        )
+
+    def _seen(self) -> bool:
+        with _seen_lock:
+            return (self.api_base, self.project) in _seen_with_users
+
+    def _see(self) -> None:
+        with _seen_lock:
+            _seen_with_users.add((self.api_base, self.project))
 
     # --- user_dict <-> the JSON store's document --------------------------------------------------
 

@@ -27,7 +27,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from budgetctl.core import rules
+from budgetctl.core import jsontext, rules
 from budgetctl.core.money import to_text
 from budgetctl.core.periods import Duration, format_utc
 from budgetctl.core.rules import CAP, Budget, ClosedPeriod
@@ -131,7 +131,10 @@ class JsonStore:
         self.history_path = self.data_dir / f"{project}.history.jsonl"
         self.lock_path = self.data_dir / f"{project}.lock"
         self.prices_path = self.data_dir / f"{project}.prices.json"
-        self.lock_timeout = lock_timeout
+        # Read now, so that a bad BUDGETCTL_LOCK_TIMEOUT fails every command alike, reads too.
+        self.lock_timeout = (
+            lock.lock_timeout() if lock_timeout is None else lock.check_timeout(lock_timeout)
+        )
 
     # --- reading ---------------------------------------------------------------------------------
 
@@ -166,7 +169,7 @@ class JsonStore:
         if not data.strip():
             raise CorruptStateError(self.path, "the file is empty")
         try:
-            doc = json.loads(data)
+            doc = jsontext.loads(data)
         except UnicodeDecodeError:
             raise CorruptStateError(self.path, "the file is not UTF-8 text") from None
         except json.JSONDecodeError as exc:
@@ -545,7 +548,10 @@ class JsonStore:
         found = history.read_periods(
             self.history_path, doc["history"]["size"], offset, rules.RECENT_PERIODS
         )
-        return tuple(codec.decode_period(event) for event in found)
+        try:
+            return tuple(codec.decode_period(event) for event in found)
+        except codec.RecordError as exc:
+            raise CorruptStateError(self.history_path, str(exc)) from None
 
     def view(self, now: datetime) -> ProjectView:
         doc = self._snapshot()

@@ -9,27 +9,41 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import math
 import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from budgetctl.errors import LockTimeoutError, StorageIOError
+from budgetctl.errors import LockTimeoutError, StorageIOError, UsageError
 
 DEFAULT_TIMEOUT = 10.0
 
 
 def lock_timeout() -> float:
-    """Seconds to wait for a busy project: ``BUDGETCTL_LOCK_TIMEOUT``, else 10."""
-    raw = os.environ.get("BUDGETCTL_LOCK_TIMEOUT")
+    """Seconds to wait for a busy project: ``BUDGETCTL_LOCK_TIMEOUT``, else 10.
+
+    A value that is not a finite number of seconds >= 0 (``abc``, ``-1``, ``nan``, ``inf``) is a
+    usage error: silently waiting 10 s (or for ever) instead of what was asked is not.
+    """
+    raw = os.environ.get("BUDGETCTL_LOCK_TIMEOUT", "").strip()
     if not raw:
         return DEFAULT_TIMEOUT
     try:
         value = float(raw)
     except ValueError:
-        return DEFAULT_TIMEOUT
-    return value if value >= 0 else DEFAULT_TIMEOUT
+        value = math.nan
+    return check_timeout(value, f"BUDGETCTL_LOCK_TIMEOUT={raw[:40]!r}")
+
+
+def check_timeout(value: float, what: str = "lock timeout") -> float:
+    """``value`` if it is a finite number of seconds >= 0, else a UsageError naming ``what``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise UsageError(f"{what} must be a number of seconds, not {type(value).__name__}")
+    if not (math.isfinite(value) and value >= 0):
+        raise UsageError(f"{what} is not a number of seconds >= 0 (such as 10 or 0.5)")
+    return float(value)
 
 
 @contextmanager

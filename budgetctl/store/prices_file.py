@@ -12,9 +12,15 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from budgetctl.core.money import to_text
+from budgetctl.core import jsontext
+from budgetctl.core.money import check_amount, shown, to_text
 from budgetctl.costing.interface import Price
-from budgetctl.errors import CorruptStateError, FutureVersionError, StorageIOError
+from budgetctl.errors import (
+    CorruptStateError,
+    FutureVersionError,
+    InvalidAmountError,
+    StorageIOError,
+)
 
 FORMAT = "budgetctl-prices"
 VERSION = 1
@@ -30,7 +36,7 @@ def load(path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise StorageIOError(path, f"cannot read ({exc.strerror})") from None
     try:
-        doc = json.loads(data)
+        doc = jsontext.loads(data, parse_float=Decimal)  # exact, as written (to_text)
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise CorruptStateError(path, "not valid JSON") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
@@ -49,8 +55,11 @@ def read(path: Path) -> dict[str, Price]:
     for model, raw in load(path).items():
         try:
             out[model] = decode_price(model, raw)
-        except (KeyError, TypeError, ArithmeticError, ValueError):
-            raise CorruptStateError(path, f"the custom price of {model!r} is malformed") from None
+        except (KeyError, TypeError, ArithmeticError, ValueError) as error:
+            reason = f"the custom price of {shown(model)} is malformed"
+            if isinstance(error, InvalidAmountError):
+                reason += f" ({error})"
+            raise CorruptStateError(path, reason) from None
     return out
 
 
@@ -73,15 +82,25 @@ def encode_price(price: Price) -> dict[str, Any]:
 
 
 def decode_price(model: str, raw: Mapping[str, Any]) -> Price:
+    """The :class:`Price` of a file entry; rates are bounded as amounts (InvalidAmountError)."""
+
     def rate(key: str) -> Decimal | None:
-        return Decimal(raw[key]) if raw.get(key) is not None else None
+        value = raw.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
+            raise TypeError(f"{key} is not a decimal number")
+        return check_amount(Decimal(value), key)
 
     read = rate("cache_read_input_token_cost")
     creation = rate("cache_creation_input_token_cost")
+    input_rate, output_rate = rate("input_cost_per_token"), rate("output_cost_per_token")
+    if input_rate is None or output_rate is None:
+        raise KeyError("input_cost_per_token" if input_rate is None else "output_cost_per_token")
     return Price(
         model=model,
-        input_per_token=Decimal(raw["input_cost_per_token"]),
-        output_per_token=Decimal(raw["output_cost_per_token"]),
+        input_per_token=input_rate,
+        output_per_token=output_rate,
         cache_read_per_token=read,
         cache_creation_per_token=creation,
         provider="custom",

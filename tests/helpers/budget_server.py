@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from budgetctl.store import hosted
+
 
 class BudgetServer:
     """The server's state: ``projects[name]`` is the last user_dict stored for a project."""
@@ -97,17 +99,29 @@ def _create_connection(address: tuple[str, int], timeout: Any = None, *_: Any, *
 
 
 @contextmanager
-def budget_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[BudgetServer]:
-    """A running budget server on a free loopback port, stopped afterwards."""
-    allow_loopback(monkeypatch)
-    state = BudgetServer()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-    state.url = f"http://127.0.0.1:{httpd.server_address[1]}"
+def running(httpd: ThreadingHTTPServer) -> Iterator[str]:
+    """Serve ``httpd`` in a thread; its URL. Stopped and closed afterwards."""
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:
-        yield state
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
     finally:
         httpd.shutdown()
         httpd.server_close()
         thread.join(timeout=5)
+
+
+def forget_seen_projects(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hosted client remembers, per process, the projects it saw with users (keyed by URL): a
+    new server on a reused port must not inherit that memory."""
+    monkeypatch.setattr(hosted, "_seen_with_users", set(), raising=False)
+
+
+@contextmanager
+def budget_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[BudgetServer]:
+    """A running budget server on a free loopback port, stopped afterwards."""
+    allow_loopback(monkeypatch)
+    forget_seen_projects(monkeypatch)
+    state = BudgetServer()
+    with running(ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))) as state.url:
+        yield state

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Annotated, Any
 
@@ -34,6 +33,7 @@ from budgetctl.cli.options import (
 )
 from budgetctl.cli.output import Output
 from budgetctl.cli.views import charges as views
+from budgetctl.core import jsontext
 from budgetctl.errors import UsageError
 
 
@@ -119,7 +119,7 @@ def update_cost(
 def _messages(text: str) -> tuple[list[Mapping[str, Any]], Mapping[str, Any]]:
     """Chat messages from a JSON list, or from a request body with ``messages`` (and its body)."""
     try:
-        document = json.loads(text)
+        document = jsontext.loads(text)
     except ValueError as exc:
         raise UsageError(f"the messages are not valid JSON ({exc})") from None
     body: Mapping[str, Any] = {}
