@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -279,3 +280,17 @@ def test_a_migration_killed_before_the_state_is_written_is_done_again(
     assert not book.charge_cost("alice", "0.1", request_id="during").duplicate
     assert state(data_dir)["version"] == 2
     assert book.charge_cost("alice", "0.1", request_id="during").duplicate
+
+
+def test_one_ledger_shared_by_threads(book: Ledger) -> None:
+    """Each transaction has its own handle on the index: a dry run (which takes no lock) in one
+    thread never uses or closes the connection of a charge in another."""
+
+    def work(thread: int) -> None:
+        for n in range(15):
+            assert not book.charge_cost("alice", "0.01", request_id=f"t{thread}-{n}").duplicate
+            assert book.charge_cost("alice", "0.5", request_id="early", dry_run=True).duplicate
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(work, range(4)))
+    assert book.get("alice").current_cost == Decimal("1.1")

@@ -66,6 +66,7 @@ class _Txn:
         self.doc = doc
         self.now = now
         self.dry_run = dry_run
+        self.index: request_ids.RequestIdIndex | None = None  # opened by the first id looked up
         self.events: list[dict[str, Any]] = []
         self.dirty = False
 
@@ -245,10 +246,12 @@ class JsonStore:
             doc = self._load(must_exist=not create) if self.data_dir.exists() else None
             if doc is not None:
                 self._check_history(doc["history"]["size"])
+            txn = _Txn(self, doc if doc is not None else self._new_doc(), now, dry_run=True)
             try:
-                yield _Txn(self, doc if doc is not None else self._new_doc(), now, dry_run=True)
+                yield txn
             finally:
-                self._ids.close()
+                if txn.index is not None:
+                    txn.index.close()
             return
         if create:
             self._ensure_dir()
@@ -264,7 +267,8 @@ class JsonStore:
                 if txn.dirty:
                     self._commit(txn)
             finally:
-                self._ids.close()
+                if txn.index is not None:
+                    txn.index.close()
 
     def _check_history(self, recorded: int) -> None:
         """A history shorter than the state counts has lost entries: the state is not trusted."""
@@ -307,7 +311,7 @@ class JsonStore:
         self._sweep_temp_files()
         self._cut_tail(doc["history"]["size"])
         if "request_ids" in doc:  # a 0.1 state: its ids move to the index (once: it is then v2)
-            self._ids.build(doc["history"]["size"], doc.pop("request_ids"))
+            self._ids(txn).build(doc["history"]["size"], doc.pop("request_ids"))
         if txn.events:
             lines = history.link_and_encode(txn.events, doc, doc["history"]["size"])
             try:
@@ -342,15 +346,14 @@ class JsonStore:
             if "request_id" in event:
                 entries.append((event["request_id"], offset, txn.now))
             offset += len(line) + 1
-        self._ids.add(entries, rules.request_id_horizon(txn.now, request_ids.wall_clock()))
+        self._ids(txn).add(entries, rules.request_id_horizon(txn.now, request_ids.wall_clock()))
 
-    @property
-    def _ids(self) -> request_ids.RequestIdIndex:
-        index: request_ids.RequestIdIndex | None = getattr(self, "_request_id_index", None)
-        if index is None:
-            index = request_ids.RequestIdIndex(self.request_ids_path, self.history_path)
-            self._request_id_index = index
-        return index
+    def _ids(self, txn: _Txn) -> request_ids.RequestIdIndex:
+        """The transaction's own handle on the index (closed with it: a store may be shared by
+        threads, and a dry run takes no lock)."""
+        if txn.index is None:
+            txn.index = request_ids.RequestIdIndex(self.request_ids_path, self.history_path)
+        return txn.index
 
     def _remembered(self, txn: _Txn, request_id: str) -> RememberedCharge | None:
         """What ``request_id`` was charged for in this project, or None (never, or forgotten)."""
@@ -361,9 +364,9 @@ class JsonStore:
         if inline is not None:  # a 0.1 state, until a commit moves its ids to the index
             if request_ids.inline_find(inline, request_id, horizon) is None:
                 return None
-            found = self._ids.scan(request_id, size, horizon)
+            found = self._ids(txn).scan(request_id, size, horizon)
             return found or rules.RememberedCharge(user="", cost=Decimal(0), known=False)
-        return self._ids.find(request_id, size, horizon, build=not txn.dry_run)
+        return self._ids(txn).find(request_id, size, horizon, build=not txn.dry_run)
 
     def _remember(self, txn: _Txn, request_id: str, charge: RememberedCharge) -> None:
         """Note that this transaction charges ``request_id``. Here its charge event carries it,

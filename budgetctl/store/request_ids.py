@@ -128,10 +128,9 @@ class RequestIdIndex:
     def _failure(self, exc: Exception) -> StorageIOError | CorruptStateError:
         import sqlite3
 
-        text = str(exc)
-        if isinstance(exc, sqlite3.OperationalError) or "disk" in text:
-            return StorageIOError(self.path, f"cannot use the request id index ({text})")
-        return CorruptStateError(self.path, f"not a request id index ({text})")
+        if type(exc) is sqlite3.DatabaseError:  # "file is not a database", "malformed"
+            return CorruptStateError(self.path, f"not a request id index ({exc})")
+        return StorageIOError(self.path, f"cannot use the request id index ({exc})")
 
     def _built(self, db: sqlite3.Connection) -> bool:
         version: int = db.execute("PRAGMA user_version").fetchone()[0]
