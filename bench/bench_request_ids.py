@@ -45,6 +45,7 @@ PROJECT = "bench"
 USERS = 1000
 COST = Decimal("0.000001")  # each remembered charge's cost
 CHUNK = 50_000  # history lines written at a time
+FILES = {"state": "json", "history": "history.jsonl", "index": "request-ids.sqlite"}
 
 
 def user_name(i: int) -> str:
@@ -55,8 +56,8 @@ def request_id(i: int) -> str:
     return f"chatcmpl-{i:012d}BenchRemembered"  # 38 characters, as OpenAI's
 
 
-def make_project(data_dir: Path, ids: int) -> dict[str, int]:
-    """A project of USERS lifetime budgets and ``ids`` remembered charges; returns file sizes."""
+def make_project(data_dir: Path, ids: int) -> None:
+    """A project of USERS lifetime budgets and ``ids`` remembered charges."""
     sys.path.insert(0, str(REPO))
     from budgetctl.core import rules
     from budgetctl.core.money import to_text
@@ -103,32 +104,33 @@ def make_project(data_dir: Path, ids: int) -> dict[str, int]:
     index = RequestIdIndex(store.request_ids_path, store.history_path)
     index.build(size, {})
     index.close()
-    return {
-        "state": store.path.stat().st_size,
-        "history": store.history_path.stat().st_size,
-        "index": store.request_ids_path.stat().st_size,
-    }
 
 
-def in_process(data_dir: Path, runs: int) -> list[float]:
-    """``Ledger.charge_cost`` with a new id, ``runs`` times in this process (seconds each)."""
+def in_process(dirs: dict[int, Path], runs: int, stamp: str) -> dict[int, list[float]]:
+    """``Ledger.charge_cost`` with a new id in each project, ``runs`` rounds in this process,
+    interleaved over the projects (seconds each)."""
     from budgetctl.ledger import Ledger
 
-    ledger = Ledger(PROJECT, data_dir)
-    seconds = []
-    for k in range(runs + 1):
-        begin = time.perf_counter()
-        result = ledger.charge_cost(user_name(500), "0.25", request_id=f"inproc-{k}")
-        seconds.append(time.perf_counter() - begin)
-        assert not result.duplicate
-    return seconds[1:]  # the first one opens what the others then find in the OS cache
+    ledgers = {size: Ledger(PROJECT, folder) for size, folder in dirs.items()}
+    seconds: dict[int, list[float]] = {size: [] for size in dirs}
+    for k in range(runs + 1):  # round 0 brings each project's files into the OS cache
+        for size, ledger in ledgers.items():
+            begin = time.perf_counter()
+            result = ledger.charge_cost(user_name(500), "0.25", request_id=f"in-{stamp}-{k}")
+            if k:
+                seconds[size].append(time.perf_counter() - begin)
+            assert not result.duplicate
+    return seconds
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="0,100000,1000000", help="remembered ids per project")
     parser.add_argument("--runs", type=int, default=15, help="runs of each case (15)")
-    parser.add_argument("--work-dir", help="where to generate the projects (a temp dir)")
+    parser.add_argument("--in-process-runs", type=int, default=60, help="in-process rounds (60)")
+    parser.add_argument(
+        "--work-dir", help="keep the projects here and reuse them next time (default: a temp dir)"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     args = parser.parse_args()
     if not BUDGETCTL.exists():
@@ -137,15 +139,22 @@ def main() -> int:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BUDGETCTL_")}
     env["NO_COLOR"] = "1"
     report: dict[str, Any] = {"sizes": {}}
-    with tempfile.TemporaryDirectory(prefix="budgetctl-ids-", dir=args.work_dir) as tmp:
-        root = Path(tmp)
+    stamp = str(time.time_ns())  # ids new in this run, also in projects kept from an earlier one
+    with tempfile.TemporaryDirectory(prefix="budgetctl-ids-") as tmp:
+        root = Path(args.work_dir or tmp)
         report["machine"] = harness.machine(root)
         dirs = {size: root / f"ids-{size}" for size in sizes}
         for size in sizes:
             begin = time.perf_counter()
-            files = make_project(dirs[size], size)
-            harness.log(f"{size:,} ids: generated in {time.perf_counter() - begin:.1f} s, {files}")
-            report["sizes"][size] = {"files": files}
+            if not (dirs[size] / f"{PROJECT}.json").exists():
+                make_project(dirs[size], size)
+                harness.log(f"{size:,} ids: generated in {time.perf_counter() - begin:.1f} s")
+            report["sizes"][size] = {
+                "files": {
+                    kind: (dirs[size] / f"{PROJECT}.{suffix}").stat().st_size
+                    for kind, suffix in FILES.items()
+                }
+            }
         samples: dict[tuple[int, str], Sample] = {}
         for run in range(args.runs + 1):  # run 0 warms the OS cache and compiles bytecode
             for size in sizes:
@@ -153,7 +162,7 @@ def main() -> int:
                 base += ["--data-dir", str(dirs[size]), "-q", "--cost"]
                 old = size // 2 if size else None
                 commands = {
-                    "new id": [*base, "0.25", "--request-id", f"new-{run}"],
+                    "new id": [*base, "0.25", "--request-id", f"new-{stamp}-{run}"],
                     "no id": [*base, "0.25"],
                 }
                 if old is not None:
@@ -168,8 +177,8 @@ def main() -> int:
                         sample = samples.setdefault((size, case), Sample(f"{size} {case}"))
                         sample.seconds.append(seconds)
                         sample.rss_mib.append(rss)
-        for size in sizes:
-            report["sizes"][size]["in_process_new_id_ms"] = summary(in_process(dirs[size], 50))
+        for size, seconds in in_process(dirs, args.in_process_runs, stamp).items():
+            report["sizes"][size]["in_process_new_id_ms"] = summary(seconds)
     for (size, case), sample in samples.items():
         report["sizes"][size][case] = {
             "median_ms": 1000 * sample.median,
