@@ -39,7 +39,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from budgetctl.core.periods import UTC, format_utc, parse_utc
+from budgetctl.core.periods import UTC, format_utc
 from budgetctl.core.rules import RememberedCharge
 from budgetctl.errors import CorruptStateError, StorageIOError
 
@@ -75,8 +75,16 @@ def remembered(event: Mapping[str, Any]) -> RememberedCharge:
         raise ValueError("not a charge") from None
 
 
+_EPOCH = datetime(1970, 1, 1)
+_DECODER = json.JSONDecoder()
+
+
 def _epoch(time_text: Any) -> int:
-    return int(parse_utc(time_text).timestamp()) if isinstance(time_text, str) else 0
+    """Epoch seconds of a stored UTC time (``2026-11-03T09:13:02Z``); 0 if it is not one."""
+    try:
+        return int((datetime.fromisoformat(time_text[:-1]) - _EPOCH).total_seconds())
+    except (TypeError, ValueError):
+        return 0
 
 
 class RequestIdIndex:
@@ -225,11 +233,12 @@ class RequestIdIndex:
         ``inline`` ids (id -> time); in one transaction: a kill leaves it unbuilt, never half."""
         import sqlite3
 
-        rows: dict[str, tuple[int | None, int]] = {
-            rid: (None, _epoch(seen)) for rid, seen in inline.items()
-        }
+        rows: dict[str, tuple[int | None, int]] = {}
         for rid, offset, event in _charges(self.history_path, size):
             rows[rid] = (offset, _epoch(event.get("time")))
+        for rid, seen in inline.items():
+            if rid not in rows:
+                rows[rid] = (None, _epoch(seen))
         try:
             db = self._connect(create=True)
             assert db is not None
@@ -275,11 +284,11 @@ def _charges(path: Path, size: int) -> Iterator[tuple[str, int, dict[str, Any]]]
                 break
             if _MARK in line:
                 try:
-                    event = json.loads(line)
+                    event = _DECODER.decode(line.decode("utf-8"))
                 except ValueError:
                     raise CorruptStateError(path, f"no JSON event at byte {offset}") from None
                 rid = event.get("request_id") if isinstance(event, dict) else None
-                if event.get("type") == "charge" and isinstance(rid, str):
+                if isinstance(rid, str) and event.get("type") == "charge":
                     yield rid, offset, event
             offset += len(line)
 
