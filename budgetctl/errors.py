@@ -122,6 +122,53 @@ class UserExistsError(BudgetctlError):
         )
 
 
+class RequestIdConflictError(BudgetctlError, ValueError):
+    """A request id already charged, reused for a different charge (user, cost, model or tokens).
+
+    Nothing is changed: the first charge stands. The same charge again is a duplicate, not this
+    error (DESIGN.md section 9). Also a ``ValueError``, so code written against LiteLLM's
+    ``BudgetManager`` that catches bad values keeps working. ``user``, ``cost``, ``model`` and the
+    token counts are the charge the id was first recorded for.
+    """
+
+    def __init__(
+        self,
+        request_id: str,
+        user: str,
+        cost: Decimal,
+        model: str | None = None,
+        prompt_tokens: int = 0,
+        completion_tokens: int = 0,
+        cached_tokens: int = 0,
+    ) -> None:
+        self.request_id = request_id
+        self.user = user
+        self.cost = cost
+        self.model = model
+        self.prompt_tokens = prompt_tokens
+        self.completion_tokens = completion_tokens
+        self.cached_tokens = cached_tokens
+        amount = format(cost.normalize(), "f") if cost else "0"
+        super().__init__(
+            f"request id {request_id!r} was already charged to {user!r} for ${amount}: nothing "
+            "changed; a retry must repeat the same charge, a new call needs a new request id"
+        )
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (
+            type(self),
+            (
+                self.request_id,
+                self.user,
+                self.cost,
+                self.model,
+                self.prompt_tokens,
+                self.completion_tokens,
+                self.cached_tokens,
+            ),
+        )
+
+
 # --- exit 3: over budget -------------------------------------------------------------------------
 
 

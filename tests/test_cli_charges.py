@@ -159,6 +159,39 @@ def test_request_id_is_charged_once(alice: Path) -> None:
     assert data("show", "alice")["current_cost"] == Decimal(3)
 
 
+def test_request_id_reused_for_another_charge_fails(alice: Path) -> None:
+    ok("create", "bob", "--budget", "10", "--duration", "monthly")
+    first = ("update-cost", "alice", "-m", "gpt-4o", "--prompt-tokens", "1000", "--request-id", "r")
+    ok(*first, *ONE)
+    files = digest(alice.parent)
+    said = "error: request id 'r' was already charged to 'alice' for $0.00251: nothing changed"
+    for other in (
+        (
+            "update-cost",
+            "bob",
+            "-m",
+            "gpt-4o",
+            "--prompt-tokens",
+            "1000",
+            "--request-id",
+            "r",
+            *ONE,
+        ),
+        (*first, "--completion-tokens", "2"),
+        (*first, *ONE, "--cached-tokens", "10"),
+        ("update-cost", "alice", "--cost", "0.00251", "--request-id", "r"),
+        ("update-cost", "alice", "--cost", "9", "--request-id", "r", "-q"),
+        ("update-cost", "alice", "--cost", "9", "--request-id", "r", "--json"),
+        ("update-cost", "alice", "--cost", "9", "--request-id", "r", "--dry-run"),
+    ):
+        assert fails(1, *other).startswith(said)
+    assert digest(alice.parent) == files  # nothing changed
+    again = run(*first, *ONE, "-q")
+    assert (again.exit_code, again.stdout, again.stderr) == (0, "", "")
+    assert data(*first, *ONE)["duplicate"] is True
+    assert data("show", "alice")["current_cost"] == Decimal("2.50251")
+
+
 def test_cost_form_sums_exactly(alice: Path) -> None:
     for _ in range(3):
         ok("update-cost", "alice", "--cost", "0.1", "-q")

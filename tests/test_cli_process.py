@@ -154,7 +154,7 @@ try:
     main()
 except SystemExit as exit:
     code = exit.code
-heavy = sorted({m.split(".")[0] for m in sys.modules} & {"rich", "tiktoken", "pydantic"})
+heavy = sorted({m.split(".")[0] for m in sys.modules} & {"rich", "tiktoken", "pydantic", "sqlite3"})
 print(json.dumps([code, heavy]), file=sys.stderr)
 """
 
@@ -164,6 +164,7 @@ print(json.dumps([code, heavy]), file=sys.stderr)
     [
         (["update-cost", "alice", "-m", "gpt-4o", "--prompt-tokens", "9", "--completion-tokens", "3"], []),  # noqa: E501
         (["update-cost", "alice", "--cost", "0.5", "--json"], []),
+        (["update-cost", "alice", "--cost", "0.5", "--request-id", "r"], ["sqlite3"]),  # only then
         (["show"], []),
         (["show", "alice", "--json"], []),
         (["reset-due", "-q"], []),
@@ -172,7 +173,7 @@ print(json.dumps([code, heavy]), file=sys.stderr)
         (["update-cost", "alice", "-m", "gpt-4o", "--input-text", "a", "--output-text", "b"], ["tiktoken"]),  # noqa: E501
     ],
 )  # fmt: skip
-def test_plain_and_json_paths_load_no_rich_and_no_tokenizer_unless_counting(
+def test_plain_and_json_paths_load_no_rich_no_tokenizer_no_sqlite_unless_needed(
     data_dir: Path, args: list[str], loaded: list[str]
 ) -> None:
     assert cli("create", "alice", "--budget", "5", "-d", "monthly").returncode == 0

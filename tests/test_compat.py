@@ -202,3 +202,24 @@ def test_create_budget_replaces_as_litellm_does(bm: BudgetManager) -> None:
         bm.create_budget(-1, "u")
     with pytest.raises(ValueError):
         bm.create_budget(float("nan"), "u")
+
+
+def test_a_completion_recorded_twice_is_charged_once(bm: BudgetManager) -> None:
+    bm.create_budget(10, "u")
+    bm.create_budget(10, "v")
+    first = bm.update_cost("u", completion_obj=response("chatcmpl-1"))["user"]["current_cost"]
+    assert bm.update_cost("u", completion_obj=response("chatcmpl-1"))["user"]["current_cost"] == (
+        first
+    )
+    # the same id with other usage, or for another user, is not that completion: a ValueError
+    # (what LiteLLM raises for a bad value), and nothing is charged
+    for user, again in (
+        ("u", response("chatcmpl-1", completion=10)),
+        ("v", response("chatcmpl-1")),
+    ):
+        with pytest.raises(ValueError, match="request id 'chatcmpl-1' was already charged to 'u'"):
+            bm.update_cost(user, completion_obj=again)
+    assert (bm.get_current_cost("u"), bm.get_current_cost("v")) == (first, 0.0)
+    assert (
+        bm.update_cost("u", completion_obj=response("chatcmpl-2"))["user"]["current_cost"] > first
+    )

@@ -14,6 +14,7 @@ from budgetctl import BudgetManager, Ledger
 from budgetctl.errors import (
     CorruptStateError,
     NotSupportedError,
+    RequestIdConflictError,
     StorageIOError,
     UnknownProjectError,
     UnknownUserError,
@@ -107,6 +108,14 @@ def test_idempotency_and_the_cap_survive_the_round_trip(server: BudgetServer) ->
     ledger.set_cap("0.5")
     assert not ledger.charge_cost("u", "0.25", request_id="r1").duplicate
     assert ledger.charge_cost("u", "0.25", request_id="r1").duplicate
+    with pytest.raises(RequestIdConflictError, match=r"already charged to 'u' for \$0\.25"):
+        ledger.charge_cost("u", "0.3", request_id="r1")
+    # ids written by budgetctl 0.1 (a time, no charge) are still duplicates
+    server.projects["proj"]["__budgetctl__"]["request_ids"]["old"] = "2026-01-15T11:00:00Z"
+    assert ledger.charge_cost("u", "0.3", request_id="old").duplicate
+    clock.now += timedelta(days=91)  # then forgotten
+    assert not ledger.charge_cost("u", "0", request_id="r1").duplicate
+    clock.now -= timedelta(days=91)
     assert ledger.get("u").current_cost == Decimal("0.25")
     cap = ledger.cap()
     assert cap is not None and cap.current_cost == Decimal("0.25")

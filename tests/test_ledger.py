@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -19,6 +20,7 @@ from budgetctl.errors import (
     InvalidDurationError,
     InvalidNameError,
     InvalidTimeError,
+    RequestIdConflictError,
     ResponseParseError,
     UnknownProjectError,
     UnknownUserError,
@@ -82,19 +84,48 @@ def test_request_id_charges_once(book: Ledger, data_dir: Path) -> None:
     again = book.charge_cost("alice", "0.1", request_id="chatcmpl-1")
     assert again.duplicate and again.current_cost == Decimal("0.1")
     assert digest(data_dir / "team.json") == state  # nothing written
-    # an id is charged once per project, whoever it is charged to
-    book.create("bob", "1")
-    assert book.charge_cost("bob", "0.1", request_id="chatcmpl-1").duplicate
-    assert book.get("bob").current_cost == 0
+    assert book.charge_cost("alice", "0.100", request_id="chatcmpl-1").duplicate  # same number
     assert len(charges(book)) == 1 and charges(book)[0]["request_id"] == "chatcmpl-1"
     assert not book.charge_cost("alice", "0.1", request_id="chatcmpl-2").duplicate
     assert book.get("alice").current_cost == Decimal("0.2")
 
 
+def test_request_id_reused_for_another_charge_is_a_conflict(book: Ledger, data_dir: Path) -> None:
+    book.create("bob", "1")
+    book.charge_tokens("alice", "gpt-4o", 100, 20, cached_tokens=10, request_id="r")
+    first = charges(book)[0]
+    files = {name: digest(data_dir / name) for name in ("team.json", "team.history.jsonl")}
+    attempts: list[Any] = [
+        lambda: book.charge_tokens("bob", "gpt-4o", 100, 20, cached_tokens=10, request_id="r"),
+        lambda: book.charge_tokens("alice", "gpt-4o", 100, 21, cached_tokens=10, request_id="r"),
+        lambda: book.charge_tokens("alice", "gpt-4o", 101, 20, cached_tokens=10, request_id="r"),
+        lambda: book.charge_tokens("alice", "gpt-4o", 100, 20, request_id="r"),
+        lambda: book.charge_tokens(
+            "alice", "gpt-4o-mini", 100, 20, cached_tokens=10, request_id="r"
+        ),
+        lambda: book.charge_cost("alice", first["cost"], model="gpt-4o", request_id="r"),
+        lambda: book.charge_cost("alice", "0.5", request_id="r", dry_run=True),
+    ]
+    for attempt in attempts:
+        with pytest.raises(RequestIdConflictError) as caught:
+            attempt()
+        assert str(caught.value).startswith(
+            f"request id 'r' was already charged to 'alice' for ${first['cost']}: nothing changed"
+        )
+        assert caught.value.exit_code == 1 and isinstance(caught.value, ValueError)
+        assert (caught.value.user, caught.value.cost) == ("alice", Decimal(first["cost"]))
+        assert pickle.loads(pickle.dumps(caught.value)).message == caught.value.message
+    assert {name: digest(data_dir / name) for name in files} == files  # nothing changed
+    assert book.get("bob").current_cost == 0
+    again = book.charge_tokens("alice", "gpt-4o", 100, 20, cached_tokens=10, request_id="r")
+    assert again.duplicate and len(charges(book)) == 1
+
+
 def test_request_ids_are_forgotten_after_90_days(book: Ledger, clock: Clock) -> None:
     book.charge_cost("alice", "0.1", request_id="old")
-    clock.now += timedelta(days=91)
-    book.charge_cost("alice", "0.1")  # any write prunes what is past the horizon
+    clock.now += timedelta(days=89)
+    assert book.charge_cost("alice", "0.1", request_id="old").duplicate
+    clock.now += timedelta(days=2)  # forgotten at 90 days, whether or not anything pruned it
     assert not book.charge_cost("alice", "0.1", request_id="old").duplicate
 
 

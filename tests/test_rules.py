@@ -24,6 +24,7 @@ from budgetctl.errors import (
     InvalidNameError,
     InvalidTimeError,
     NotFoundError,
+    RequestIdConflictError,
     UserExistsError,
 )
 from budgetctl.ledger import Ledger
@@ -260,7 +261,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.now = utc(2026, 1, 30, 22, 15)
         self.ledger = Ledger("replay", self.dir, clock=lambda: self.now, lock_timeout=5)
         self.charged = Decimal(0)  # every non-duplicate charge that returned, summed
-        self.ids: dict[str, datetime] = {}
+        self.ids: dict[str, tuple[datetime, str, Decimal]] = {}  # id -> when, user, cost
         self.ledger.create("alice", "10", duration="daily", timezone="America/New_York")
         self.ledger.create("bob", "3", duration="2d")
 
@@ -309,6 +310,8 @@ class LedgerMachine(RuleBasedStateMachine):
             self._charge(user, cost, rid, enforce)
 
     def _charge(self, user: str, cost: str, rid: str | None, enforce: bool) -> None:
+        seen = self.ids.get(rid) if rid else None
+        remembered = seen is not None and self.now - seen[0] < timedelta(days=89)
         try:
             result = self.ledger.charge_cost(user, cost, model="m", request_id=rid, enforce=enforce)
         except NotFoundError:
@@ -317,13 +320,17 @@ class LedgerMachine(RuleBasedStateMachine):
         except BudgetExceededError:
             assert enforce
             return
-        seen = self.ids.get(rid) if rid else None
-        if seen is not None and self.now - seen < timedelta(days=89):
+        except RequestIdConflictError as conflict:
+            assert seen is not None and (user, Decimal(cost)) != seen[1:], "a false conflict"
+            assert (conflict.user, conflict.cost) == seen[1:]
+            return
+        if remembered:
+            assert seen is not None and (user, Decimal(cost)) == seen[1:]
             assert result.duplicate, f"request id {rid} charged twice"
         if not result.duplicate:
             self.charged += Decimal(cost)
             if rid:
-                self.ids[rid] = self.now
+                self.ids[rid] = (self.now, user, Decimal(cost))
 
     @rule(user=st.one_of(st.none(), st.sampled_from(USERS)))
     def reset(self, user: str | None) -> None:

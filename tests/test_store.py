@@ -69,7 +69,7 @@ def test_files_are_private(data_dir: Path) -> None:
         os.umask(old)
     folder = data_dir / "nested" / "dir"
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
-    for name in ("proj.json", "proj.history.jsonl", "proj.lock"):
+    for name in ("proj.json", "proj.history.jsonl", "proj.lock", "proj.request-ids.sqlite"):
         assert stat.S_IMODE((folder / name).stat().st_mode) == 0o600, name
     book.set_price("private-model", "0.000001", "0.000002")
     assert stat.S_IMODE((folder / "proj.prices.json").stat().st_mode) == 0o600
@@ -79,6 +79,7 @@ def test_files_are_private(data_dir: Path) -> None:
         "proj.json",
         "proj.lock",
         "proj.prices.json",
+        "proj.request-ids.sqlite",  # sqlite's -wal and -shm files are gone once it is closed
     ]
 
 
@@ -87,7 +88,7 @@ def test_state_has_format_version_and_exact_money(data_dir: Path) -> None:
     book.charge_cost("alice", "0.000123", model="gpt-4o")
     doc = json.loads((data_dir / "proj.json").read_text("utf-8"))
     assert doc["format"] == FORMAT == "budgetctl-state"
-    assert doc["version"] == VERSION == 1
+    assert doc["version"] == VERSION == 2
     assert doc["history"]["size"] == (data_dir / "proj.history.jsonl").stat().st_size
     alice = doc["users"]["alice"]
     assert alice["current_cost"] == "0.250123"  # exact decimal text

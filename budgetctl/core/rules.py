@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, NamedTuple
@@ -17,10 +17,16 @@ from typing import Any, NamedTuple
 from budgetctl.core import periods
 from budgetctl.core.money import EXACT, ZERO, add, check_amount, subtract
 from budgetctl.core.periods import Duration
-from budgetctl.errors import InvalidAmountError, InvalidNameError, UsageError
+from budgetctl.errors import (
+    InvalidAmountError,
+    InvalidNameError,
+    RequestIdConflictError,
+    UsageError,
+)
 
 RECENT_PERIODS = 12  # closed periods a single budget is read with (all are in the history)
 MAX_TOKENS = 10**9  # more tokens than this in one call is a typo, not a call
+REQUEST_ID_TTL = timedelta(days=90)  # a request id is remembered at least this long
 _PROJECT_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$")
 
 
@@ -311,6 +317,51 @@ def change(
             )
             changed = changed._replace(period_start=period_start, next_reset_at=next_reset)
     return changed
+
+
+# --- request ids ----------------------------------------------------------------------------
+
+
+class RememberedCharge(NamedTuple):
+    """What a request id was charged for: the fields that make a retry "the same charge".
+
+    ``known`` is False for an id a 0.1 state remembered whose charge cannot be found any more
+    (its details were never kept with it): such an id is a duplicate whatever comes with it.
+    """
+
+    user: str
+    cost: Decimal
+    model: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    known: bool = True
+
+
+def is_duplicate(request_id: str, first: RememberedCharge | None, again: RememberedCharge) -> bool:
+    """Idempotency (DESIGN.md section 9) of a charge ``again`` under ``request_id``.
+
+    False when the id was never charged (``first`` is None): charge it. True when ``again`` is the
+    charge the id was recorded for (same user, cost, model and token counts): a duplicate that
+    changes nothing. Anything else under the same id is a conflict: RequestIdConflictError, and
+    nothing changes either. Costs compare as numbers (``0.50`` is ``0.5``).
+    """
+    if first is None:
+        return False
+    if not first.known or first[:6] == again[:6]:
+        return True
+    raise RequestIdConflictError(request_id, *first[:6])
+
+
+def request_id_horizon(now: datetime, wall_clock: datetime) -> datetime:
+    """Request ids charged before this instant may be forgotten.
+
+    :data:`REQUEST_ID_TTL` before the earlier of the ledger's ``now`` and the machine's wall clock:
+    a time a user supplies (``reset-due --now`` in 2100, an import dated 2100, a clock set
+    forward) can never make the ledger forget an id early, so a retried charge is never charged
+    twice. A clock behind the wall clock (a test's, or a backfill's) keeps its own, earlier pace.
+    """
+    return min(now, wall_clock) - REQUEST_ID_TTL
 
 
 # --- replay ---------------------------------------------------------------------------------

@@ -51,6 +51,7 @@ from typing import Any
 
 from budgetctl.core import jsontext, rules
 from budgetctl.core.periods import UTC
+from budgetctl.core.rules import RememberedCharge
 from budgetctl.costing.interface import Price
 from budgetctl.errors import (
     BudgetctlError,
@@ -60,7 +61,7 @@ from budgetctl.errors import (
     UnknownProjectError,
     UsageError,
 )
-from budgetctl.store import codec
+from budgetctl.store import codec, request_ids
 from budgetctl.store.json_store import FORMAT, VERSION, JsonStore, _Txn
 from budgetctl.store.lock import check_timeout
 
@@ -356,6 +357,19 @@ class HostedStore(JsonStore):
 
                 _prune_request_ids(txn.doc["request_ids"], txn.now)
             self.store(self._to_user_dict(txn.doc))
+
+    def _new_doc(self) -> dict[str, Any]:
+        # No history to index here: the ids, with what each was charged for, are in the document.
+        return {**super()._new_doc(), "request_ids": {}}
+
+    def _remembered(self, txn: _Txn, request_id: str) -> RememberedCharge | None:
+        assert txn.now is not None
+        horizon = rules.request_id_horizon(txn.now, request_ids.wall_clock())
+        return request_ids.inline_find(txn.doc["request_ids"], request_id, horizon)
+
+    def _remember(self, txn: _Txn, request_id: str, charge: RememberedCharge) -> None:
+        assert txn.now is not None
+        txn.doc["request_ids"][request_id] = request_ids.inline_entry(charge, txn.now)
 
     def history(self, user: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
         raise NotSupportedError(

@@ -8,7 +8,9 @@ Files in the data dir, for project ``P`` (docs/state-format.md):
   written. The state records how many bytes of history it counts (``history.size``); a tail
   beyond that is an interrupted transaction and is cut off by the next writer, and readers never
   read past it. So a crash at any instant leaves a balance that equals its history;
-- ``P.lock``: held with ``flock`` across every read-modify-write.
+- ``P.lock``: held with ``flock`` across every read-modify-write;
+- ``P.request-ids.sqlite``: the request ids charged, pointing into the history
+  (:mod:`budgetctl.store.request_ids`), so a charge never reads them all.
 
 A file that is not what budgetctl wrote is reported (file and reason) and never overwritten.
 """
@@ -22,7 +24,7 @@ import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -30,7 +32,7 @@ from typing import Any
 from budgetctl.core import jsontext, rules
 from budgetctl.core.money import to_text
 from budgetctl.core.periods import Duration, format_utc
-from budgetctl.core.rules import CAP, Budget, ClosedPeriod
+from budgetctl.core.rules import CAP, Budget, ClosedPeriod, RememberedCharge
 from budgetctl.costing.interface import Price
 from budgetctl.errors import (
     BudgetExceededError,
@@ -43,12 +45,11 @@ from budgetctl.errors import (
     UsageError,
     UserExistsError,
 )
-from budgetctl.store import codec, history, lock, prices_file
+from budgetctl.store import codec, history, lock, prices_file, request_ids
 from budgetctl.store.interface import ChargeOutcome, ChargeRequest, ProjectView, ResetDue
 
 FORMAT = "budgetctl-state"
-VERSION = 1
-REQUEST_ID_TTL = timedelta(days=90)  # how long a request id is remembered for idempotency
+VERSION = 2  # 2: request ids moved out of the state into their index (1 is read and migrated)
 
 
 def state_path(data_dir: Path, project: str) -> Path:
@@ -58,10 +59,14 @@ def state_path(data_dir: Path, project: str) -> Path:
 class _Txn:
     """The raw state document of one transaction, and the history events it will append."""
 
-    def __init__(self, store: JsonStore, doc: dict[str, Any], now: datetime | None) -> None:
+    def __init__(
+        self, store: JsonStore, doc: dict[str, Any], now: datetime | None, dry_run: bool = False
+    ) -> None:
         self.store = store
         self.doc = doc
         self.now = now
+        self.dry_run = dry_run
+        self.index: request_ids.RequestIdIndex | None = None  # opened by the first id looked up
         self.events: list[dict[str, Any]] = []
         self.dirty = False
 
@@ -131,6 +136,7 @@ class JsonStore:
         self.history_path = self.data_dir / f"{project}.history.jsonl"
         self.lock_path = self.data_dir / f"{project}.lock"
         self.prices_path = self.data_dir / f"{project}.prices.json"
+        self.request_ids_path = self.data_dir / f"{project}.request-ids.sqlite"
         # Read now, so that a bad BUDGETCTL_LOCK_TIMEOUT fails every command alike, reads too.
         self.lock_timeout = (
             lock.lock_timeout() if lock_timeout is None else lock.check_timeout(lock_timeout)
@@ -196,7 +202,6 @@ class JsonStore:
             or not (doc.get("cap") is None or isinstance(doc.get("cap"), dict))
         ):
             raise CorruptStateError(self.path, "the file's structure is not a budgetctl state")
-        doc.setdefault("request_ids", {})
         return doc
 
     def _decode(self, user: str, raw: Any) -> Budget:
@@ -213,7 +218,6 @@ class JsonStore:
             "history": {"size": 0},
             "cap": None,
             "users": {},
-            "request_ids": {},
         }
 
     # --- writing ---------------------------------------------------------------------------------
@@ -245,7 +249,12 @@ class JsonStore:
             doc = self._load(must_exist=not create) if self.data_dir.exists() else None
             if doc is not None:
                 self._check_history(doc["history"]["size"])
-            yield _Txn(self, doc if doc is not None else self._new_doc(), now)
+            txn = _Txn(self, doc if doc is not None else self._new_doc(), now, dry_run=True)
+            try:
+                yield txn
+            finally:
+                if txn.index is not None:
+                    txn.index.close()
             return
         if create:
             self._ensure_dir()
@@ -256,9 +265,13 @@ class JsonStore:
             else:
                 self._check_history(doc["history"]["size"])
             txn = _Txn(self, doc, now)
-            yield txn
-            if txn.dirty:
-                self._commit(txn)
+            try:
+                yield txn
+                if txn.dirty:
+                    self._commit(txn)
+            finally:
+                if txn.index is not None:
+                    txn.index.close()
 
     def _check_history(self, recorded: int) -> None:
         """A history shorter than the state counts has lost entries: the state is not trusted."""
@@ -300,6 +313,8 @@ class JsonStore:
         doc = txn.doc
         self._sweep_temp_files()
         self._cut_tail(doc["history"]["size"])
+        if "request_ids" in doc:  # a 0.1 state: its ids move to the index (once: it is then v2)
+            self._ids(txn).build(doc["history"]["size"], doc.pop("request_ids"))
         if txn.events:
             lines = history.link_and_encode(txn.events, doc, doc["history"]["size"])
             try:
@@ -317,11 +332,48 @@ class JsonStore:
                 raise StorageIOError(
                     self.history_path, f"cannot append to the history ({exc.strerror})"
                 ) from None
+            self._index_request_ids(txn, lines, doc["history"]["size"])
             doc["history"] = {"size": doc["history"]["size"] + len(lines)}
-        if txn.now is not None:
-            _prune_request_ids(doc["request_ids"], txn.now)
+        doc["version"] = VERSION
         data = history.ENCODER.encode(doc).encode("utf-8")
         self._replace(data)
+
+    def _index_request_ids(self, txn: _Txn, lines: bytes, offset: int) -> None:
+        """Remember the request ids of the charges in ``lines`` (appended at ``offset``), after
+        the history's fsync and before the state's replace (see budgetctl.store.request_ids)."""
+        if not any("request_id" in event for event in txn.events):
+            return
+        assert txn.now is not None
+        entries = []
+        for event, line in zip(txn.events, lines.split(b"\n"), strict=False):
+            if "request_id" in event:
+                entries.append((event["request_id"], offset, txn.now))
+            offset += len(line) + 1
+        self._ids(txn).add(entries, rules.request_id_horizon(txn.now, request_ids.wall_clock()))
+
+    def _ids(self, txn: _Txn) -> request_ids.RequestIdIndex:
+        """The transaction's own handle on the index (closed with it: a store may be shared by
+        threads, and a dry run takes no lock)."""
+        if txn.index is None:
+            txn.index = request_ids.RequestIdIndex(self.request_ids_path, self.history_path)
+        return txn.index
+
+    def _remembered(self, txn: _Txn, request_id: str) -> RememberedCharge | None:
+        """What ``request_id`` was charged for in this project, or None (never, or forgotten)."""
+        assert txn.now is not None
+        horizon = rules.request_id_horizon(txn.now, request_ids.wall_clock())
+        size = txn.doc["history"]["size"]
+        inline = txn.doc.get("request_ids")
+        if inline is not None:  # a 0.1 state, until a commit moves its ids to the index
+            if request_ids.inline_find(inline, request_id, horizon) is None:
+                return None
+            found = self._ids(txn).scan(request_id, size, horizon)
+            return found or rules.RememberedCharge(user="", cost=Decimal(0), known=False)
+        return self._ids(txn).find(request_id, size, horizon, build=not txn.dry_run)
+
+    def _remember(self, txn: _Txn, request_id: str, charge: RememberedCharge) -> None:
+        """Note that this transaction charges ``request_id``. Here its charge event carries it,
+        and the commit indexes it; a store that keeps ids in its document writes them there."""
 
     def _sweep_temp_files(self) -> None:
         """Delete temp files a writer killed before its ``os.replace`` left behind.
@@ -421,7 +473,8 @@ class JsonStore:
             budget = txn.budget(request.user)
             cap = txn.cap()
             rid = request.request_id
-            if rid is not None and rid in txn.doc["request_ids"]:
+            this = _as_remembered(request)
+            if rid is not None and rules.is_duplicate(rid, self._remembered(txn, rid), this):
                 return ChargeOutcome(budget=budget, cap=cap, duplicate=True)
             if enforce:
                 if rules.would_exceed(budget, request.cost):
@@ -443,7 +496,7 @@ class JsonStore:
             }
             if rid is not None:
                 event["request_id"] = rid
-                txn.doc["request_ids"][rid] = format_utc(now)
+                self._remember(txn, rid, this)
             if request.estimated:
                 event["estimated"] = True
             txn.event("charge", **event)
@@ -674,15 +727,17 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
-def _prune_request_ids(ids: dict[str, str], now: datetime) -> None:
-    """Forget request ids older than REQUEST_ID_TTL (oldest first; stops at the first young one)."""
-    if not ids:
-        return
-    horizon = format_utc(now - REQUEST_ID_TTL)
-    stale = []
-    for rid, seen in ids.items():
-        if seen >= horizon:
-            break
-        stale.append(rid)
-    for rid in stale:
-        del ids[rid]
+def _as_remembered(request: ChargeRequest) -> RememberedCharge:
+    return RememberedCharge(
+        user=request.user,
+        cost=request.cost,
+        model=request.model,
+        prompt_tokens=request.prompt_tokens,
+        completion_tokens=request.completion_tokens,
+        cached_tokens=request.cached_tokens,
+    )
+
+
+def _prune_request_ids(ids: dict[str, Any], now: datetime) -> None:
+    """Forget the ids kept in a document (the hosted store's) that are past the horizon."""
+    request_ids.inline_prune(ids, rules.request_id_horizon(now, request_ids.wall_clock()))

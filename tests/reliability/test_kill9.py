@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import random
 import signal
+import sqlite3
 import subprocess
 import time
 from datetime import timedelta
@@ -96,6 +97,47 @@ def test_kill_9_during_update_cost(data_dir: Path, counts: Counts) -> None:
         assert (data_dir / f"{PROJECT}.history.jsonl").stat().st_size == counted_size(data_dir)
     line = counts(operations=12, faults_injected=kills, mid_transaction=torn, charges_lost=lost)
     assert lost == 0, line
+    assert kills > 0, f"every run finished before its kill; {line}"
+
+
+def test_kill_9_during_charges_with_request_ids(data_dir: Path, counts: Counts) -> None:
+    """An id is remembered if and only if its charge committed, wherever the kill lands: the index
+    row is committed before the state's replace, so many kills leave a row ahead of the state."""
+    book = populate(None)
+    took = duration_of(["update-cost", f"user-{USERS - 1}", "--cost", "0.25", "--request-id", "w"])
+    index = data_dir / f"{PROJECT}.request-ids.sqlite"
+    rounds, kills, rows_ahead, without_charge, without_id, doubled = 16, 0, 0, 0, 0, 0
+    for n in range(rounds):
+        rid, user = f"id-{n}", f"user-{n}"
+        charge = ["update-cost", user, "--cost", "0.25", "--request-id", rid]
+        child = run_and_kill(charge, RNG.uniform(0.3, 1.05) * took)
+        if child.returncode != 0:
+            assert child.returncode == -signal.SIGKILL, child.stderr
+            kills += 1
+        _, events = consistent(book, data_dir)
+        charged = [e.get("request_id") for e in events if e["type"] == "charge"].count(rid) == 1
+        with sqlite3.connect(index) as db:
+            row = db.execute("SELECT offset FROM request_ids WHERE id = ?", (rid,)).fetchone()
+        rows_ahead += row is not None and not charged
+        remembered = book.charge_cost(user, "0.25", request_id=rid, dry_run=True).duplicate
+        without_charge += remembered and not charged
+        without_id += charged and not remembered
+        retry = cli(*charge, "--json")  # the script's retry: charged once in all
+        assert retry.returncode == 0, retry.stderr
+        assert json.loads(retry.stdout)["duplicate"] is charged
+        balances, events = consistent(book, data_dir)
+        recorded = [e.get("request_id") for e in events if e["type"] == "charge"]
+        doubled += recorded.count(rid) != 1
+        assert balances[user] == Decimal("1.75")
+    line = counts(
+        operations=rounds,
+        faults_injected=kills,
+        index_rows_ahead_of_the_state=rows_ahead,
+        ids_without_charge=without_charge,
+        charges_without_id=without_id,
+        charges_doubled=doubled,
+    )
+    assert without_charge == without_id == doubled == 0, line
     assert kills > 0, f"every run finished before its kill; {line}"
 
 
