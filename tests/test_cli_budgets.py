@@ -57,22 +57,31 @@ def test_create_in_a_time_zone_resets_at_local_midnight(data_dir: Path) -> None:
 
 def test_create_twice_is_exit_1_with_a_hint(alice: Path) -> None:
     before = digest(alice.parent)
-    error = fails(1, "create", "alice", "--budget", "20")
+    error = fails(1, "create", "alice", "--budget", "20", "--duration", "none")
     assert "already has a budget" in error and "'set'" in error and "--replace" in error
     assert digest(alice.parent) == before
 
 
 def test_create_replace_starts_over(alice: Path) -> None:
-    record = data("create", "alice", "--budget", "20", "--replace")
+    record = data("create", "alice", "--budget", "20", "--duration", "none", "--replace")
     assert (record["total_budget"], record["current_cost"]) == (Decimal(20), Decimal(0))
 
 
 def test_create_dry_run_and_quiet(data_dir: Path) -> None:
-    result = ok("create", "erin", "--budget", "3", "--dry-run")
+    result = ok("create", "erin", "--budget", "3", "--duration", "none", "--dry-run")
     assert result.stdout.startswith("would create erin's budget: $3.00 lifetime")
     assert digest(data_dir) == {}
-    assert ok("create", "erin", "--budget", "3", "-q").stdout == ""
+    assert ok("create", "erin", "--budget", "3", "--duration", "none", "-q").stdout == ""
     assert data("show", "erin")["total_budget"] == Decimal(3)
+
+
+def test_create_needs_a_duration(data_dir: Path) -> None:
+    # Without one the budget silently never reset (issue 8, item 8).
+    error = fails(2, "create", "bob", "--budget", "5")
+    assert "--duration" in error and "'none'" in error and "lifetime" in error
+    assert digest(data_dir) == {}
+    record = data("create", "bob", "--budget", "5", "--duration", "none")
+    assert (record["duration"], record["next_reset_at"]) == (None, None)
 
 
 # --- set ---------------------------------------------------------------------------------------
@@ -108,7 +117,7 @@ def test_set_dry_run_changes_nothing(alice: Path) -> None:
 
 
 def test_show_plain_table(alice: Path) -> None:
-    ok("create", "bob", "--budget", "1")
+    ok("create", "bob", "--budget", "1", "--duration", "none")
     ok("update-cost", "bob", "--cost", "1.5")
     lines = ok("show").stdout.splitlines()
     assert lines[0].split() == [
@@ -163,9 +172,9 @@ def test_show_empty_project(alice: Path) -> None:
 
 
 def test_show_on_a_terminal_draws_bars_coloured_by_state(alice: Path, terminal: None) -> None:
-    ok("create", "bob", "-b", "1")
+    ok("create", "bob", "-b", "1", "--duration", "none")
     ok("update-cost", "bob", "--cost", "2")  # over budget: red
-    ok("create", "carol", "-b", "1", "--alert-at", "50")
+    ok("create", "carol", "-b", "1", "--duration", "none", "--alert-at", "50")
     ok("update-cost", "carol", "--cost", "0.6")  # past the alert threshold: yellow
     lines = {line.split()[0]: line for line in ok("show").stdout.splitlines()[2:] if line.strip()}
     assert "█" in lines["alice"] and "in 3 weeks" in lines["alice"]

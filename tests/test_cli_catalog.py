@@ -123,7 +123,7 @@ def test_price_set_rejects_bad_rates(alice: Path) -> None:
 
 
 def test_projects(alice: Path) -> None:
-    ok("create", "x", "-b", "1", "-p", "team-b")
+    ok("create", "x", "-b", "1", "--duration", "none", "-p", "team-b")
     assert ok("projects").stdout == "default\nteam-b\n"
     document = data("projects")
     assert document == {"data_dir": str(alice.parent), "projects": ["default", "team-b"]}

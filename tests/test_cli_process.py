@@ -83,7 +83,7 @@ def test_shell_recipe_check_call_charge(data_dir: Path, tmp_path: Path) -> None:
 def test_shell_recipe_stops_when_over_budget(data_dir: Path, tmp_path: Path) -> None:
     result = bash(
         """
-        budgetctl create bob --budget 0.0001 -q
+        budgetctl create bob --budget 0.0001 --duration none -q
         status=0
         budgetctl check bob --model gpt-4o --prompt "hello" --max-tokens 1000 -q || status=$?
         echo "status=$status"
@@ -95,7 +95,7 @@ def test_shell_recipe_stops_when_over_budget(data_dir: Path, tmp_path: Path) -> 
 
 
 def test_piped_response_read_twice_is_charged_once(data_dir: Path) -> None:
-    assert cli("create", "alice", "--budget", "5").returncode == 0
+    assert cli("create", "alice", "--budget", "5", "--duration", "none").returncode == 0
     first = cli("update-cost", "alice", "--response", "-", input=RESPONSE.read_text())
     second = cli("update-cost", "alice", "--response", "-", input=RESPONSE.read_text())
     assert first.returncode == second.returncode == 0, (first.stderr, second.stderr)
@@ -128,7 +128,7 @@ def test_reset_due_from_cron(data_dir: Path) -> None:
 
 
 def test_parallel_charges_lose_nothing(data_dir: Path, tmp_path: Path) -> None:
-    assert cli("create", "dave", "--budget", "100").returncode == 0
+    assert cli("create", "dave", "--budget", "100", "--duration", "none").returncode == 0
     loop = "for i in $(seq 50); do budgetctl update-cost dave --cost 0.01 -q; done"
     workers = [
         subprocess.Popen(
@@ -191,12 +191,12 @@ def test_plain_and_json_paths_load_no_rich_and_no_tokenizer_unless_counting(
 def test_errors_from_the_entry_point(data_dir: Path) -> None:
     unknown = cli("show", "zed")
     assert unknown.returncode == 4 and "Traceback" not in unknown.stderr
-    assert cli("create", "a", "-b", "1").returncode == 0
+    assert cli("create", "a", "-b", "1", "--duration", "none").returncode == 0
     (data_dir / "default.json").write_text('{"format": "budgetctl-state"')
     corrupt = cli("update-cost", "a", "--cost", "1")
     assert corrupt.returncode == 1
     assert corrupt.stderr.count("\n") == 1 and str(data_dir / "default.json") in corrupt.stderr
-    usage = cli("create", "a", "--budget", "-3")
+    usage = cli("create", "a", "--budget", "-3", "--duration", "none")
     assert usage.returncode == 2 and usage.stderr.startswith("error: budget must not be negative")
 
 

@@ -83,6 +83,16 @@ Duration = Annotated[
         help="daily, weekly, monthly, yearly, <N>h, <N>d, <N>w, <N>mo, <N>y, or none (lifetime).",
     ),
 ]
+NewDuration = Annotated[
+    str | None,
+    _opt(
+        "--duration",
+        "-d",
+        metavar="D",
+        help="Required: daily, weekly, monthly, yearly, <N>h, <N>d, <N>w, <N>mo, <N>y, or none "
+        "(a lifetime budget, never reset).",
+    ),
+]
 Start = Annotated[
     str | None,
     _opt(

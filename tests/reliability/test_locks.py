@@ -25,7 +25,7 @@ WRITES = [
     ["update-cost", "u", "--model", "gpt-4o", "--prompt-tokens", "10", "--completion-tokens", "5"],
     ["reset-due", "--now", "2030-01-01T00:00:00Z"],
     ["reset", "u"],
-    ["create", "w", "--budget", "5"],
+    ["create", "w", "--budget", "5", "--duration", "none"],
     ["set", "u", "--budget", "20"],
     ["delete", "v", "--yes"],
 ]

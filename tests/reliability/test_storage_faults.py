@@ -232,7 +232,7 @@ def test_a_read_only_data_dir_is_a_clear_error_and_changes_nothing(
     for args in (
         ["update-cost", "u", "--cost", "3"],
         ["reset-due", "--now", "2031-01-01"],
-        ["create", "w", "--budget", "1"],
+        ["create", "w", "--budget", "1", "--duration", "none"],
     ):
         done = cli(*args)
         faults += 1

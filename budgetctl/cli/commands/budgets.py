@@ -15,6 +15,7 @@ from budgetctl.cli.options import (
     DryRun,
     Duration,
     NewBudget,
+    NewDuration,
     OptionalUser,
     Project,
     Quiet,
@@ -34,7 +35,7 @@ from budgetctl.errors import UsageError
 def create(
     user: User,
     budget: NewBudget,
-    duration: Duration = None,
+    duration: NewDuration = None,
     start: Start = None,
     tz: TimeZone = None,
     alert_at: AlertAt = None,
@@ -46,6 +47,12 @@ def create(
     quiet: Quiet = False,
 ) -> None:
     """Create a budget for USER (exit 1 if there is one: use 'set', or --replace)."""
+    if duration is None:
+        # No silent default: a forgotten --duration would make a budget that never resets.
+        raise UsageError(
+            "create needs --duration D: daily, weekly, monthly, yearly, <N>h, <N>d, <N>w, <N>mo, "
+            "<N>y, or 'none' for a lifetime budget that never resets"
+        )
     ledger = open_ledger(project, data_dir)
     created = ledger.create(
         user,
