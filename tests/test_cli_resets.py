@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from test_cli_support import data, digest, fails, ok, run
+from test_cli_support import NOW, data, digest, fails, ok, run
+
+from budgetctl.core.periods import parse_utc
+from budgetctl.ledger import Ledger
 
 pytest_plugins = ["test_cli_support"]
 pytestmark = pytest.mark.usefixtures("cli_env", "frozen")
 
+MoveClock = Callable[[str], None]
 LATER = "2026-03-12T00:05:00Z"  # two daily boundaries after NOW (2026-03-10T12:00Z)
 
 
@@ -20,6 +25,16 @@ def daily(alice: Path) -> Path:
     ok("create", "bob", "--budget", "2", "--duration", "daily")
     ok("update-cost", "bob", "--cost", "1", "--model", "gpt-4o")
     return alice
+
+
+@pytest.fixture
+def move_clock(monkeypatch: pytest.MonkeyPatch) -> MoveClock:
+    """Every Ledger's clock jumps to the given time (as cron would see it later)."""
+
+    def move(moment: str) -> None:
+        monkeypatch.setattr(Ledger, "now", lambda self: parse_utc(moment))
+
+    return move
 
 
 # --- reset -------------------------------------------------------------------------------------
@@ -59,7 +74,10 @@ def test_reset_needs_users_or_all(daily: Path) -> None:
 # --- reset-due ---------------------------------------------------------------------------------
 
 
-def test_reset_due_resets_ended_periods_at_their_boundary(daily: Path) -> None:
+def test_reset_due_resets_ended_periods_at_their_boundary(
+    daily: Path, move_clock: MoveClock
+) -> None:
+    move_clock(LATER)
     document = data("reset-due", "--now", LATER)
     assert document["checked"] == 2
     assert document["reset"] == [
@@ -75,7 +93,7 @@ def test_reset_due_resets_ended_periods_at_their_boundary(daily: Path) -> None:
     assert (again["checked"], again["reset"]) == (2, [])
 
 
-def test_reset_due_plain_and_quiet(daily: Path) -> None:
+def test_reset_due_plain_and_quiet(daily: Path, move_clock: MoveClock) -> None:
     assert ok("reset-due").stdout == "checked 2 budgets in project default: reset 0\n"
     before = digest(daily.parent)
     assert ok("reset-due", "--now", LATER, "--dry-run").stdout.splitlines() == [
@@ -83,14 +101,16 @@ def test_reset_due_plain_and_quiet(daily: Path) -> None:
         "checked 2 budgets in project default: would reset 1 (dry run, nothing changed)",
     ]
     assert digest(daily.parent) == before
+    move_clock(LATER)
     assert ok("reset-due", "--now", LATER, "-q").stdout == ""
     assert digest(daily.parent) != before
 
 
-def test_reset_due_all_projects(daily: Path) -> None:
+def test_reset_due_all_projects(daily: Path, move_clock: MoveClock) -> None:
     for project in ("p1", "p2"):
         ok("create", "carol", "-b", "1", "-d", "daily", "-p", project)
         ok("update-cost", "carol", "--cost", "0.25", "-p", project)
+    move_clock(LATER)
     document = data("reset-due", "--all-projects", "--now", LATER)
     assert document["projects"] == ["default", "p1", "p2"]
     assert document["checked"] == 4
@@ -104,11 +124,14 @@ def test_reset_due_all_projects(daily: Path) -> None:
     )
 
 
-def test_reset_due_all_projects_goes_on_past_a_broken_project(daily: Path) -> None:
+def test_reset_due_all_projects_goes_on_past_a_broken_project(
+    daily: Path, move_clock: MoveClock
+) -> None:
     ok("create", "carol", "-b", "1", "-d", "daily", "-p", "p1")
     ok("update-cost", "carol", "--cost", "0.25", "-p", "p1")
     broken = daily.parent / "b0rken.json"
     broken.write_text("{not json")
+    move_clock(LATER)
     result = run("reset-due", "--all-projects", "--now", LATER)
     assert result.exit_code == 1
     assert result.stderr.startswith("error: project b0rken: ")
@@ -117,9 +140,10 @@ def test_reset_due_all_projects_goes_on_past_a_broken_project(daily: Path) -> No
     assert data("show", "carol", "-p", "p1")["current_cost"] == 0
 
 
-def test_reset_due_has_no_progress_bar_in_a_pipe(daily: Path) -> None:
+def test_reset_due_has_no_progress_bar_in_a_pipe(daily: Path, move_clock: MoveClock) -> None:
     for number in range(12):
         ok("create", "u", "-b", "1", "-d", "daily", "-p", f"proj{number:02}")
+    move_clock(LATER)
     result = run("reset-due", "--all-projects", "--now", LATER)
     assert result.exit_code == 0 and result.stderr == ""
 
@@ -129,3 +153,28 @@ def test_reset_due_errors(daily: Path) -> None:
     assert "no project 'nope'" in fails(4, "reset-due", "-p", "nope")
     assert "cannot read time" in fails(2, "reset-due", "--now", "tomorrow")
     assert digest(daily.parent) == before
+
+
+@pytest.mark.parametrize("where", [(), ("--all-projects",)])
+def test_reset_due_refuses_a_now_later_than_the_clock(
+    data_dir: Path, where: tuple[str, ...]
+) -> None:
+    # A 1-hour budget reset with a --now a month ahead got a month-long "hour" (issue 8, item 1).
+    ok("create", "hourly", "-b", "1", "-d", "1h")
+    ok("update-cost", "hourly", "--cost", "0.5")
+    before = digest(data_dir)
+    ahead = "2026-04-10T12:00:00Z"
+    error = fails(2, "reset-due", "--now", ahead, *where)
+    assert "--now 2026-04-10T12:00:00Z is later than the clock (2026-03-10T12:00:00Z)" in error
+    assert "--dry-run" in error
+    assert digest(data_dir) == before
+    preview = data("reset-due", "--now", ahead, "--dry-run", *where)
+    assert [entry["user"] for entry in preview["reset"]] == ["hourly"]
+    assert digest(data_dir) == before
+    # the clock itself, or a time before it (a backfill), is allowed
+    assert data("reset-due", "--now", NOW.isoformat(), *where)["reset"] == []
+    shown = data("show", "hourly")
+    assert (shown["period_start"], shown["next_reset_at"]) == (
+        "2026-03-10T12:00:00Z",
+        "2026-03-10T13:00:00Z",
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -15,6 +16,19 @@ from budgetctl.errors import BudgetctlError, UsageError
 
 if TYPE_CHECKING:
     from budgetctl.store.interface import ResetDue
+
+
+def refuse_future(moment: datetime, clock: datetime) -> None:
+    """Nothing in the future is written (DESIGN.md section 14): periods closed early would stay
+    closed, so a later ``--now`` is only a preview."""
+    from budgetctl.core.periods import format_utc
+
+    if moment > clock:
+        raise UsageError(
+            f"--now {format_utc(moment)} is later than the clock ({format_utc(clock)}): "
+            "resetting ahead of time would close periods that have not ended; preview it with "
+            "--dry-run"
+        )
 
 
 def reset(
@@ -46,7 +60,7 @@ def reset_due(
             "--now",
             metavar="TIME",
             show_default=False,
-            help="Act as if it were TIME (ISO 8601), for tests and backfills.",
+            help="Act as if it were TIME (ISO 8601): an earlier time, or a later one with --dry-run.",
         ),
     ] = None,
     project: Project = "default",
@@ -60,6 +74,8 @@ def reset_due(
     from budgetctl.ledger import Ledger, list_projects
 
     moment = parse_datetime(now) if now is not None else None
+    if moment is not None and not dry_run:
+        refuse_future(moment, open_ledger(project, data_dir).now())
     out = Output(as_json=as_json, quiet=quiet)
     if not all_projects:
         ledger = open_ledger(project, data_dir)
