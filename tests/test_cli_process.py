@@ -8,10 +8,13 @@ import os
 import subprocess
 import sys
 import textwrap
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+
+from budgetctl.ledger import Ledger
 
 pytestmark = pytest.mark.process
 
@@ -106,9 +109,10 @@ def test_piped_response_read_twice_is_charged_once(data_dir: Path) -> None:
 
 
 def test_reset_due_from_cron(data_dir: Path) -> None:
-    assert cli("create", "carol", "-b", "2", "-d", "daily", "--start", "2026-01-01").returncode == 0
-    assert cli("update-cost", "carol", "--cost", "1.25").returncode == 0
-    period_end = state("show", "carol")["next_reset_at"]
+    # carol's day ended yesterday: cron's reset-due (no --now: a later one is refused) closes it
+    yesterday = Ledger(clock=lambda: datetime.now(timezone.utc) - timedelta(days=1))
+    yesterday.create("carol", "2", duration="daily", start="2026-01-01")
+    yesterday.charge_cost("carol", "1.25")
     cron_env = {  # what cron gives a job: no terminal, a bare environment
         "PATH": "/usr/bin:/bin",
         "HOME": str(data_dir.parent),
@@ -116,12 +120,14 @@ def test_reset_due_from_cron(data_dir: Path) -> None:
     }
     quiet = cli("reset-due", "-q", "--now", "2099-01-01T00:00:00Z", "--dry-run", env=cron_env)
     assert (quiet.returncode, quiet.stdout, quiet.stderr) == (0, "", "")
-    logged = cli("reset-due", "--now", period_end, env=cron_env)
+    ahead = cli("reset-due", "-q", "--now", "2099-01-01T00:00:00Z", env=cron_env)
+    assert ahead.returncode == 2 and "is later than the clock" in ahead.stderr
+    logged = cli("reset-due", env=cron_env)
     assert logged.returncode == 0 and logged.stderr == ""
     assert logged.stdout.splitlines()[-1] == "checked 1 budget in project default: reset 1"
     assert "reset carol: $1.25 spent of $2.00" in logged.stdout
     assert state("show", "carol")["current_cost"] == 0
-    again = cli("reset-due", "-q", "--now", period_end, env=cron_env)
+    again = cli("reset-due", "-q", env=cron_env)
     assert (again.returncode, again.stdout) == (0, "")
     missing = cli("reset-due", "-q", "-p", "nope", env=cron_env)
     assert missing.returncode == 4 and missing.stderr.startswith("error: no project 'nope'")
