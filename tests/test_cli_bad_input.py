@@ -66,7 +66,7 @@ BAD_INPUT = [
     (("check", "zed", "-m", "gpt-4o", "--prompt", "hi"), 4, "no budget for user 'zed'"),
     (("check", "alice", "-m", "no-such-model-q", "--prompt", "hi"), 4, "no price for model"),
     (("check", "alice", "-m", "gpt-4o", "--max-tokens", "lots"), 2, "is not a valid int"),
-    (("check", "alice", "-m", "gpt-4o", "-p", "../x"), 2, "invalid project name"),
+    (("check", "alice", "-m", "gpt-4o", "--prompt", "x", "-p", "../x"), 2, "invalid project"),
     (("check", "alice", "-m", "gpt-4o", "--messages", "/nonexistent.json"), 2, "cannot read the"),
     # reset, reset-due
     (("reset", "zed"), 4, "no budget for user 'zed'"),

@@ -1,7 +1,8 @@
 """Where output goes: one JSON document, plain text, or rich on a terminal; problems to stderr.
 
-``-q/--quiet`` prints nothing on success (cron mails only failures). ``--json`` writes exactly one
-JSON document on stdout. Rich is imported only when stdout is a terminal.
+``-q/--quiet`` prints nothing on success (cron mails only failures); warnings still go to
+stderr. ``--json`` writes exactly one JSON document on stdout. Rich is imported only when
+stdout is a terminal.
 """
 
 from __future__ import annotations
@@ -57,8 +58,9 @@ class Output:
             plain.render(report.blocks, sys.stdout)
 
     def warn(self, message: str) -> None:
-        if not self.quiet:
-            sys.stderr.write(f"warning: {message}\n")
+        """A warning goes to stderr even with ``-q``: quiet hides success chatter, not news a
+        person must act on (over budget, a threshold crossed)."""
+        sys.stderr.write(f"warning: {message}\n")
 
     @contextmanager
     def progress(self, description: str, minimum: int = 2) -> Iterator[Callable[[int, int], None]]:

@@ -249,6 +249,15 @@ def charge(budget: Budget, cost: Decimal, model: str | None) -> Budget:
     return budget._replace(current_cost=add(budget.current_cost, cost), model_cost=model_cost)
 
 
+def crossed_alert(budget: Budget, cost: Decimal) -> bool:
+    """True when a charge of ``cost``, already in ``budget``, took its spend from below the alert
+    threshold to at or past it (and not over budget: that is a warning of its own)."""
+    if not budget.alerting or budget.alert_at is None:
+        return False
+    before = max(subtract(budget.current_cost, cost), ZERO)
+    return EXACT.multiply(before, 100) < EXACT.multiply(budget.total_budget, budget.alert_at)
+
+
 def would_exceed(budget: Budget, cost: Decimal) -> bool:
     """True when spending ``cost`` more would take the budget past its total."""
     return add(budget.current_cost, cost) > budget.total_budget

@@ -60,7 +60,7 @@ def reset_due(
             "--now",
             metavar="TIME",
             show_default=False,
-            help="Act as if it were TIME (ISO 8601): an earlier time, or a later one with --dry-run.",
+            help="Act as if it were TIME (ISO 8601): earlier than now, or later with --dry-run.",
         ),
     ] = None,
     project: Project = "default",
