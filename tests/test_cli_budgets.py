@@ -25,10 +25,13 @@ SHOW_USER_KEYS = {
 def test_create_prints_the_budget_and_its_next_reset(data_dir: Path) -> None:
     result = ok("create", "alice", "--budget", "10", "--duration", "monthly")
     assert result.stdout == (
+        f"created project default in {data_dir}\n"  # the first write makes the project
         "created alice's budget: $10.00 monthly (UTC); spent $0.00, "
         "resets in 3 weeks (Wed 1 Apr 2026 00:00 UTC)\n"
     )
     assert (data_dir / "default.json").exists()
+    second = ok("create", "bob", "--budget", "1", "--duration", "daily").stdout
+    assert second.startswith("created bob's budget")  # the project exists now
 
 
 def test_create_json_has_the_documented_keys_and_exact_numbers(data_dir: Path) -> None:
@@ -69,7 +72,10 @@ def test_create_replace_starts_over(alice: Path) -> None:
 
 def test_create_dry_run_and_quiet(data_dir: Path) -> None:
     result = ok("create", "erin", "--budget", "3", "--duration", "none", "--dry-run")
-    assert result.stdout.startswith("would create erin's budget: $3.00 lifetime")
+    assert result.stdout.splitlines()[:2] == [
+        f"would create project default in {data_dir}",
+        "would create erin's budget: $3.00 lifetime (UTC); spent $0.00",
+    ]
     assert digest(data_dir) == {}
     assert ok("create", "erin", "--budget", "3", "--duration", "none", "-q").stdout == ""
     assert data("show", "erin")["total_budget"] == Decimal(3)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -178,3 +179,16 @@ def test_reset_due_refuses_a_now_later_than_the_clock(
         "2026-03-10T12:00:00Z",
         "2026-03-10T13:00:00Z",
     )
+
+
+def test_reset_due_all_projects_names_a_data_dir_without_projects(data_dir: Path) -> None:
+    # Cron pointed at a data dir that does not exist was silent and green (issue 8, item 17).
+    missing = run("reset-due", "--all-projects", "-q")
+    assert (missing.exit_code, missing.stdout) == (0, "")
+    assert missing.stderr == f"warning: no projects in {data_dir} (the directory does not exist)\n"
+    data_dir.mkdir()
+    empty = run("reset-due", "--all-projects", "--json")
+    assert empty.exit_code == 0 and empty.stderr == f"warning: no projects in {data_dir}\n"
+    assert json.loads(empty.stdout)["projects"] == []
+    ok("create", "u", "-b", "1", "-d", "daily")
+    assert run("reset-due", "--all-projects", "-q").stderr == ""

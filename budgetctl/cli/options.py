@@ -185,6 +185,11 @@ def open_ledger(project: str, data_dir: str | None, prices: str | None = None) -
     return Ledger(project, data_dir or None, prices_file=prices or None)
 
 
+def is_new_project(ledger: Ledger) -> bool:
+    """True when the project has no state and no custom prices yet: a write creates it."""
+    return not ledger.exists() and not ledger.store.prices()
+
+
 def read_input(path: str, what: str) -> str:
     """The text of ``path`` (``-`` is stdin), for ``--response`` and ``--messages``."""
     try:

@@ -19,6 +19,7 @@ from budgetctl.cli.options import (
     Project,
     Quiet,
     Replace,
+    is_new_project,
     open_ledger,
 )
 from budgetctl.cli.output import Output
@@ -70,6 +71,7 @@ def price_set(
 ) -> None:
     """Set the price of MODEL in this project (wins over the bundled table and --prices)."""
     ledger = open_ledger(project, data_dir)
+    new = is_new_project(ledger)
     price = ledger.set_price_per_million(
         model,
         input_rate,
@@ -78,7 +80,9 @@ def price_set(
         cache_creation=cache_creation,
         dry_run=dry_run,
     )
-    Output(as_json=as_json, quiet=quiet).show(views.price_set(price, ledger.project, dry_run))
+    report = views.price_set(price, ledger.project, dry_run)
+    views.new_project(report, ledger.project, ledger.data_dir, new, dry_run)
+    Output(as_json=as_json, quiet=quiet).show(report)
 
 
 @price_app.command("remove")
@@ -101,7 +105,11 @@ def projects(data_dir: DataDir = None, as_json: AsJson = False) -> None:
     from budgetctl.ledger import list_projects, resolve_data_dir
 
     folder = resolve_data_dir(data_dir or None)
-    Output(as_json=as_json).show(views.projects(folder, list_projects(folder)))
+    names = list_projects(folder)
+    out = Output(as_json=as_json)
+    out.show(views.projects(folder, names))
+    if not names:  # on stderr: a script or cron pointed at the wrong place should hear of it
+        out.warn(views.no_projects(folder, folder.is_dir()))
 
 
 def import_litellm(
@@ -119,7 +127,12 @@ def import_litellm(
     from budgetctl.importer import import_litellm as run_import
 
     ledger = open_ledger(project, data_dir)
+    new = is_new_project(ledger)
     out = Output(as_json=as_json, quiet=quiet)
     with out.progress("import-litellm", minimum=1000) as advance:
         result = run_import(ledger, file, replace=replace, dry_run=dry_run, progress=advance)
-    out.show(views.imported(file, result.imported, result.skipped, dry_run))
+    report = views.imported(file, result.imported, result.skipped, dry_run)
+    views.new_project(
+        report, ledger.project, ledger.data_dir, new and bool(result.imported), dry_run
+    )
+    out.show(report)

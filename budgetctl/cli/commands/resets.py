@@ -11,6 +11,7 @@ import typer
 from budgetctl.cli import failures
 from budgetctl.cli.options import AsJson, DataDir, DryRun, Project, Quiet, SomeUsers, open_ledger
 from budgetctl.cli.output import Output
+from budgetctl.cli.views import catalog
 from budgetctl.cli.views import resets as views
 from budgetctl.errors import BudgetctlError, UsageError
 
@@ -71,7 +72,7 @@ def reset_due(
 ) -> None:
     """For cron: archive and reset every budget whose period ended. Idempotent; run it often."""
     from budgetctl.core.periods import parse_datetime
-    from budgetctl.ledger import Ledger, list_projects
+    from budgetctl.ledger import Ledger, list_projects, resolve_data_dir
 
     moment = parse_datetime(now) if now is not None else None
     if moment is not None and not dry_run:
@@ -83,7 +84,10 @@ def reset_due(
         if not quiet:  # -q prints nothing: do not format a line per reset budget for nothing
             out.show(views.reset_due([result], [], dry_run, all_projects=False))
         return
-    names = list_projects(data_dir or None)
+    folder = resolve_data_dir(data_dir or None)
+    names = list_projects(folder)
+    if not names:  # even with -q: cron pointed at the wrong place must not stay silent and green
+        out.warn(catalog.no_projects(folder, folder.is_dir()))
     results: list[ResetDue] = []
     failed: list[str] = []
     worst = 0
