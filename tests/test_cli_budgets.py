@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from test_cli_support import data, digest, fails, ok, run
+from test_cli_support import NOW, data, digest, fails, ok, run
 
 from budgetctl.cli import output
+from budgetctl.core import rules
+from budgetctl.ledger import Ledger
 
 pytest_plugins = ["test_cli_support"]
 pytestmark = pytest.mark.usefixtures("cli_env", "frozen")
@@ -142,7 +146,7 @@ def test_show_json_lists_every_user_and_the_cap(alice: Path) -> None:
     assert document.keys() >= {"project", "cap", "users"}
     assert document["project"] == "default"
     assert document["cap"]["total_budget"] == Decimal(100)
-    assert document["cap"]["current_cost"] == Decimal(0)  # the cap started after alice's charge
+    assert document["cap"]["current_cost"] == Decimal("2.5")  # alice spent it this month
     [user] = document["users"]
     assert user.keys() >= SHOW_USER_KEYS
     assert user["model_cost"] == {"gpt-4o": Decimal("2.5")}
@@ -250,16 +254,43 @@ def test_cap_show_set_and_clear(alice: Path) -> None:
     assert "has no cap" in ok("cap").stdout
     assert data("cap")["cap"] is None
     set_ = ok("cap", "--budget", "50", "--duration", "monthly").stdout
-    assert set_.startswith("set project cap: $50.00 monthly; spent $0.00")
+    assert set_.startswith("set project cap: $50.00 monthly; spent $2.50")  # alice's, this month
     ok("update-cost", "alice", "--cost", "1")
     cap = data("cap")["cap"]
     assert (cap["total_budget"], cap["current_cost"], cap["remaining"]) == (
         Decimal(50),
-        Decimal(1),
-        Decimal(49),
+        Decimal("3.5"),
+        Decimal("46.5"),
     )
     assert ok("cap", "--clear").stdout == "cleared the cap of project 'default'\n"
     assert "nothing to clear" in ok("cap", "--clear").stdout
+
+
+def test_a_cap_set_mid_period_counts_what_was_spent_in_it(
+    alice: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # It started at $0 although the users had spent in its period (issue 8, item 6).
+    ok("create", "bob", "-b", "5", "-d", "weekly")
+    ok("update-cost", "bob", "--cost", "1")  # Tue 10 Mar, like alice's $2.50
+    ok("delete", "bob", "--yes")  # deleted, but the money was spent in the project
+    monkeypatch.setattr(Ledger, "now", lambda self: NOW + timedelta(days=1))
+    ok("update-cost", "alice", "--cost", "0.25")  # Wed 11 Mar
+    daily = data("cap", "--budget", "10", "--duration", "daily")["cap"]
+    assert (daily["period_start"], daily["current_cost"]) == (
+        "2026-03-11T00:00:00Z",
+        Decimal("0.25"),
+    )
+    monthly = data("cap", "--duration", "monthly")["cap"]  # a new grid: its period is counted
+    assert monthly["current_cost"] == Decimal("3.75")
+    assert data("cap", "--budget", "20")["cap"]["current_cost"] == Decimal("3.75")
+    assert data("cap", "--dry-run", "--duration", "weekly")["cap"]["current_cost"] == Decimal(
+        "3.75"
+    )
+    # the history's replay agrees with the stored cap
+    state = json.loads((alice.parent / "default.json").read_bytes())
+    lines = (alice.parent / "default.history.jsonl").read_bytes().splitlines()
+    replayed = rules.replay(json.loads(line) for line in lines)
+    assert replayed[rules.CAP] == Decimal(state["cap"]["current_cost"]) == Decimal("3.75")
 
 
 def test_cap_dry_run_and_bad_combinations(alice: Path) -> None:

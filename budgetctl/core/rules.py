@@ -307,6 +307,22 @@ def change(
     return changed
 
 
+def spent_since(events: Iterable[Mapping[str, Any]], start: datetime) -> Decimal:
+    """What the project's charges among ``events`` add up to from ``start`` on: the spend a cap
+    whose period starts there would have counted had it existed (deleted users' charges too: the
+    money was spent)."""
+    total = ZERO
+    for event in events:
+        moment = event.get("time")
+        if (
+            event.get("type") == "charge"
+            and isinstance(moment, str)
+            and datetime.fromisoformat(moment.replace("Z", "+00:00")) >= start
+        ):
+            total = add(total, Decimal(event["cost"]))
+    return total
+
+
 # --- replay ---------------------------------------------------------------------------------
 
 
@@ -332,8 +348,8 @@ def replay(events: Iterable[Mapping[str, Any]]) -> dict[str, Decimal]:
             spend[user] = ZERO
         elif kind == "delete":
             spend.pop(user, None)
-        elif kind == "cap":
-            spend.setdefault(CAP, Decimal(event.get("current_cost", "0")))
+        elif kind == "cap":  # a new cap, or one moved to a new grid, counts its period's spend
+            spend[CAP] = Decimal(event.get("current_cost", "0"))
         elif kind == "cap-period":
             spend[CAP] = ZERO
         elif kind == "cap-clear":

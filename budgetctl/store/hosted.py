@@ -31,6 +31,7 @@ from decimal import Decimal
 from typing import Any
 
 from budgetctl.core import rules
+from budgetctl.core.money import ZERO, add
 from budgetctl.core.periods import UTC
 from budgetctl.costing.interface import Price
 from budgetctl.errors import (
@@ -172,6 +173,17 @@ class HostedStore(JsonStore):
 
                 _prune_request_ids(txn.doc["request_ids"], txn.now)
             self.store(self._to_user_dict(txn.doc))
+
+    def _spent_since(self, txn: _Txn, start: datetime) -> Decimal:
+        """No history here: the spend of the users whose current period began at or after
+        ``start`` (all of it falls in the cap's period). A lower bound: what users spent before
+        their own period began is no longer known."""
+        total = ZERO
+        for user in txn.users:
+            budget = txn.budget(user)
+            if budget.period_start >= start:
+                total = add(total, budget.current_cost)
+        return total
 
     def history(self, user: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
         raise NotSupportedError(
