@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from budgetctl.cli import plain
+from budgetctl.cli import interrupts, plain
 from budgetctl.cli.jsonout import dumps
 from budgetctl.cli.report import Line, Report
 
@@ -46,16 +46,20 @@ class Output:
         self.quiet = quiet
 
     def show(self, report: Report) -> None:
-        if self.quiet:
+        if self.quiet or interrupts.is_stdout_closed():
             return
-        if self.as_json:
-            sys.stdout.write(dumps(report.data) + "\n")
-        elif stdout_is_terminal() and needs_rich(report):
-            from budgetctl.cli import richui
+        try:
+            if self.as_json:
+                sys.stdout.write(dumps(report.data) + "\n")
+            elif stdout_is_terminal() and needs_rich(report):
+                from budgetctl.cli import richui
 
-            richui.render(report.blocks, sys.stdout)
-        else:
-            plain.render(report.blocks, sys.stdout)
+                richui.render(report.blocks, sys.stdout)
+            else:
+                plain.render(report.blocks, sys.stdout)
+            sys.stdout.flush()  # a closed pipe fails here, not at exit after the exit code
+        except BrokenPipeError:  # the reader left (``| head``, ``| true``): the command goes on
+            interrupts.stdout_closed()
 
     def warn(self, message: str) -> None:
         """A warning goes to stderr even with ``-q``: quiet hides success chatter, not news a

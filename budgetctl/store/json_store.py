@@ -27,6 +27,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from budgetctl import commits
 from budgetctl.core import rules
 from budgetctl.core.money import to_text
 from budgetctl.core.periods import Duration, format_utc
@@ -356,8 +357,9 @@ class JsonStore:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-            os.replace(tmp, target)
-            tmp = None
+            with commits.point():  # from here on the change is visible (see budgetctl.commits)
+                os.replace(tmp, target)
+                tmp = None
         except OSError as exc:
             raise StorageIOError(target, f"cannot write ({exc.strerror})") from None
         finally:
