@@ -11,13 +11,21 @@ exit code. Never a traceback, during start-up included.
 from __future__ import annotations
 
 import os
-import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from types import FrameType
+from typing import TYPE_CHECKING
 
 from budgetctl import commits
+
+if TYPE_CHECKING:
+    import signal
+    from types import FrameType
+else:
+    try:  # the C module: ``import signal`` builds enums of every signal first (about 1 ms)
+        import _signal as signal
+    except ImportError:  # an interpreter without it
+        import signal
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports it
 EXIT_TERMINATED = 143  # 128 + SIGTERM
