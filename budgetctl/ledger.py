@@ -95,12 +95,17 @@ class ChargeResult(NamedTuple):
     def over_budget(self) -> bool:
         return self.budget.over_budget
 
+    @property
+    def crossed_alert(self) -> bool:
+        """This charge took the user from below the alert threshold to at or past it."""
+        return not self.duplicate and rules.crossed_alert(self.budget, self.cost)
+
 
 class CheckResult(NamedTuple):
     """Whether a call of ``projected_cost`` fits the user's and the project's remaining budget."""
 
     user: str
-    model: str
+    model: str | None  # None for a cost known in advance without a model
     prompt_tokens: int
     max_tokens: int
     projected_cost: Decimal
@@ -428,23 +433,16 @@ class Ledger:
         cost = self.costing.cost(
             Usage(model=model, prompt_tokens=counted.tokens, completion_tokens=max_tokens)
         )
-        blocked = None
-        if rules.would_exceed(budget, cost):
-            blocked = "user"
-        elif cap is not None and rules.would_exceed(cap, cost):
-            blocked = "project"
-        return CheckResult(
-            user=user,
-            model=model,
-            prompt_tokens=counted.tokens,
-            max_tokens=max_tokens,
-            projected_cost=cost,
-            budget=budget,
-            cap=cap,
-            allowed=blocked is None,
-            blocked_by=blocked,
-            estimated=counted.estimated,
-        )
+        return _fits(budget, cap, cost, model, counted.tokens, max_tokens, counted.estimated)
+
+    def check_cost(
+        self, user: str, cost: Decimal | str | float | int, *, model: str | None = None
+    ) -> CheckResult:
+        """Would a call of a cost known in advance fit the user's and the project cap's
+        remaining budget? (``model`` is only a label here: nothing is priced.)"""
+        amount = parse_amount(cost, "cost")
+        budget, cap = self.store.get_with_cap(user, self.now())
+        return _fits(budget, cap, amount, model, 0, 0, False)
 
     # --- resets ----------------------------------------------------------------------------------
 
@@ -580,6 +578,35 @@ def _each_once(users: Sequence[str]) -> list[str]:
             raise UsageError(f"user {user!r} is named more than once; name each user once")
         seen.add(user)
     return list(users)
+
+
+def _fits(
+    budget: Budget,
+    cap: Budget | None,
+    cost: Decimal,
+    model: str | None,
+    prompt_tokens: int,
+    max_tokens: int,
+    estimated: bool,
+) -> CheckResult:
+    """Whether ``cost`` fits the user's budget, then the project cap's."""
+    blocked = None
+    if rules.would_exceed(budget, cost):
+        blocked = "user"
+    elif cap is not None and rules.would_exceed(cap, cost):
+        blocked = "project"
+    return CheckResult(
+        user=budget.user,
+        model=model,
+        prompt_tokens=prompt_tokens,
+        max_tokens=max_tokens,
+        projected_cost=cost,
+        budget=budget,
+        cap=cap,
+        allowed=blocked is None,
+        blocked_by=blocked,
+        estimated=estimated,
+    )
 
 
 def _rid(request_id: str | None) -> str | None:

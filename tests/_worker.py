@@ -3,6 +3,10 @@
     python tests/_worker.py charge PROJECT USER COST COUNT TAG   charge COUNT times, exit 0
     python tests/_worker.py loop PROJECT USER COST TAG           charge until killed
     python tests/_worker.py hold PROJECT                         hold the lock until killed
+    python tests/_worker.py reset-due PROJECT TIME               Ledger.reset_due(now=TIME)
+
+(``reset-due`` is the library call: the command line refuses a ``--now`` later than the clock,
+and a test that races charges against periods closing cannot wait days for them to end.)
 
 Every charge carries the request id ``TAG-<n>``; after it returns, the worker prints ``done <id>``
 (flushed), so the test knows which charges were acknowledged before it killed the worker.
@@ -38,6 +42,12 @@ def hold(project: str) -> None:
         time.sleep(120)  # until the test kills this process
 
 
+def reset_due(project: str, moment: str) -> None:
+    from budgetctl.core.periods import parse_datetime
+
+    Ledger(project, lock_timeout=60).reset_due(now=parse_datetime(moment))
+
+
 def main(argv: list[str]) -> None:
     mode, project, *rest = argv
     if mode == "charge":
@@ -48,6 +58,8 @@ def main(argv: list[str]) -> None:
         charge(project, user, cost, -1, tag)
     elif mode == "hold":
         hold(project)
+    elif mode == "reset-due":
+        reset_due(project, *rest)
     else:
         raise SystemExit(f"unknown mode {mode!r}")
 

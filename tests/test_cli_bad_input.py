@@ -21,21 +21,21 @@ PRICED = ("-m", "gpt-4o", *ONE)
 
 BAD_INPUT = [
     # create
-    (("create", "bob", "-b", "-1"), 2, "must not be negative"),
-    (("create", "bob", "-b", "NaN"), 2, "finite"),
-    (("create", "bob", "-b", "inf"), 2, "finite"),
-    (("create", "bob", "-b", "ten"), 2, "not a number"),
+    (("create", "bob", "-b", "-1", "--duration", "none"), 2, "must not be negative"),
+    (("create", "bob", "-b", "NaN", "--duration", "none"), 2, "finite"),
+    (("create", "bob", "-b", "inf", "--duration", "none"), 2, "finite"),
+    (("create", "bob", "-b", "ten", "--duration", "none"), 2, "not a number"),
     (("create", "bob", "-b", "1", "-d", "fortnightly"), 2, "unknown duration 'fortnightly'"),
     (("create", "bob", "-b", "1", "-d", "0d"), 2, "unknown duration"),
-    (("create", "bob", "-b", "1", "--tz", "Mars/Olympus"), 2, "unknown time zone"),
-    (("create", "bob", "-b", "1", "--start", "last tuesday"), 2, "cannot read time"),
-    (("create", "bob", "-b", "1", "--alert-at", "0"), 2, "alert threshold"),
-    (("create", "", "-b", "1"), 2, "a user must be a non-empty string"),
-    (("create", "bob", "-b", "1", "-p", "../etc"), 2, "invalid project name"),
-    (("create", "bob", "-b", "1", "-p", "a/b"), 2, "invalid project name"),
-    (("create", "bob", "-b", "1", "-p", ".."), 2, "invalid project name"),
+    (("create", "bob", "-b", "1", "-d", "none", "--tz", "Mars/Olympus"), 2, "unknown time zone"),
+    (("create", "bob", "-b", "1", "-d", "none", "--start", "last tuesday"), 2, "cannot read time"),
+    (("create", "bob", "-b", "1", "--duration", "none", "--alert-at", "0"), 2, "alert threshold"),
+    (("create", "", "-b", "1", "--duration", "none"), 2, "a user must be a non-empty string"),
+    (("create", "bob", "-b", "1", "--duration", "none", "-p", "../etc"), 2, "invalid project name"),
+    (("create", "bob", "-b", "1", "--duration", "none", "-p", "a/b"), 2, "invalid project name"),
+    (("create", "bob", "-b", "1", "--duration", "none", "-p", ".."), 2, "invalid project name"),
     (("create", "bob"), 2, "Missing option '--budget'"),
-    (("create", "bob", "-b", "1", "--bogus"), 2, "No such option: --bogus"),
+    (("create", "bob", "-b", "1", "--duration", "none", "--bogus"), 2, "No such option: --bogus"),
     # set
     (("set", "alice", "-b", "-0.01"), 2, "must not be negative"),
     (("set", "alice", "-b", "nan"), 2, "finite"),
@@ -67,7 +67,7 @@ BAD_INPUT = [
     (("check", "zed", "-m", "gpt-4o", "--prompt", "hi"), 4, "no budget for user 'zed'"),
     (("check", "alice", "-m", "no-such-model-q", "--prompt", "hi"), 4, "no price for model"),
     (("check", "alice", "-m", "gpt-4o", "--max-tokens", "lots"), 2, "is not a valid int"),
-    (("check", "alice", "-m", "gpt-4o", "-p", "../x"), 2, "invalid project name"),
+    (("check", "alice", "-m", "gpt-4o", "--prompt", "x", "-p", "../x"), 2, "invalid project"),
     (("check", "alice", "-m", "gpt-4o", "--messages", "/nonexistent.json"), 2, "cannot read the"),
     # reset, reset-due
     (("reset", "zed"), 4, "no budget for user 'zed'"),
@@ -137,8 +137,8 @@ def test_malformed_responses_are_usage_errors(alice: Path, response: str, messag
 # --- a corrupt state file ----------------------------------------------------------------------
 
 READS_STATE = [
-    ("create", "bob", "-b", "1"),
-    ("create", "bob", "-b", "1", "--dry-run"),
+    ("create", "bob", "-b", "1", "--duration", "none"),
+    ("create", "bob", "-b", "1", "--duration", "none", "--dry-run"),
     ("set", "alice", "-b", "5"),
     ("show",),
     ("show", "alice"),
@@ -183,7 +183,7 @@ def test_a_corrupt_state_file_fails_every_command(
 # --- a data dir that cannot be used ------------------------------------------------------------
 
 EVERY_COMMAND = [
-    ("create", "a", "-b", "1"),
+    ("create", "a", "-b", "1", "--duration", "none"),
     ("set", "a", "-b", "2"),
     ("show",),
     ("show", "a"),

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from test_cli_support import data, digest, fails, ok, run
+from test_cli_support import NOW, data, digest, fails, ok, run
 
 from budgetctl.cli import output
+from budgetctl.core import rules
+from budgetctl.ledger import Ledger
 
 pytest_plugins = ["test_cli_support"]
 pytestmark = pytest.mark.usefixtures("cli_env", "frozen")
@@ -25,10 +29,13 @@ SHOW_USER_KEYS = {
 def test_create_prints_the_budget_and_its_next_reset(data_dir: Path) -> None:
     result = ok("create", "alice", "--budget", "10", "--duration", "monthly")
     assert result.stdout == (
+        f"created project default in {data_dir}\n"  # the first write makes the project
         "created alice's budget: $10.00 monthly (UTC); spent $0.00, "
         "resets in 3 weeks (Wed 1 Apr 2026 00:00 UTC)\n"
     )
     assert (data_dir / "default.json").exists()
+    second = ok("create", "bob", "--budget", "1", "--duration", "daily").stdout
+    assert second.startswith("created bob's budget")  # the project exists now
 
 
 def test_create_json_has_the_documented_keys_and_exact_numbers(data_dir: Path) -> None:
@@ -57,22 +64,34 @@ def test_create_in_a_time_zone_resets_at_local_midnight(data_dir: Path) -> None:
 
 def test_create_twice_is_exit_1_with_a_hint(alice: Path) -> None:
     before = digest(alice.parent)
-    error = fails(1, "create", "alice", "--budget", "20")
+    error = fails(1, "create", "alice", "--budget", "20", "--duration", "none")
     assert "already has a budget" in error and "'set'" in error and "--replace" in error
     assert digest(alice.parent) == before
 
 
 def test_create_replace_starts_over(alice: Path) -> None:
-    record = data("create", "alice", "--budget", "20", "--replace")
+    record = data("create", "alice", "--budget", "20", "--duration", "none", "--replace")
     assert (record["total_budget"], record["current_cost"]) == (Decimal(20), Decimal(0))
 
 
 def test_create_dry_run_and_quiet(data_dir: Path) -> None:
-    result = ok("create", "erin", "--budget", "3", "--dry-run")
-    assert result.stdout.startswith("would create erin's budget: $3.00 lifetime")
+    result = ok("create", "erin", "--budget", "3", "--duration", "none", "--dry-run")
+    assert result.stdout.splitlines()[:2] == [
+        f"would create project default in {data_dir}",
+        "would create erin's budget: $3.00 lifetime (UTC); spent $0.00",
+    ]
     assert digest(data_dir) == {}
-    assert ok("create", "erin", "--budget", "3", "-q").stdout == ""
+    assert ok("create", "erin", "--budget", "3", "--duration", "none", "-q").stdout == ""
     assert data("show", "erin")["total_budget"] == Decimal(3)
+
+
+def test_create_needs_a_duration(data_dir: Path) -> None:
+    # Without one the budget silently never reset (issue 8, item 8).
+    error = fails(2, "create", "bob", "--budget", "5")
+    assert "--duration" in error and "'none'" in error and "lifetime" in error
+    assert digest(data_dir) == {}
+    record = data("create", "bob", "--budget", "5", "--duration", "none")
+    assert (record["duration"], record["next_reset_at"]) == (None, None)
 
 
 # --- set ---------------------------------------------------------------------------------------
@@ -108,7 +127,7 @@ def test_set_dry_run_changes_nothing(alice: Path) -> None:
 
 
 def test_show_plain_table(alice: Path) -> None:
-    ok("create", "bob", "--budget", "1")
+    ok("create", "bob", "--budget", "1", "--duration", "none")
     ok("update-cost", "bob", "--cost", "1.5")
     lines = ok("show").stdout.splitlines()
     assert lines[0].split() == [
@@ -127,7 +146,7 @@ def test_show_json_lists_every_user_and_the_cap(alice: Path) -> None:
     assert document.keys() >= {"project", "cap", "users"}
     assert document["project"] == "default"
     assert document["cap"]["total_budget"] == Decimal(100)
-    assert document["cap"]["current_cost"] == Decimal(0)  # the cap started after alice's charge
+    assert document["cap"]["current_cost"] == Decimal("2.5")  # alice spent it this month
     [user] = document["users"]
     assert user.keys() >= SHOW_USER_KEYS
     assert user["model_cost"] == {"gpt-4o": Decimal("2.5")}
@@ -163,9 +182,9 @@ def test_show_empty_project(alice: Path) -> None:
 
 
 def test_show_on_a_terminal_draws_bars_coloured_by_state(alice: Path, terminal: None) -> None:
-    ok("create", "bob", "-b", "1")
+    ok("create", "bob", "-b", "1", "--duration", "none")
     ok("update-cost", "bob", "--cost", "2")  # over budget: red
-    ok("create", "carol", "-b", "1", "--alert-at", "50")
+    ok("create", "carol", "-b", "1", "--duration", "none", "--alert-at", "50")
     ok("update-cost", "carol", "--cost", "0.6")  # past the alert threshold: yellow
     lines = {line.split()[0]: line for line in ok("show").stdout.splitlines()[2:] if line.strip()}
     assert "█" in lines["alice"] and "Wed 1 Apr 2026 00:00 UTC" in lines["alice"]
@@ -235,16 +254,43 @@ def test_cap_show_set_and_clear(alice: Path) -> None:
     assert "has no cap" in ok("cap").stdout
     assert data("cap")["cap"] is None
     set_ = ok("cap", "--budget", "50", "--duration", "monthly").stdout
-    assert set_.startswith("set project cap: $50.00 monthly; spent $0.00")
+    assert set_.startswith("set project cap: $50.00 monthly; spent $2.50")  # alice's, this month
     ok("update-cost", "alice", "--cost", "1")
     cap = data("cap")["cap"]
     assert (cap["total_budget"], cap["current_cost"], cap["remaining"]) == (
         Decimal(50),
-        Decimal(1),
-        Decimal(49),
+        Decimal("3.5"),
+        Decimal("46.5"),
     )
     assert ok("cap", "--clear").stdout == "cleared the cap of project 'default'\n"
     assert "nothing to clear" in ok("cap", "--clear").stdout
+
+
+def test_a_cap_set_mid_period_counts_what_was_spent_in_it(
+    alice: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # It started at $0 although the users had spent in its period (issue 8, item 6).
+    ok("create", "bob", "-b", "5", "-d", "weekly")
+    ok("update-cost", "bob", "--cost", "1")  # Tue 10 Mar, like alice's $2.50
+    ok("delete", "bob", "--yes")  # deleted, but the money was spent in the project
+    monkeypatch.setattr(Ledger, "now", lambda self: NOW + timedelta(days=1))
+    ok("update-cost", "alice", "--cost", "0.25")  # Wed 11 Mar
+    daily = data("cap", "--budget", "10", "--duration", "daily")["cap"]
+    assert (daily["period_start"], daily["current_cost"]) == (
+        "2026-03-11T00:00:00Z",
+        Decimal("0.25"),
+    )
+    monthly = data("cap", "--duration", "monthly")["cap"]  # a new grid: its period is counted
+    assert monthly["current_cost"] == Decimal("3.75")
+    assert data("cap", "--budget", "20")["cap"]["current_cost"] == Decimal("3.75")
+    assert data("cap", "--dry-run", "--duration", "weekly")["cap"]["current_cost"] == Decimal(
+        "3.75"
+    )
+    # the history's replay agrees with the stored cap
+    state = json.loads((alice.parent / "default.json").read_bytes())
+    lines = (alice.parent / "default.history.jsonl").read_bytes().splitlines()
+    replayed = rules.replay(json.loads(line) for line in lines)
+    assert replayed[rules.CAP] == Decimal(state["cap"]["current_cost"]) == Decimal("3.75")
 
 
 def test_cap_dry_run_and_bad_combinations(alice: Path) -> None:

@@ -123,14 +123,43 @@ def test_price_set_rejects_bad_rates(alice: Path) -> None:
 
 
 def test_projects(alice: Path) -> None:
-    ok("create", "x", "-b", "1", "-p", "team-b")
+    ok("create", "x", "-b", "1", "--duration", "none", "-p", "team-b")
     assert ok("projects").stdout == "default\nteam-b\n"
     document = data("projects")
     assert document == {"data_dir": str(alice.parent), "projects": ["default", "team-b"]}
 
 
-def test_projects_in_an_empty_data_dir(data_dir: Path) -> None:
-    assert ok("projects").stdout == f"no projects in {data_dir}\n"
+def test_projects_names_a_data_dir_that_does_not_exist(data_dir: Path) -> None:
+    # A script pointed at the wrong place was told nothing (issue 8, item 17).
+    result = ok("projects")
+    assert (result.stdout, result.stderr) == (
+        "",
+        f"warning: no projects in {data_dir} (the directory does not exist)\n",
+    )
+    document = run("projects", "--json")
+    assert json.loads(document.stdout) == {"data_dir": str(data_dir), "projects": []}
+    assert document.stderr == result.stderr
+    data_dir.mkdir()
+    assert ok("projects").stderr == f"warning: no projects in {data_dir}\n"
+
+
+def test_a_write_that_creates_a_project_says_so(data_dir: Path, tmp_path: Path) -> None:
+    said = f"created project {{}} in {data_dir}"
+    created = data("cap", "--budget", "50", "--duration", "monthly", "-p", "capped")
+    assert created["created_project"] == {"project": "capped", "data_dir": str(data_dir)}
+    assert data("cap", "--budget", "60", "-p", "capped")["created_project"] is None
+    priced = ok("price", "set", "m", "--input", "1", "--output", "2", "-p", "priced").stdout
+    assert priced.splitlines()[0] == said.format("priced")
+    again = ok("create", "u", "-b", "1", "-d", "none", "-p", "priced").stdout  # its prices exist
+    assert not again.startswith("created project")
+    imported = ok("import-litellm", str(LITELLM), "-p", "moved").stdout
+    assert imported.splitlines() == [
+        said.format("moved"),
+        f"imported 2 budgets from {LITELLM}",
+    ]
+    skipped = data("import-litellm", str(LITELLM), "-p", "moved")  # nothing new: no project made
+    assert (skipped["imported"], skipped["created_project"]) == ([], None)
+    assert ok("create", "u", "-b", "1", "-d", "none", "-p", "quiet", "-q").stdout == ""
 
 
 # --- import-litellm ----------------------------------------------------------------------------
@@ -153,7 +182,9 @@ def test_import_litellm(data_dir: Path) -> None:
 
 
 def test_import_litellm_dry_run_and_errors(data_dir: Path, tmp_path: Path) -> None:
-    assert ok("import-litellm", str(LITELLM), "--dry-run").stdout.startswith("would import 2")
+    preview = ok("import-litellm", str(LITELLM), "--dry-run").stdout.splitlines()
+    assert preview[0] == f"would create project default in {data_dir}"
+    assert preview[1].startswith("would import 2")
     assert digest(data_dir) == {}
     bad = tmp_path / "user_cost.json"
     bad.write_text('{"alice": {"total_budget": -1}}')

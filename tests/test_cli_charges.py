@@ -210,8 +210,27 @@ def test_going_over_budget_still_charges_and_warns(alice: Path) -> None:
         == "warning: alice is over budget; 'check' will refuse its calls until it resets or the "
         "budget is raised\n"
     )
-    assert ok("update-cost", "alice", "--cost", "1", "-q").stdout == ""
-    assert run("update-cost", "alice", "--cost", "1", "-q").stderr == ""
+    # -q hides the chatter, never the warning (issue 8, item 7: it hid both)
+    quiet = run("update-cost", "alice", "--cost", "1", "-q")
+    assert (quiet.exit_code, quiet.stdout) == (0, "")
+    assert quiet.stderr.startswith("warning: alice is over budget;")
+
+
+def test_crossing_the_alert_threshold_warns_once(alice: Path) -> None:
+    # alice: $10 monthly, alert at 80%, $2.50 spent. Crossing it only changed a colour.
+    below = run("update-cost", "alice", "--cost", "5.49", "-q")
+    assert (below.exit_code, below.stdout, below.stderr) == (0, "", "")
+    crossing = run("update-cost", "alice", "--cost", "0.01", "-q")
+    assert (crossing.exit_code, crossing.stdout) == (0, "")
+    assert crossing.stderr == (
+        "warning: alice crossed 80% of $10.00: $8.00 spent, $2.00 left; it resets in 3 weeks "
+        "(Wed 1 Apr 2026 00:00 UTC)\n"
+    )
+    assert run("update-cost", "alice", "--cost", "0.5").stderr == ""  # once, not every charge
+    # a charge straight past the budget says it is over budget (the stronger warning)
+    ok("create", "carol", "-b", "1", "-d", "daily", "--alert-at", "50")
+    over = run("update-cost", "carol", "--cost", "2")
+    assert over.stderr.startswith("warning: carol is over budget;") and "crossed" not in over.stderr
 
 
 def test_dry_run_charges_nothing(alice: Path) -> None:
@@ -275,7 +294,7 @@ def test_check_over_budget_is_exit_3_and_says_why(alice: Path) -> None:
 
 def test_check_blocked_by_the_project_cap(alice: Path) -> None:
     ok("cap", "--budget", "0.5", "--duration", "daily")
-    error = fails(3, "check", "alice", "-m", "gpt-4o", "--max-tokens", "60000")
+    error = fails(3, "check", "alice", "-m", "gpt-4o", "--prompt", "hi", "--max-tokens", "60000")
     assert error.startswith("error: the project cap of 'default' does not cover this call")
     assert "in 12 hours (Wed 11 Mar 2026 00:00 UTC)" in error
 
@@ -289,12 +308,51 @@ def test_check_messages_from_a_request_body(alice: Path, tmp_path: Path) -> None
     request = tmp_path / "request.json"
     request.write_text(json.dumps(body))
     from_file = data("check", "alice", "--messages", str(request))
-    from_stdin = data(
-        "check", "alice", "-m", "gpt-4o", "--messages", "-", input=json.dumps(body["messages"])
-    )
+    plain = run(
+        "check", "alice", "-m", "gpt-4o", "--messages", "-", "--json",
+        input=json.dumps(body["messages"]),
+    )  # fmt: skip
+    assert plain.exit_code == 0, plain.stderr
+    from_stdin = json.loads(plain.stdout, parse_float=Decimal)
     assert from_file["model"] == "gpt-4o" and from_file["max_tokens"] == 200
     assert from_file["prompt_tokens"] == from_stdin["prompt_tokens"]
     assert from_stdin["max_tokens"] == 0
+    assert "the completion is not counted" in plain.stderr  # no max_tokens anywhere
+
+
+def test_check_says_when_the_completion_is_not_counted(alice: Path) -> None:
+    # Pricing 0 completion tokens silently made every check look cheap (issue 8, item 3).
+    quiet = run("check", "alice", "-m", "gpt-4o", "--prompt", "hi", "-q")
+    assert (quiet.exit_code, quiet.stdout) == (0, "")
+    assert quiet.stderr == (
+        "warning: the completion is not counted (only the prompt is priced): give "
+        "--max-tokens N, or max_tokens in the request body\n"
+    )
+    counted = run("check", "alice", "-m", "gpt-4o", "--prompt", "hi", "--max-tokens", "0")
+    assert (counted.exit_code, counted.stderr) == (0, "")
+
+
+def test_check_with_nothing_to_price_is_a_usage_error(alice: Path) -> None:
+    # It answered "ok" for an empty prompt (issue 8, item 3).
+    for args in (("-m", "gpt-4o"), (), ("-m", "gpt-4o", "--max-tokens", "100")):
+        error = fails(2, "check", "alice", *args)
+        assert "nothing to price" in error and "--cost USD" in error
+
+
+def test_check_a_cost_known_in_advance(alice: Path) -> None:
+    fits = data("check", "alice", "--cost", "7.5")  # alice has $7.50 left
+    assert (fits["allowed"], fits["projected_cost"], fits["model"]) == (True, Decimal("7.5"), None)
+    assert (fits["prompt_tokens"], fits["max_tokens"], fits["remaining"]) == (0, 0, Decimal("7.5"))
+    assert ok("check", "alice", "--cost", "0.25", "-m", "ft-job").stdout == (
+        "ok: this ft-job call may cost $0.25; alice has $7.50 of $10.00 left\n"
+    )
+    assert ok("check", "alice", "--cost", "0.25").stdout.startswith("ok: this call may cost $0.25;")
+    error = fails(3, "check", "alice", "--cost", "7.51")
+    assert error.startswith("error: alice's budget does not cover this call: it may cost $7.51")
+    assert "cannot be combined" in fails(2, "check", "alice", "--cost", "1", "--prompt", "hi")
+    assert "cannot be combined" in fails(2, "check", "alice", "--cost", "1", "--max-tokens", "9")
+    assert "not a number" in fails(2, "check", "alice", "--cost", "ten")
+    assert "no budget for user 'zed'" in fails(4, "check", "zed", "--cost", "1")
 
 
 @pytest.mark.parametrize(
@@ -304,7 +362,7 @@ def test_check_messages_from_a_request_body(alice: Path, tmp_path: Path) -> None
         (("-m", "gpt-4o", "--prompt", "a", "--messages", "-"), 2, "not both"),
         (("-m", "gpt-4o", "--messages", "-"), 2, "empty"),
         (("-m", "nope-model-x", "--prompt", "a"), 4, "no price for model"),
-        (("-m", "gpt-4o", "--max-tokens", "-5"), 2, "max tokens"),
+        (("-m", "gpt-4o", "--prompt", "a", "--max-tokens", "-5"), 2, "max tokens"),
     ],
 )
 def test_check_errors(alice: Path, args: tuple[str, ...], code: int, message: str) -> None:

@@ -131,10 +131,10 @@ def test_env_vars_choose_project_and_data_dir(
 ) -> None:
     monkeypatch.setenv("BUDGETCTL_PROJECT", "from-env")
     monkeypatch.setenv("BUDGETCTL_DATA_DIR", str(tmp_path / "elsewhere"))
-    ok("create", "x", "-b", "1")
+    ok("create", "x", "-b", "1", "--duration", "none")
     assert (tmp_path / "elsewhere" / "from-env.json").exists()
     other = tmp_path / "flag"
-    ok("create", "y", "-b", "1", "--data-dir", str(other), "-p", "flagged")
+    ok("create", "y", "-b", "1", "--duration", "none", "--data-dir", str(other), "-p", "flagged")
     assert (other / "flagged.json").exists()
 
 

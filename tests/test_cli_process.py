@@ -8,10 +8,13 @@ import os
 import subprocess
 import sys
 import textwrap
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+
+from budgetctl.ledger import Ledger
 
 pytestmark = pytest.mark.process
 
@@ -83,7 +86,7 @@ def test_shell_recipe_check_call_charge(data_dir: Path, tmp_path: Path) -> None:
 def test_shell_recipe_stops_when_over_budget(data_dir: Path, tmp_path: Path) -> None:
     result = bash(
         """
-        budgetctl create bob --budget 0.0001 -q
+        budgetctl create bob --budget 0.0001 --duration none -q
         status=0
         budgetctl check bob --model gpt-4o --prompt "hello" --max-tokens 1000 -q || status=$?
         echo "status=$status"
@@ -95,7 +98,7 @@ def test_shell_recipe_stops_when_over_budget(data_dir: Path, tmp_path: Path) -> 
 
 
 def test_piped_response_read_twice_is_charged_once(data_dir: Path) -> None:
-    assert cli("create", "alice", "--budget", "5").returncode == 0
+    assert cli("create", "alice", "--budget", "5", "--duration", "none").returncode == 0
     first = cli("update-cost", "alice", "--response", "-", input=RESPONSE.read_text())
     second = cli("update-cost", "alice", "--response", "-", input=RESPONSE.read_text())
     assert first.returncode == second.returncode == 0, (first.stderr, second.stderr)
@@ -106,9 +109,10 @@ def test_piped_response_read_twice_is_charged_once(data_dir: Path) -> None:
 
 
 def test_reset_due_from_cron(data_dir: Path) -> None:
-    assert cli("create", "carol", "-b", "2", "-d", "daily", "--start", "2026-01-01").returncode == 0
-    assert cli("update-cost", "carol", "--cost", "1.25").returncode == 0
-    period_end = state("show", "carol")["next_reset_at"]
+    # carol's day ended yesterday: cron's reset-due (no --now: a later one is refused) closes it
+    yesterday = Ledger(clock=lambda: datetime.now(timezone.utc) - timedelta(days=1))
+    yesterday.create("carol", "2", duration="daily", start="2026-01-01")
+    yesterday.charge_cost("carol", "1.25")
     cron_env = {  # what cron gives a job: no terminal, a bare environment
         "PATH": "/usr/bin:/bin",
         "HOME": str(data_dir.parent),
@@ -116,19 +120,21 @@ def test_reset_due_from_cron(data_dir: Path) -> None:
     }
     quiet = cli("reset-due", "-q", "--now", "2099-01-01T00:00:00Z", "--dry-run", env=cron_env)
     assert (quiet.returncode, quiet.stdout, quiet.stderr) == (0, "", "")
-    logged = cli("reset-due", "--now", period_end, env=cron_env)
+    ahead = cli("reset-due", "-q", "--now", "2099-01-01T00:00:00Z", env=cron_env)
+    assert ahead.returncode == 2 and "is later than the clock" in ahead.stderr
+    logged = cli("reset-due", env=cron_env)
     assert logged.returncode == 0 and logged.stderr == ""
     assert logged.stdout.splitlines()[-1] == "checked 1 budget in project default: reset 1"
     assert "reset carol: $1.25 spent of $2.00" in logged.stdout
     assert state("show", "carol")["current_cost"] == 0
-    again = cli("reset-due", "-q", "--now", period_end, env=cron_env)
+    again = cli("reset-due", "-q", env=cron_env)
     assert (again.returncode, again.stdout) == (0, "")
     missing = cli("reset-due", "-q", "-p", "nope", env=cron_env)
     assert missing.returncode == 4 and missing.stderr.startswith("error: no project 'nope'")
 
 
 def test_parallel_charges_lose_nothing(data_dir: Path, tmp_path: Path) -> None:
-    assert cli("create", "dave", "--budget", "100").returncode == 0
+    assert cli("create", "dave", "--budget", "100", "--duration", "none").returncode == 0
     loop = "for i in $(seq 50); do budgetctl update-cost dave --cost 0.01 -q; done"
     workers = [
         subprocess.Popen(
@@ -192,12 +198,12 @@ def test_plain_and_json_paths_load_no_rich_no_tokenizer_no_sqlite_unless_needed(
 def test_errors_from_the_entry_point(data_dir: Path) -> None:
     unknown = cli("show", "zed")
     assert unknown.returncode == 4 and "Traceback" not in unknown.stderr
-    assert cli("create", "a", "-b", "1").returncode == 0
+    assert cli("create", "a", "-b", "1", "--duration", "none").returncode == 0
     (data_dir / "default.json").write_text('{"format": "budgetctl-state"')
     corrupt = cli("update-cost", "a", "--cost", "1")
     assert corrupt.returncode == 1
     assert corrupt.stderr.count("\n") == 1 and str(data_dir / "default.json") in corrupt.stderr
-    usage = cli("create", "a", "--budget", "-3")
+    usage = cli("create", "a", "--budget", "-3", "--duration", "none")
     assert usage.returncode == 2 and usage.stderr.startswith("error: budget must not be negative")
 
 

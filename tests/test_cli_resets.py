@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from test_cli_support import data, digest, fails, ok, run
+from test_cli_support import NOW, data, digest, fails, ok, run
 
 from budgetctl.cli import output
+from budgetctl.core.periods import parse_utc
+from budgetctl.ledger import Ledger
 
 pytest_plugins = ["test_cli_support"]
 pytestmark = pytest.mark.usefixtures("cli_env", "frozen")
 
+MoveClock = Callable[[str], None]
 LATER = "2026-03-12T00:05:00Z"  # two daily boundaries after NOW (2026-03-10T12:00Z)
 
 
@@ -22,6 +27,16 @@ def daily(alice: Path) -> Path:
     ok("create", "bob", "--budget", "2", "--duration", "daily")
     ok("update-cost", "bob", "--cost", "1", "--model", "gpt-4o")
     return alice
+
+
+@pytest.fixture
+def move_clock(monkeypatch: pytest.MonkeyPatch) -> MoveClock:
+    """Every Ledger's clock jumps to the given time (as cron would see it later)."""
+
+    def move(moment: str) -> None:
+        monkeypatch.setattr(Ledger, "now", lambda self: parse_utc(moment))
+
+    return move
 
 
 # --- reset -------------------------------------------------------------------------------------
@@ -61,7 +76,10 @@ def test_reset_needs_users_or_all(daily: Path) -> None:
 # --- reset-due ---------------------------------------------------------------------------------
 
 
-def test_reset_due_resets_ended_periods_at_their_boundary(daily: Path) -> None:
+def test_reset_due_resets_ended_periods_at_their_boundary(
+    daily: Path, move_clock: MoveClock
+) -> None:
+    move_clock(LATER)
     document = data("reset-due", "--now", LATER)
     assert document["checked"] == 2
     assert document["reset"] == [
@@ -77,7 +95,7 @@ def test_reset_due_resets_ended_periods_at_their_boundary(daily: Path) -> None:
     assert (again["checked"], again["reset"]) == (2, [])
 
 
-def test_reset_due_plain_and_quiet(daily: Path) -> None:
+def test_reset_due_plain_and_quiet(daily: Path, move_clock: MoveClock) -> None:
     assert ok("reset-due").stdout == "checked 2 budgets in project default: reset 0\n"
     before = digest(daily.parent)
     assert ok("reset-due", "--now", LATER, "--dry-run").stdout.splitlines() == [
@@ -85,14 +103,16 @@ def test_reset_due_plain_and_quiet(daily: Path) -> None:
         "checked 2 budgets in project default: would reset 1 (dry run, nothing changed)",
     ]
     assert digest(daily.parent) == before
+    move_clock(LATER)
     assert ok("reset-due", "--now", LATER, "-q").stdout == ""
     assert digest(daily.parent) != before
 
 
-def test_reset_due_all_projects(daily: Path) -> None:
+def test_reset_due_all_projects(daily: Path, move_clock: MoveClock) -> None:
     for project in ("p1", "p2"):
         ok("create", "carol", "-b", "1", "-d", "daily", "-p", project)
         ok("update-cost", "carol", "--cost", "0.25", "-p", project)
+    move_clock(LATER)
     document = data("reset-due", "--all-projects", "--now", LATER)
     assert document["projects"] == ["default", "p1", "p2"]
     assert document["checked"] == 4
@@ -106,11 +126,14 @@ def test_reset_due_all_projects(daily: Path) -> None:
     )
 
 
-def test_reset_due_all_projects_goes_on_past_a_broken_project(daily: Path) -> None:
+def test_reset_due_all_projects_goes_on_past_a_broken_project(
+    daily: Path, move_clock: MoveClock
+) -> None:
     ok("create", "carol", "-b", "1", "-d", "daily", "-p", "p1")
     ok("update-cost", "carol", "--cost", "0.25", "-p", "p1")
     broken = daily.parent / "b0rken.json"
     broken.write_text("{not json")
+    move_clock(LATER)
     result = run("reset-due", "--all-projects", "--now", LATER)
     assert result.exit_code == 1
     assert result.stderr.startswith("error: project b0rken: ")
@@ -119,9 +142,10 @@ def test_reset_due_all_projects_goes_on_past_a_broken_project(daily: Path) -> No
     assert data("show", "carol", "-p", "p1")["current_cost"] == 0
 
 
-def test_reset_due_has_no_progress_bar_in_a_pipe(daily: Path) -> None:
+def test_reset_due_has_no_progress_bar_in_a_pipe(daily: Path, move_clock: MoveClock) -> None:
     for number in range(12):
         ok("create", "u", "-b", "1", "-d", "daily", "-p", f"proj{number:02}")
+    move_clock(LATER)
     result = run("reset-due", "--all-projects", "--now", LATER)
     assert result.exit_code == 0 and result.stderr == ""
 
@@ -147,3 +171,41 @@ def test_reset_all_asks_on_a_terminal_as_delete_does(
     accepted = run("reset", "--all", input="y\n")
     assert accepted.exit_code == 0 and "reset alice: $2.50 spent" in accepted.stdout
     assert data("show", "alice")["current_cost"] == 0
+
+
+@pytest.mark.parametrize("where", [(), ("--all-projects",)])
+def test_reset_due_refuses_a_now_later_than_the_clock(
+    data_dir: Path, where: tuple[str, ...]
+) -> None:
+    # A 1-hour budget reset with a --now a month ahead got a month-long "hour" (issue 8, item 1).
+    ok("create", "hourly", "-b", "1", "-d", "1h")
+    ok("update-cost", "hourly", "--cost", "0.5")
+    before = digest(data_dir)
+    ahead = "2026-04-10T12:00:00Z"
+    error = fails(2, "reset-due", "--now", ahead, *where)
+    assert "--now 2026-04-10T12:00:00Z is later than the clock (2026-03-10T12:00:00Z)" in error
+    assert "--dry-run" in error
+    assert digest(data_dir) == before
+    preview = data("reset-due", "--now", ahead, "--dry-run", *where)
+    assert [entry["user"] for entry in preview["reset"]] == ["hourly"]
+    assert digest(data_dir) == before
+    # the clock itself, or a time before it (a backfill), is allowed
+    assert data("reset-due", "--now", NOW.isoformat(), *where)["reset"] == []
+    shown = data("show", "hourly")
+    assert (shown["period_start"], shown["next_reset_at"]) == (
+        "2026-03-10T12:00:00Z",
+        "2026-03-10T13:00:00Z",
+    )
+
+
+def test_reset_due_all_projects_names_a_data_dir_without_projects(data_dir: Path) -> None:
+    # Cron pointed at a data dir that does not exist was silent and green (issue 8, item 17).
+    missing = run("reset-due", "--all-projects", "-q")
+    assert (missing.exit_code, missing.stdout) == (0, "")
+    assert missing.stderr == f"warning: no projects in {data_dir} (the directory does not exist)\n"
+    data_dir.mkdir()
+    empty = run("reset-due", "--all-projects", "--json")
+    assert empty.exit_code == 0 and empty.stderr == f"warning: no projects in {data_dir}\n"
+    assert json.loads(empty.stdout)["projects"] == []
+    ok("create", "u", "-b", "1", "-d", "daily")
+    assert run("reset-due", "--all-projects", "-q").stderr == ""

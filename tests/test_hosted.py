@@ -121,6 +121,19 @@ def test_idempotency_and_the_cap_survive_the_round_trip(server: BudgetServer) ->
     assert cap is not None and cap.current_cost == Decimal("0.25")
 
 
+def test_a_cap_set_mid_period_counts_the_spend_it_can_know(server: BudgetServer) -> None:
+    """No history on the server: a new cap counts the users whose whole current period lies in
+    its own (a lower bound; the JSON store counts every charge of the period exactly)."""
+    ledger = Ledger(store=HostedStore("proj", server.url), clock=Clock())  # Thu 2026-01-15
+    ledger.create("day", "5", duration="daily")
+    ledger.create("month", "5", duration="monthly")
+    ledger.charge_cost("day", "1")
+    ledger.charge_cost("month", "2")  # since Jan 1: how much of it since Monday is not known
+    cap = ledger.set_cap("10", duration="weekly")
+    assert cap.period_start.isoformat() == "2026-01-12T00:00:00+00:00"
+    assert cap.current_cost == Decimal(1)
+
+
 def test_unknown_users_and_projects(server: BudgetServer) -> None:
     bm = manager(server)
     assert bm.get_users() == [] and bm.user_dict == {}

@@ -165,15 +165,16 @@ def test_enforce_the_project_cap(book: Ledger) -> None:
     assert book.charge_cost("bob", "0.3", enforce=True).current_cost == Decimal("1.3")
 
 
-def test_cap_counts_only_charges_made_while_it_exists(book: Ledger, clock: Clock) -> None:
+def test_cap_counts_the_charges_of_its_period_made_before_it(book: Ledger, clock: Clock) -> None:
     book.charge_cost("alice", "0.5")
-    cap = book.set_cap("10", duration="monthly")
-    assert cap.current_cost == 0 and cap.next_reset_at == datetime(2026, 2, 1, tzinfo=UTC)
+    cap = book.set_cap("10", duration="monthly")  # mid-period: alice's $0.50 this month counts
+    assert cap.current_cost == Decimal("0.5")
+    assert cap.next_reset_at == datetime(2026, 2, 1, tzinfo=UTC)
     book.charge_cost("alice", "0.25")
     clock.now = datetime(2026, 2, 3, tzinfo=UTC)
     result = book.charge_cost("alice", "0.1")
     assert result.cap is not None and result.cap.current_cost == Decimal("0.1")
-    assert result.cap.recent_periods[0].spent == Decimal("0.25")
+    assert result.cap.recent_periods[0].spent == Decimal("0.75")
     changed = book.set_cap("20")
     assert changed.current_cost == Decimal("0.1") and changed.total_budget == 20
     with pytest.raises(UsageError):

@@ -6,7 +6,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from budgetctl.core.periods import (
@@ -139,6 +139,12 @@ def test_hours_are_exact_elapsed_hours(
     st.dates(min_value=date(2000, 1, 1), max_value=date(2040, 12, 31)),
     moments,
 )
+# Santiago's clocks jump from 00:00 to 01:00 on 2036-09-07: the anchor (that midnight) is stored as
+# 01:00, and the periods stayed at 01:00 for ever after (issue 8, item 4).
+@example(1, "mo", parse_timezone("America/Santiago"), date(2036, 9, 7), utc(2037, 9, 20))
+@example(1, "mo", parse_timezone("America/Santiago"), date(2036, 9, 7), utc(2026, 3, 10))
+# Apia skipped 2011-12-30 entirely: the anchor day is the 30th, not the 31st it resolves to.
+@example(1, "mo", parse_timezone("Pacific/Apia"), date(2011, 12, 30), utc(2012, 3, 1))
 def test_months_return_to_the_anchor_day(
     n: int, unit: str, tz: ZoneInfo, anchor_day: date, now: datetime
 ) -> None:
@@ -159,6 +165,25 @@ def test_months_return_to_the_anchor_day(
 
 
 # --- examples ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("duration", ["monthly", "1mo", "1y", "7d", "daily"])
+def test_an_anchor_on_a_skipped_midnight_comes_back_to_midnight(duration: str) -> None:
+    """Santiago, 2036-09-07: clocks jump from 00:00 to 01:00. That day's period starts at 01:00
+    (the first instant of the day); every other period starts at local midnight, except on the
+    Sundays when the clocks skip it again."""
+    tz = parse_timezone("America/Santiago")
+    anchor = parse_datetime("2036-09-07", tz)
+    assert anchor.astimezone(tz).hour == 1  # the midnight that does not exist, resolved forward
+    every = parse_duration(duration)
+    assert every is not None
+    for now in (utc(2026, 3, 10), utc(2036, 9, 7, 12), utc(2036, 10, 20), utc(2037, 9, 20)):
+        start, end = period_containing(every, anchor, tz, now)
+        for edge in (start, end):
+            local = edge.astimezone(tz)
+            # the first instant of its local day: 00:00, or 01:00 where the clocks skipped midnight
+            assert edge == local_midnight(local.date(), tz), (duration, local)
+            assert local.hour == 0 or local.date().weekday() == 6, (duration, local)  # a Sunday
 
 
 def test_month_end_clamping_returns_to_the_anchor_day() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -234,13 +234,38 @@ def test_replay_events() -> None:
         {"type": "charge", "user": "b", "cost": "1"},
         {"type": "period", "user": "a"},
         {"type": "charge", "user": "a", "cost": "0.05"},
-        {"type": "cap", "current_cost": "99"},  # a cap change keeps the cap's spend
+        {"type": "cap", "current_cost": "1.25"},  # a cap change carries the spend it keeps
         {"type": "set", "user": "a"},
         {"type": "delete", "user": "b"},
     ]
     assert rules.replay(events) == {"a": Decimal("0.05"), CAP: Decimal("1.25")}
+    # a cap moved onto a new grid carries its period's spend, counted anew from the history
+    assert rules.replay([*events, {"type": "cap", "current_cost": "0.05"}])[CAP] == Decimal("0.05")
     assert rules.replay([*events, {"type": "cap-period"}])[CAP] == 0
     assert CAP not in rules.replay([*events, {"type": "cap-clear"}])
+
+
+def test_spent_since_counts_every_charge_from_the_start_on() -> None:
+    events = [
+        {"type": "charge", "user": "a", "cost": "1", "time": "2026-03-09T23:59:59.999999Z"},
+        {"type": "charge", "user": "a", "cost": "0.25", "time": "2026-03-10T00:00:00Z"},
+        {"type": "period", "user": "a", "time": "2026-03-10T01:00:00Z"},
+        {"type": "charge", "user": "gone", "cost": "0.5", "time": "2026-03-10T02:00:00.5Z"},
+        {"type": "delete", "user": "gone", "time": "2026-03-10T03:00:00Z"},
+    ]
+    start = datetime(2026, 3, 10, tzinfo=timezone.utc)
+    assert rules.spent_since(events, start) == Decimal("0.75")  # a reset or a delete unspends none
+
+
+def test_crossed_alert_is_true_only_for_the_charge_that_crosses() -> None:
+    now = datetime(2026, 3, 10, tzinfo=timezone.utc)
+    budget = rules.new_budget("a", Decimal(10), now, alert_at=Decimal(80))
+    crossing = rules.charge(rules.charge(budget, Decimal("7.99"), None), Decimal("0.01"), None)
+    assert rules.crossed_alert(crossing, Decimal("0.01"))
+    assert not rules.crossed_alert(rules.charge(crossing, Decimal("0.5"), None), Decimal("0.5"))
+    over = rules.charge(budget, Decimal(11), None)
+    assert not rules.crossed_alert(over, Decimal(11))  # over budget: a warning of its own
+    assert not rules.crossed_alert(budget._replace(alert_at=None), Decimal(0))
 
 
 # --- replay against the real store: a random sequence of ledger operations ------------------------

@@ -14,12 +14,12 @@ import traceback
 import typer
 from typer import _click
 
+from budgetctl.cli import interrupts
 from budgetctl.errors import BudgetctlError
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
 
 
 def debug() -> bool:
@@ -34,9 +34,8 @@ def exit_code(exc: BaseException) -> int:
         return EXIT_USAGE
     if isinstance(exc, _click.exceptions.ClickException):
         return exc.exit_code
-    if isinstance(exc, KeyboardInterrupt):
-        return EXIT_INTERRUPTED
-    return EXIT_FAILED
+    interrupted = interrupts.exit_code(exc)  # Ctrl-C, SIGTERM, a closed stdout
+    return EXIT_FAILED if interrupted is None else interrupted
 
 
 def message(exc: BaseException) -> str:
@@ -51,8 +50,10 @@ def message(exc: BaseException) -> str:
         return exc.format_message()
     if isinstance(exc, typer.Abort):
         return "aborted; nothing changed"
+    if isinstance(exc, interrupts.Interrupted):  # raised only before a commit (see interrupts)
+        return exc.message
     if isinstance(exc, KeyboardInterrupt):
-        return "interrupted"
+        return "interrupted; nothing changed"
     return (
         f"unexpected {type(exc).__name__}: {exc}; this is a bug in budgetctl, please report it "
         "(BUDGETCTL_DEBUG=1 shows the traceback)"
@@ -66,6 +67,8 @@ def report(exc: BaseException) -> int:
         # the message. Either way it is help, not an error sentence.
         sys.stderr.write(exc.format_message().rstrip("\n") + "\n" if exc.format_message() else "")
         return EXIT_USAGE
+    if isinstance(exc, BrokenPipeError):  # stdout's reader left: nothing to say on stdout
+        return exit_code(exc)
     if debug() and not isinstance(exc, _click.exceptions.ClickException):
         traceback.print_exception(exc)
     sys.stderr.write(f"error: {message(exc)}\n")

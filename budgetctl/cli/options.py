@@ -102,6 +102,16 @@ Duration = Annotated[
         completion=complete.durations,
     ),
 ]
+NewDuration = Annotated[
+    str | None,
+    _opt(
+        "--duration",
+        "-d",
+        metavar="D",
+        help="Required: daily, weekly, monthly, yearly, <N>h, <N>d, <N>w, <N>mo, <N>y, or none "
+        "(a lifetime budget, never reset).",
+    ),
+]
 Start = Annotated[
     str | None,
     _opt(
@@ -208,6 +218,11 @@ def open_ledger(project: str, data_dir: str | None, prices: str | None = None) -
     from budgetctl.ledger import Ledger
 
     return Ledger(project, data_dir or None, prices_file=prices or None)
+
+
+def is_new_project(ledger: Ledger) -> bool:
+    """True when the project has no state and no custom prices yet: a write creates it."""
+    return not ledger.exists() and not ledger.store.prices()
 
 
 def read_input(path: str, what: str) -> str:

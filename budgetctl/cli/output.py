@@ -1,9 +1,10 @@
 """Where output goes: one JSON document, plain text, or colour on a terminal; problems to stderr.
 
-``-q/--quiet`` prints nothing on success (cron mails only failures). ``--json`` writes exactly one
-JSON document on stdout. On a terminal, output longer than the screen goes through a pager (as
-git does); a reader that closes the pipe early (``show | head -1``) is not an error. Rich is
-imported only for a progress bar on a terminal.
+``-q/--quiet`` prints nothing on success (cron mails only failures); warnings still go to
+stderr. ``--json`` writes exactly one JSON document on stdout. On a terminal, output longer
+than the screen goes through a pager (as git does); a reader that closes the pipe early
+(``show | head -1``, ``| true``) loses only the output. Rich is imported only for a
+progress bar on a terminal.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from budgetctl.cli import plain
+from budgetctl.cli import interrupts, plain
 from budgetctl.cli.jsonout import dumps
 from budgetctl.cli.report import Report
 
@@ -78,14 +79,6 @@ def page(text: str, command: str) -> bool:
     return True
 
 
-def _stdout_closed() -> None:
-    """The reader of our stdout went away (``show | head -1``): what it read is all it wanted.
-    Point stdout at /dev/null so the interpreter's last flush does not fail again."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    os.close(devnull)
-
-
 class Output:
     """How one command invocation prints."""
 
@@ -94,7 +87,7 @@ class Output:
         self.quiet = quiet
 
     def show(self, report: Report) -> None:
-        if self.quiet:
+        if self.quiet or interrupts.is_stdout_closed():
             return
         try:
             if self.as_json:
@@ -104,8 +97,8 @@ class Output:
             else:
                 plain.render(report.blocks, sys.stdout)
             sys.stdout.flush()
-        except BrokenPipeError:
-            _stdout_closed()
+        except BrokenPipeError:  # the reader left (``| head``, ``| true``): the command goes on
+            interrupts.stdout_closed()
 
     @staticmethod
     def _terminal(report: Report) -> None:
@@ -120,8 +113,9 @@ class Output:
         sys.stdout.write(text)
 
     def warn(self, message: str) -> None:
-        if not self.quiet:
-            sys.stderr.write(f"warning: {message}\n")
+        """A warning goes to stderr even with ``-q``: quiet hides success chatter, not news a
+        person must act on (over budget, a threshold crossed)."""
+        sys.stderr.write(f"warning: {message}\n")
 
     @contextmanager
     def progress(self, description: str, minimum: int = 2) -> Iterator[Callable[[int, int], None]]:

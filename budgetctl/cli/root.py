@@ -17,7 +17,7 @@ from typer import _click
 from typer.core import TyperGroup
 
 from budgetctl._version import __version__
-from budgetctl.cli import complete, failures
+from budgetctl.cli import complete, failures, interrupts
 
 
 class BudgetctlGroup(TyperGroup):
@@ -32,20 +32,28 @@ class BudgetctlGroup(TyperGroup):
         windows_expand_args: bool = True,
         **extra: Any,
     ) -> Any:
-        try:
-            returned = super().main(
-                hoist(sys.argv[1:] if args is None else args),
-                prog_name or "budgetctl",
-                complete_var,
-                standalone_mode=False,
-                windows_expand_args=windows_expand_args,
-                **extra,
-            )
-            code = returned if isinstance(returned, int) else failures.EXIT_OK
-        except SystemExit:  # shell completion, and click's own exits
-            raise
-        except BaseException as exc:  # the one place errors are mapped
-            code = failures.report(exc)
+        with interrupts.guarded():
+            try:
+                returned = super().main(
+                    hoist(sys.argv[1:] if args is None else args),
+                    prog_name or "budgetctl",
+                    complete_var,
+                    standalone_mode=False,
+                    windows_expand_args=windows_expand_args,
+                    **extra,
+                )
+                code = returned if isinstance(returned, int) else failures.EXIT_OK
+                lost = interrupts.stopped_quietly()
+                if lost is not None:
+                    code = failures.report(lost)
+            except SystemExit:  # shell completion, and click's own exits
+                interrupts.finish()
+                raise
+            except BaseException as exc:  # the one place errors are mapped
+                code = failures.report(exc)
+            for note in interrupts.after_commit_notes():
+                sys.stderr.write(f"warning: {note}\n")
+            interrupts.finish()
         if standalone_mode:
             sys.exit(code)
         return code

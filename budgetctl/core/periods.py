@@ -10,7 +10,8 @@ Pure functions of their arguments; the clock is always a parameter. Rules (DESIG
   added in local wall time and then converted to UTC (so a daily budget resets at local midnight on
   both sides of a DST change); hours are exact elapsed hours. Months clamp to the month's end and
   return to the anchor day (Jan 31 -> Feb 28/29 -> Mar 31), because every boundary is computed
-  from the anchor, never from the previous boundary.
+  from the anchor's local wall time, never from the previous boundary; a boundary whose wall time
+  a DST gap skipped resolves forward, for that boundary only (:func:`anchor_wall`).
 """
 
 from __future__ import annotations
@@ -231,6 +232,28 @@ def _local_to_utc(wall: datetime, tz: tzinfo) -> datetime:
     return wall.replace(tzinfo=tz).astimezone(UTC)
 
 
+_INSTANT = timedelta(microseconds=1)
+
+
+@lru_cache(maxsize=1024)
+def anchor_wall(anchor: datetime, tz: tzinfo) -> datetime:
+    """The local wall time (naive) that an anchor stands for, from which every boundary is built.
+
+    Usually the anchor's local time. But a wall time that a spring-forward gap skipped resolves to
+    the instant the gap ends, and that instant is also the first wall time after the gap: local
+    midnight on a day whose clocks jump from 00:00 to 01:00 (``--start 2036-09-07 --tz
+    America/Santiago``) is stored as 01:00. An anchor exactly at such a jump therefore stands for
+    the start of the gap (that midnight), so the boundaries come back to it in every month where
+    it exists, and each boundary that falls in a gap resolves forward on its own.
+    """
+    local = anchor.astimezone(tz)
+    before = (anchor - _INSTANT).astimezone(tz).utcoffset()
+    after = local.utcoffset()
+    if before is not None and after is not None and before < after:
+        return (anchor + before).replace(tzinfo=None)  # the gap's start, as the clock read it
+    return local.replace(tzinfo=None)
+
+
 def _add_months(wall: datetime, months: int) -> datetime:
     total = wall.year * 12 + (wall.month - 1) + months
     year, month = divmod(total, 12)
@@ -245,7 +268,7 @@ def boundary(duration: Duration, anchor: datetime, tz: tzinfo, k: int) -> dateti
     """The k-th boundary: ``anchor + k * duration`` (k may be negative), in UTC."""
     if duration.unit == "h":
         return anchor + timedelta(hours=duration.count * k)
-    wall = anchor.astimezone(tz).replace(tzinfo=None)
+    wall = anchor_wall(anchor, tz)
     if duration.unit == "d":
         wall = wall + timedelta(days=duration.count * k)
     elif duration.unit == "w":
@@ -263,7 +286,7 @@ def _estimate_k(duration: Duration, anchor: datetime, tz: tzinfo, now: datetime)
     if duration.unit in ("d", "w"):
         days = duration.count * (7 if duration.unit == "w" else 1)
         return int((now - anchor) // timedelta(days=days))
-    a = anchor.astimezone(tz)
+    a = anchor_wall(anchor, tz)
     n = now.astimezone(tz)
     months = (n.year - a.year) * 12 + (n.month - a.month)
     per = duration.count * (12 if duration.unit == "y" else 1)

@@ -270,6 +270,15 @@ def charge(budget: Budget, cost: Decimal, model: str | None) -> Budget:
     return budget._replace(current_cost=add(budget.current_cost, cost), model_cost=model_cost)
 
 
+def crossed_alert(budget: Budget, cost: Decimal) -> bool:
+    """True when a charge of ``cost``, already in ``budget``, took its spend from below the alert
+    threshold to at or past it (and not over budget: that is a warning of its own)."""
+    if not budget.alerting or budget.alert_at is None:
+        return False
+    before = max(subtract(budget.current_cost, cost), ZERO)
+    return EXACT.multiply(before, 100) < EXACT.multiply(budget.total_budget, budget.alert_at)
+
+
 def would_exceed(budget: Budget, cost: Decimal) -> bool:
     """True when spending ``cost`` more would take the budget past its total."""
     return add(budget.current_cost, cost) > budget.total_budget
@@ -364,6 +373,22 @@ def request_id_horizon(now: datetime, wall_clock: datetime) -> datetime:
     return min(now, wall_clock) - REQUEST_ID_TTL
 
 
+def spent_since(events: Iterable[Mapping[str, Any]], start: datetime) -> Decimal:
+    """What the project's charges among ``events`` add up to from ``start`` on: the spend a cap
+    whose period starts there would have counted had it existed (deleted users' charges too: the
+    money was spent)."""
+    total = ZERO
+    for event in events:
+        moment = event.get("time")
+        if (
+            event.get("type") == "charge"
+            and isinstance(moment, str)
+            and datetime.fromisoformat(moment.replace("Z", "+00:00")) >= start
+        ):
+            total = add(total, Decimal(event["cost"]))
+    return total
+
+
 # --- replay ---------------------------------------------------------------------------------
 
 
@@ -389,8 +414,8 @@ def replay(events: Iterable[Mapping[str, Any]]) -> dict[str, Decimal]:
             spend[user] = ZERO
         elif kind == "delete":
             spend.pop(user, None)
-        elif kind == "cap":
-            spend.setdefault(CAP, Decimal(event.get("current_cost", "0")))
+        elif kind == "cap":  # a new cap, or one moved to a new grid, counts its period's spend
+            spend[CAP] = Decimal(event.get("current_cost", "0"))
         elif kind == "cap-period":
             spend[CAP] = ZERO
         elif kind == "cap-clear":

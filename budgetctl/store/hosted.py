@@ -50,6 +50,7 @@ from decimal import Decimal
 from typing import Any
 
 from budgetctl.core import jsontext, rules
+from budgetctl.core.money import ZERO, add
 from budgetctl.core.periods import UTC
 from budgetctl.core.rules import RememberedCharge
 from budgetctl.costing.interface import Price
@@ -370,6 +371,17 @@ class HostedStore(JsonStore):
     def _remember(self, txn: _Txn, request_id: str, charge: RememberedCharge) -> None:
         assert txn.now is not None
         txn.doc["request_ids"][request_id] = request_ids.inline_entry(charge, txn.now)
+
+    def _spent_since(self, txn: _Txn, start: datetime) -> Decimal:
+        """No history here: the spend of the users whose current period began at or after
+        ``start`` (all of it falls in the cap's period). A lower bound: what users spent before
+        their own period began is no longer known."""
+        total = ZERO
+        for user in txn.users:
+            budget = txn.budget(user)
+            if budget.period_start >= start:
+                total = add(total, budget.current_cost)
+        return total
 
     def history(self, user: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
         raise NotSupportedError(

@@ -29,6 +29,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from budgetctl import commits
 from budgetctl.core import jsontext, rules
 from budgetctl.core.money import to_text
 from budgetctl.core.periods import Duration, format_utc
@@ -411,8 +412,9 @@ class JsonStore:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-            os.replace(tmp, target)
-            tmp = None
+            with commits.point():  # from here on the change is visible (see budgetctl.commits)
+                os.replace(tmp, target)
+                tmp = None
         except OSError as exc:
             raise StorageIOError(target, f"cannot write ({exc.strerror})") from None
         finally:
@@ -648,14 +650,24 @@ class JsonStore:
                     duration=None if duration == "keep" else duration,  # type: ignore[arg-type]
                     timezone=timezone or "UTC",
                 )
+                cap = cap._replace(current_cost=self._spent_since(txn, cap.period_start))
             else:
                 changes: dict[str, Any] = {"duration": duration, "timezone": timezone}
                 if total_budget is not None:
                     changes["total_budget"] = total_budget
-                cap = rules.change(cap, now, **changes)
+                moved = rules.change(cap, now, **changes)
+                if moved.period_start != cap.period_start:  # a new grid: count its period
+                    moved = moved._replace(current_cost=self._spent_since(txn, moved.period_start))
+                cap = moved
             txn.put_cap(cap)
             txn.event("cap", current_cost=to_text(cap.current_cost), **_settings(cap))
         return cap
+
+    def _spent_since(self, txn: _Txn, start: datetime) -> Decimal:
+        """The project's spend from ``start`` on, exactly: its charges in the history (the part
+        the state counts). Read only when a cap is set or moved onto a new grid."""
+        size = txn.doc["history"]["size"]
+        return rules.spent_since(history.read_events(self.history_path, size), start)
 
     def clear_cap(self, *, dry_run: bool = False) -> bool:
         with self._transaction(None, dry_run=dry_run) as txn:

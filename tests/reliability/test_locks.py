@@ -23,9 +23,9 @@ pytestmark = pytest.mark.reliability
 WRITES = [
     ["update-cost", "u", "--cost", "1"],
     ["update-cost", "u", "--model", "gpt-4o", "--prompt-tokens", "10", "--completion-tokens", "5"],
-    ["reset-due", "--now", "2030-01-01T00:00:00Z"],
+    ["reset-due", "--now", "2026-01-01T00:00:00Z"],  # a past --now: a later one is refused
     ["reset", "u"],
-    ["create", "w", "--budget", "5"],
+    ["create", "w", "--budget", "5", "--duration", "none"],
     ["set", "u", "--budget", "20"],
     ["delete", "v", "--yes"],
 ]

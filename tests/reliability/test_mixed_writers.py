@@ -2,7 +2,8 @@
 
 Worker processes (tests/_worker.py) and threads of this process, each thread with a Ledger of its
 own, charge the same users concurrently while reader threads load the state and the history over
-and over, or while cron-style ``budgetctl reset-due`` processes close periods. Every charge carries
+and over, or while cron-style reset-due processes close periods (``Ledger.reset_due(now=...)`` in
+a worker: the command line refuses a ``--now`` later than the clock). Every charge carries
 a request id; afterwards every id is recorded once, the balances (plus the closed periods) are the
 exact Decimal sums, and the history's replay equals them.
 """
@@ -15,7 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from _support import DEADLINE, PROJECT, Counts, children, cli, consistent, spawn
+from _support import DEADLINE, PROJECT, Counts, children, consistent, spawn
 
 from budgetctl import Ledger
 from budgetctl.core import rules
@@ -124,8 +125,9 @@ def test_charges_racing_cron_reset_due_lose_nothing(data_dir: Path, counts: Coun
     def cron() -> None:
         try:
             for day in range(1, resets + 1):
-                done = cli("reset-due", "-q", "--now", format_utc(start + timedelta(days=day)))
-                assert done.returncode == 0, done.stderr
+                done = spawn("reset-due", PROJECT, format_utc(start + timedelta(days=day)))
+                _, err = done.communicate(timeout=DEADLINE)
+                assert done.returncode == 0, err.decode()
         except BaseException as exc:
             failures.append(exc)
 

@@ -14,6 +14,7 @@ from budgetctl.cli.options import (
     DryRun,
     Duration,
     NewBudget,
+    NewDuration,
     OptionalUser,
     Project,
     Quiet,
@@ -25,17 +26,19 @@ from budgetctl.cli.options import (
     Yes,
     alert_value,
     confirm,
+    is_new_project,
     open_ledger,
 )
 from budgetctl.cli.output import Output
 from budgetctl.cli.views import budgets as views
+from budgetctl.cli.views import catalog
 from budgetctl.errors import UsageError
 
 
 def create(
     user: User,
     budget: NewBudget,
-    duration: Duration = None,
+    duration: NewDuration = None,
     start: Start = None,
     tz: TimeZone = None,
     alert_at: AlertAt = None,
@@ -50,7 +53,14 @@ def create(
 
     Example: budgetctl create alice --budget 25 --duration monthly --tz Europe/Paris
     """
+    if duration is None:
+        # No silent default: a forgotten --duration would make a budget that never resets.
+        raise UsageError(
+            "create needs --duration D: daily, weekly, monthly, yearly, <N>h, <N>d, <N>w, <N>mo, "
+            "<N>y, or 'none' for a lifetime budget that never resets"
+        )
     ledger = open_ledger(project, data_dir)
+    new = is_new_project(ledger)
     created = ledger.create(
         user,
         budget,
@@ -61,7 +71,9 @@ def create(
         replace=replace,
         dry_run=dry_run,
     )
-    Output(as_json=as_json, quiet=quiet).show(views.saved(created, "create", ledger.now(), dry_run))
+    report = views.saved(created, "create", ledger.now(), dry_run)
+    catalog.new_project(report, ledger.project, ledger.data_dir, new, dry_run)
+    Output(as_json=as_json, quiet=quiet).show(report)
 
 
 def set_budget(
@@ -166,9 +178,12 @@ def cap(
             raise UsageError("--clear cannot be combined with --budget, --duration or --tz")
         out.show(views.cap_cleared(ledger.project, ledger.clear_cap(dry_run=dry_run), dry_run))
     elif changing:
+        new = is_new_project(ledger)
         result = ledger.set_cap(
             budget, duration=KEEP if duration is None else duration, timezone=tz, dry_run=dry_run
         )
-        out.show(views.cap(ledger.project, result, ledger.now(), changed=True, dry_run=dry_run))
+        report = views.cap(ledger.project, result, ledger.now(), changed=True, dry_run=dry_run)
+        catalog.new_project(report, ledger.project, ledger.data_dir, new, dry_run)
+        out.show(report)
     else:
         out.show(views.cap(ledger.project, ledger.cap(), ledger.now()))

@@ -21,6 +21,7 @@ from budgetctl.cli.options import (
     Project,
     Quiet,
     Replace,
+    is_new_project,
     open_ledger,
 )
 from budgetctl.cli.output import Output
@@ -82,6 +83,7 @@ def price_set(
     Example: budgetctl price set my-llama --input 0.20 --output 0.60
     """
     ledger = open_ledger(project, data_dir)
+    new = is_new_project(ledger)
     price = ledger.set_price_per_million(
         model,
         input_rate,
@@ -90,7 +92,9 @@ def price_set(
         cache_creation=cache_creation,
         dry_run=dry_run,
     )
-    Output(as_json=as_json, quiet=quiet).show(views.price_set(price, ledger.project, dry_run))
+    report = views.price_set(price, ledger.project, dry_run)
+    views.new_project(report, ledger.project, ledger.data_dir, new, dry_run)
+    Output(as_json=as_json, quiet=quiet).show(report)
 
 
 @price_app.command("remove")
@@ -119,7 +123,11 @@ def projects(data_dir: DataDir = None, as_json: AsJson = False) -> None:
     from budgetctl.ledger import list_projects, resolve_data_dir
 
     folder = resolve_data_dir(data_dir or None)
-    Output(as_json=as_json).show(views.projects(folder, list_projects(folder)))
+    names = list_projects(folder)
+    out = Output(as_json=as_json)
+    out.show(views.projects(folder, names))
+    if not names:  # on stderr: a script or cron pointed at the wrong place should hear of it
+        out.warn(views.no_projects(folder, folder.is_dir()))
 
 
 def import_litellm(
@@ -143,8 +151,13 @@ def import_litellm(
     from budgetctl.importer import import_litellm as run_import
 
     ledger = open_ledger(project, data_dir)
+    new = is_new_project(ledger)
     out = Output(as_json=as_json, quiet=quiet)
     source = sys.stdin.buffer if file == "-" else file
     with out.progress("import-litellm", minimum=1000) as advance:
         result = run_import(ledger, source, replace=replace, dry_run=dry_run, progress=advance)
-    out.show(views.imported(file, result, dry_run))
+    report = views.imported(file, result, dry_run)
+    views.new_project(
+        report, ledger.project, ledger.data_dir, new and bool(result.imported), dry_run
+    )
+    out.show(report)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -35,6 +35,9 @@ from budgetctl.cli.output import Output
 from budgetctl.cli.views import charges as views
 from budgetctl.core import jsontext
 from budgetctl.errors import UsageError
+
+if TYPE_CHECKING:
+    from budgetctl.ledger import CheckResult, Ledger
 
 
 def update_cost(
@@ -107,13 +110,8 @@ def update_cost(
         )
     out = Output(as_json=as_json, quiet=quiet)
     out.show(views.charge(result, dry_run))
-    if result.over_budget and not result.duplicate:
-        out.warn(
-            f"{user} is over budget; 'check' will refuse its calls until it resets or the "
-            "budget is raised"
-        )
-    if result.cap is not None and result.cap.over_budget and not result.duplicate:
-        out.warn(f"project {ledger.project!r} is over its cap")
+    for warning in views.charge_warnings(result, ledger.project, ledger.now(), dry_run):
+        out.warn(warning)
 
 
 def _messages(text: str) -> tuple[list[Mapping[str, Any]], Mapping[str, Any]]:
@@ -138,6 +136,7 @@ def check(
     prompt: Prompt = None,
     messages: Messages = None,
     max_tokens: MaxTokens = None,
+    cost: Cost = None,
     prices: Prices = None,
     project: Project = "default",
     data_dir: DataDir = None,
@@ -150,6 +149,20 @@ def check(
     """
     if prompt is not None and messages is not None:
         raise UsageError("give --prompt TEXT or --messages FILE, not both")
+    out = Output(as_json=as_json, quiet=quiet)
+    if cost is not None:
+        if prompt is not None or messages is not None or max_tokens is not None:
+            raise UsageError(
+                "--cost is the call's whole cost: it cannot be combined with --prompt, "
+                "--messages or --max-tokens"
+            )
+        ledger = open_ledger(project, data_dir, prices)
+        _answer(ledger, ledger.check_cost(user, cost, model=model), out)
+        return
+    if prompt is None and messages is None:
+        raise UsageError(
+            "nothing to price: give --prompt TEXT, --messages FILE ('-' for stdin) or --cost USD"
+        )
     chat: list[Mapping[str, Any]] | None = None
     if messages is not None:
         chat, body = _messages(read_input(messages, "messages"))
@@ -163,8 +176,18 @@ def check(
         raise UsageError("give --model MODEL (or a request body with a 'model')")
     ledger = open_ledger(project, data_dir, prices)
     result = ledger.check(user, model, prompt=prompt, messages=chat, max_tokens=max_tokens or 0)
+    if max_tokens is None:
+        out.warn(
+            "the completion is not counted (only the prompt is priced): give --max-tokens N, "
+            "or max_tokens in the request body"
+        )
+    _answer(ledger, result, out)
+
+
+def _answer(ledger: Ledger, result: CheckResult, out: Output) -> None:
+    """Print a check's answer; exit 3 (the error says which budget blocks) if it does not fit."""
     now = ledger.now()
-    Output(as_json=as_json, quiet=quiet).show(views.check(result, now))
+    out.show(views.check(result, now))
     if not result.allowed:
         raise views.blocked(result, now, ledger.project)
 

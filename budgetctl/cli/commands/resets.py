@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -20,11 +21,25 @@ from budgetctl.cli.options import (
     open_ledger,
 )
 from budgetctl.cli.output import Output
+from budgetctl.cli.views import catalog
 from budgetctl.cli.views import resets as views
 from budgetctl.errors import BudgetctlError, UsageError
 
 if TYPE_CHECKING:
     from budgetctl.store.interface import ResetDue
+
+
+def refuse_future(moment: datetime, clock: datetime) -> None:
+    """Nothing in the future is written (DESIGN.md section 14): periods closed early would stay
+    closed, so a later ``--now`` is only a preview."""
+    from budgetctl.core.periods import format_utc
+
+    if moment > clock:
+        raise UsageError(
+            f"--now {format_utc(moment)} is later than the clock ({format_utc(clock)}): "
+            "resetting ahead of time would close periods that have not ended; preview it with "
+            "--dry-run"
+        )
 
 
 def reset(
@@ -66,7 +81,7 @@ def reset_due(
             "--now",
             metavar="TIME",
             show_default=False,
-            help="Act as if it were TIME (ISO 8601), for tests and backfills.",
+            help="Act as if it were TIME (ISO 8601): earlier than now, or later with --dry-run.",
         ),
     ] = None,
     project: Project = "default",
@@ -80,9 +95,11 @@ def reset_due(
     Example: budgetctl reset-due --all-projects -q   (crontab: */5 * * * *)
     """
     from budgetctl.core.periods import parse_datetime
-    from budgetctl.ledger import Ledger, list_projects
+    from budgetctl.ledger import Ledger, list_projects, resolve_data_dir
 
     moment = parse_datetime(now) if now is not None else None
+    if moment is not None and not dry_run:
+        refuse_future(moment, open_ledger(project, data_dir).now())
     out = Output(as_json=as_json, quiet=quiet)
     if not all_projects:
         ledger = open_ledger(project, data_dir)
@@ -90,7 +107,10 @@ def reset_due(
         if not quiet:  # -q prints nothing: do not format a line per reset budget for nothing
             out.show(views.reset_due([result], [], dry_run, all_projects=False))
         return
-    names = list_projects(data_dir or None)
+    folder = resolve_data_dir(data_dir or None)
+    names = list_projects(folder)
+    if not names:  # even with -q: cron pointed at the wrong place must not stay silent and green
+        out.warn(catalog.no_projects(folder, folder.is_dir()))
     results: list[ResetDue] = []
     failed: list[str] = []
     worst = 0

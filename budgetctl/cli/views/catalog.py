@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from budgetctl.cli.humanize import usd
-from budgetctl.cli.report import Cell, Column, Report, Table
+from budgetctl.cli.report import Cell, Column, Line, Report, Table
 from budgetctl.costing.interface import Price
 
 if TYPE_CHECKING:
@@ -90,12 +90,32 @@ def price_removed(model: str, project: str, dry_run: bool) -> Report:
     )
 
 
+def no_projects(data_dir: Path, exists: bool) -> str:
+    """The warning of a data dir with no project in it (cron pointed at the wrong place)."""
+    return f"no projects in {data_dir}" + ("" if exists else " (the directory does not exist)")
+
+
 def projects(data_dir: Path, names: Sequence[str]) -> Report:
     report = Report({"data_dir": str(data_dir), "projects": list(names)})
     if not names:
-        return report.line(f"no projects in {data_dir}")
+        return report
     for name in names:
         report.line(name)
+    return report
+
+
+def new_project(
+    report: Report, project: str, data_dir: Path, created: bool, dry_run: bool
+) -> Report:
+    """``report`` saying whether the write created the project: the first write to a name makes
+    one, and a typo in ``-p`` or in the data dir should not pass unnoticed. ``--json`` gets
+    ``created_project``: ``{project, data_dir}``, or null."""
+    if isinstance(report.data, dict):
+        where = {"project": project, "data_dir": str(data_dir)}
+        report.data["created_project"] = where if created else None
+    if created:
+        verb = "would create" if dry_run else "created"
+        report.blocks.insert(0, Line(f"{verb} project {project} in {data_dir}"))
     return report
 
 

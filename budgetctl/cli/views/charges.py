@@ -65,6 +65,29 @@ def charge(result: ChargeResult, dry_run: bool) -> Report:
     return report.line(("then " if dry_run else "") + standing, tone(budget))
 
 
+def charge_warnings(result: ChargeResult, project: str, now: datetime, dry_run: bool) -> list[str]:
+    """What a charge must tell a person even under ``-q``: over budget, over the project cap, or
+    the alert threshold crossed (once: by the charge that crossed it)."""
+    if result.duplicate:
+        return []
+    budget, warnings = result.budget, []
+    if result.over_budget:
+        warnings.append(
+            f"{result.user} is over budget; 'check' will refuse its calls until it resets or the "
+            "budget is raised"
+        )
+    elif result.crossed_alert:
+        resets = f"; it resets {when(budget.next_reset_at, now)}" if budget.next_reset_at else ""
+        warnings.append(
+            f"{result.user} {'would cross' if dry_run else 'crossed'} {budget.alert_at}% of "
+            f"{usd(budget.total_budget)}: {usd(budget.current_cost)} spent, "
+            f"{usd(budget.remaining)} left{resets}"
+        )
+    if result.cap is not None and result.cap.over_budget:
+        warnings.append(f"project {project!r} is over its cap")
+    return warnings
+
+
 def check(result: CheckResult, now: datetime) -> Report:
     budget = result.budget
     report = Report(
@@ -87,12 +110,19 @@ def check(result: CheckResult, now: datetime) -> Report:
     if result.allowed:
         total, _, left = figures(budget.total_budget, budget.current_cost)
         report.line(
-            f"ok: this {result.model} call may cost {usd(result.projected_cost)} "
-            f"({_tokens(result.prompt_tokens, result.max_tokens)}"
-            f"{', estimated' if result.estimated else ''}); {result.user} has "
+            f"ok: this {result.model + ' ' if result.model else ''}call may cost "
+            f"{usd(result.projected_cost)}{_counted(result)}; {result.user} has "
             f"{left} of {total} left"
         )
     return report
+
+
+def _counted(result: CheckResult) -> str:
+    """What a check priced: its tokens, or nothing for a cost known in advance."""
+    if not (result.prompt_tokens or result.max_tokens):
+        return ""
+    estimated = ", estimated" if result.estimated else ""
+    return f" ({_tokens(result.prompt_tokens, result.max_tokens)}{estimated})"
 
 
 def blocked(result: CheckResult, now: datetime, project: str) -> BudgetExceededError:
