@@ -19,11 +19,16 @@ from typing import Any
 
 import pytest
 from helpers import T0, Clock, digest
-from test_cli_support import data, ok
+from test_cli_support import data, fails, ok
 
 from budgetctl import Ledger
 from budgetctl.core.periods import UTC, format_utc
-from budgetctl.errors import CorruptStateError, RequestIdConflictError, StorageIOError
+from budgetctl.errors import (
+    CorruptStateError,
+    RequestIdConflictError,
+    StorageIOError,
+    UsageError,
+)
 from budgetctl.importer import import_litellm
 from budgetctl.store import json_store, request_ids
 from budgetctl.store.interface import ChargeRequest
@@ -85,7 +90,10 @@ def test_an_import_dated_2100_forgets_no_request_id(book: Ledger, tmp_path: Path
             {"bob": {"total_budget": 5, "current_cost": 0, "duration": 1, "created_at": dated}}
         )
     )
-    import_litellm(book, source)
+    with pytest.raises(UsageError, match="after the current time"):
+        import_litellm(book, source)  # refused: nothing the user supplies moves the ledger's now
+    # A budget anchored in 2100 through the library does not move it either.
+    book.create("bob", "5", duration="1d", start=FAR)
     book.charge_cost("bob", "0.1", request_id="bob-1")
     assert book.charge_cost("alice", "0.5", request_id="early").duplicate
     assert book.charge_cost("bob", "0.1", request_id="bob-1").duplicate
@@ -100,7 +108,7 @@ def test_cli_reset_due_and_import_forget_no_request_id(data_dir: Path, tmp_path:
     assert data(*charge)["duplicate"] is True
     source = tmp_path / "user_cost.json"
     source.write_text(json.dumps({"bob": {"total_budget": 5, "created_at": FAR.timestamp()}}))
-    ok("import-litellm", str(source))
+    assert "after the current time" in fails(2, "import-litellm", str(source))
     assert data(*charge)["duplicate"] is True
     assert data("show", "alice")["current_cost"] == Decimal("0.5")
 
