@@ -64,7 +64,7 @@ class HostedStore(JsonStore):
         # A project here is the server's key, never a file name: any non-empty name LiteLLM
         # accepts (its docs use "<my-unique-project>") is fine.
         self.project = rules.check_user_name(project)
-        self.api_base = api_base.rstrip("/")
+        self.api_base = _check_api_base(api_base)
         self.headers = {"Content-Type": "application/json", **(headers or {})}
         self.timeout = timeout
         self.path = f"{self.api_base} (project {project!r})"  # type: ignore[assignment]
@@ -77,13 +77,13 @@ class HostedStore(JsonStore):
 
         url = f"{self.api_base}/{endpoint}"
         body = json.dumps(payload).encode("utf-8")
-        request = urllib.request.Request(url, data=body, headers=self.headers, method="POST")
         try:
+            request = urllib.request.Request(url, data=body, headers=self.headers, method="POST")
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 data = response.read()
         except urllib.error.HTTPError as exc:
             raise StorageIOError(url, f"the budget server answered HTTP {exc.code}") from None
-        except (urllib.error.URLError, OSError) as exc:
+        except (urllib.error.URLError, OSError, ValueError) as exc:  # ValueError: a bad URL
             reason = getattr(exc, "reason", exc)
             raise StorageIOError(url, f"cannot reach the budget server ({reason})") from None
         try:
@@ -187,13 +187,34 @@ class HostedStore(JsonStore):
         return {}
 
 
-def _mirrors(litellm: Mapping[str, Any], budget: Any) -> bool:
-    """True when a record's LiteLLM fields still say what budgetctl's exact record says."""
+def _check_api_base(api_base: Any) -> str:
+    """``api_base`` without a trailing '/', if it is an http(s) URL with a host; else the
+    StorageIOError a server that cannot be reached is (LiteLLM's client fails on its first call)."""
+    from urllib.parse import urlsplit
+
     try:
-        return (
-            float(litellm.get("current_cost", 0)) == float(budget.current_cost)
-            and float(litellm.get("total_budget", 0)) == float(budget.total_budget)
-            and litellm.get("last_updated_at") == budget.period_start.timestamp()
+        parts = urlsplit(api_base)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except (TypeError, ValueError, AttributeError):
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise StorageIOError(
+            repr(api_base), "api_base must be an http:// or https:// URL with a host name"
+        )
+    return str(api_base).rstrip("/")
+
+
+def _mirrors(litellm: Mapping[str, Any], budget: Any) -> bool:
+    """True when a record's LiteLLM fields still say what budgetctl's exact record says.
+
+    Compared as floats: the server's numbers are read as Decimals of the text it sent, which is
+    the shortest repr of the float budgetctl wrote (a sub-second time's Decimal is not that float).
+    """
+    mirror = codec.litellm_record(budget)
+    try:
+        return all(
+            float(litellm.get(field, 0)) == mirror[field]
+            for field in ("current_cost", "total_budget", "last_updated_at")
         )
     except (TypeError, ValueError):
         return False
