@@ -28,6 +28,7 @@ from budgetctl.core import periods, rules
 from budgetctl.core.rules import Budget
 from budgetctl.errors import (
     InvalidDurationError,
+    InvalidNameError,
     UnknownProjectError,
     UnknownUserError,
     UsageError,
@@ -107,6 +108,7 @@ class BudgetManager:
 
     def projected_cost(self, model: str, messages: list[Mapping[str, Any]], user: str) -> float:
         """The user's current cost plus the cost of sending ``messages`` to ``model``."""
+        self.ledger.costing.price(model)  # an unknown model first, as in LiteLLM
         with self._known(user) as key:
             checked = self.ledger.check(key, model, messages=messages)
         return float(checked.budget.current_cost + checked.projected_cost)
@@ -181,16 +183,17 @@ class BudgetManager:
 
     @contextmanager
     def _known(self, user: Any) -> Iterator[str]:
-        """``user`` as a key, for a call on an existing user: one that cannot exist (empty, not a
-        string, too long), or of a project with no budgets yet, is an unknown user (a KeyError,
-        as in LiteLLM), not a bad name or an unknown project."""
+        """``user`` as a key, for a call on an existing user. A user that cannot exist (empty, not
+        a string, too long) or of a project with no budgets yet is an unknown user (a KeyError,
+        as in LiteLLM), not a bad name or an unknown project; checked where the ledger checks it,
+        so a model is priced first, as LiteLLM prices it first."""
         key = _key(user)
-        if not _possible(key):
-            raise UnknownUserError(key if isinstance(key, str) else repr(key), self.project_name)
         try:
             yield key
-        except UnknownProjectError:
-            raise UnknownUserError(key, self.project_name) from None
+        except (UnknownProjectError, InvalidNameError):
+            raise UnknownUserError(
+                key if isinstance(key, str) else repr(key), self.project_name
+            ) from None
 
     def _get(self, user: Any) -> Budget:
         with self._known(user) as key:
@@ -216,7 +219,10 @@ def _possible(key: Any) -> bool:
 
 def _ever_reset(budget: Budget) -> bool:
     """True when the budget's spend went back to zero since it was created (a reset or a period
-    that ended): its current period is no longer the one it was created in."""
+    that ended): it has a closed period, or (where the store keeps no history) its current period
+    is no longer the one it was created in."""
+    if budget.recent_periods:
+        return True
     if budget.duration is None:
         return budget.period_start != (budget.start or budget.created_at)
     first, _ = rules.current_period(

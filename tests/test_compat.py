@@ -248,6 +248,9 @@ def test_get_model_cost_is_zero_until_charged_or_reset(bm: BudgetManager) -> Non
     assert bm.get_model_cost("u") == {}  # LiteLLM's reset_cost sets model_cost to {}
     bm.create_budget(10, "u", "daily")
     assert bm.get_model_cost("u") == 0  # a new budget was never charged
+    bm.create_budget(10, "ever")
+    bm.reset_cost("ever")  # in the same microsecond as its creation (found by the differential)
+    assert bm.get_model_cost("ever") == {}
 
 
 @pytest.mark.parametrize("duration", [5, 1.0, True, ["daily"], "", "none", "fortnightly"])
