@@ -581,6 +581,12 @@ class Sequence:
             if kind == "extra" and rest in SHAPE_KEYS and is_default(value_at(ours, path), rest):
                 continue  # a record's every key (record-has-every-key), counted at the call
             significant.setdefault(user, []).append((path, kind))
+        # get_model_cost is 0 where LiteLLM's record has no model_cost: compare that too
+        theirs_records = {str(k): v for k, v in dec(theirs).items()}
+        for user in self.ours.dump():
+            record = theirs_records.get(user)
+            if isinstance(record, dict) and ("model_cost" in record) != self.charged_or_reset(user):
+                significant.setdefault(user, []).append((f"/{user}/model_cost", "presence"))
         self.tally.comparisons += 1
 
         def check(user: str, own: list[tuple[str, str]]) -> set[str]:
@@ -600,6 +606,11 @@ class Sequence:
         if significant:
             self.resync()
 
+    def charged_or_reset(self, user: str) -> bool:
+        """Whether LiteLLM's record of ``user`` would have ``model_cost`` (budgetctl's
+        get_model_cost is 0 exactly when it would not)."""
+        return bool(self.ours.bm.get_model_cost(user) != 0)
+
     def resync(self) -> None:
         """LiteLLM's user_dict set to budgetctl's (in LiteLLM's key shape and order)."""
         theirs = dec(self.lite.ask({"op": "dump"})[1])
@@ -608,15 +619,12 @@ class Sequence:
             if user not in ours:
                 self.lite.ask({"op": "sync", "user": enc(user), "record": enc(None)})
         for user, record in ours.items():
-            old = theirs.get(user, {})
             shaped = {"total_budget": record["total_budget"]}
             if "duration" in record:
                 for key in ("duration", "created_at", "last_updated_at"):
                     shaped[key] = record[key]
-            if "current_cost" in old or record["current_cost"]:
+            if self.charged_or_reset(user):  # LiteLLM sets both keys at a charge or a reset
                 shaped["current_cost"] = record["current_cost"]
-            charged_or_reset = self.ours.bm.get_model_cost(user) != 0
-            if "model_cost" in old or record["model_cost"] or charged_or_reset:
                 shaped["model_cost"] = record["model_cost"]
             self.lite.ask({"op": "sync", "user": enc(user), "record": enc(shaped)})
         self.lite.ask({"op": "order", "users": [enc(user) for user in ours]})

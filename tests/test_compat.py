@@ -13,7 +13,7 @@ from helpers import T0, Clock
 
 from budgetctl import BudgetManager
 from budgetctl.core.periods import UTC
-from budgetctl.errors import StorageIOError, UnknownUserError, UsageError
+from budgetctl.errors import StorageIOError, UnknownModelError, UnknownUserError, UsageError
 
 
 def response(rid: str, prompt: int = 14, completion: int = 9, model: str = "gpt-3.5-turbo") -> Any:
@@ -343,3 +343,16 @@ def test_a_lifetime_record_has_no_duration_key(bm: BudgetManager) -> None:
     assert "duration" not in made and made["total_budget"] == 5.0
     bm.reset_cost("forever")
     assert "duration" not in bm.user_dict["forever"]
+
+
+def test_a_model_is_priced_before_the_user_is_looked_up(bm: BudgetManager) -> None:
+    # LiteLLM prices the call first; an unknown model with an unknown user is the model's error
+    bm.create_budget(1, "u")
+    messages = [{"role": "user", "content": "hi"}]
+    for call in (
+        lambda: bm.projected_cost("no-such-model", messages, "nobody"),
+        lambda: bm.update_cost(user="", model="no-such-model", input_text="a", output_text="b"),
+        lambda: bm.update_cost(user="nobody", completion_obj=response("r", model="no-such-model")),
+    ):
+        with pytest.raises(UnknownModelError):
+            call()
