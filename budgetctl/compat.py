@@ -7,22 +7,37 @@ mutating call persisted at once under the project lock (never in a background th
 live where the CLI keeps them (``BUDGETCTL_DATA_DIR``, else the platformdirs user data dir).
 
 Where LiteLLM raised a bare ``KeyError`` for an unknown user, this raises ``UnknownUserError``,
-which is a ``KeyError`` too. ``client_type="hosted"`` keeps the budgets on a server that speaks
-LiteLLM's ``get_budget``/``set_budget`` protocol (:mod:`budgetctl.store.hosted`).
+which is a ``KeyError`` too; bad values are ``UsageError``, a ``ValueError`` as LiteLLM's. What
+LiteLLM returns is returned to the last detail (``created_at`` to the microsecond, ``0`` from
+``get_model_cost`` before a first charge); the differences left are fixes, listed in
+docs/library.md and checked against LiteLLM itself by bench/differential.py.
+``client_type="hosted"`` keeps the budgets on a server that speaks LiteLLM's
+``get_budget``/``set_budget`` protocol (:mod:`budgetctl.store.hosted`).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
+from budgetctl.core import periods, rules
 from budgetctl.core.rules import Budget
-from budgetctl.errors import UnknownProjectError, UnknownUserError, UsageError
+from budgetctl.errors import (
+    InvalidDurationError,
+    InvalidNameError,
+    UnknownProjectError,
+    UnknownUserError,
+    UsageError,
+)
 from budgetctl.ledger import Ledger, system_clock
 from budgetctl.store import codec
+
+LITELLM_API_BASE = "https://api.litellm.ai"  # LiteLLM's api_base when none is given
+_log = logging.getLogger("budgetctl.compat")
 
 
 class BudgetManager:
@@ -42,17 +57,21 @@ class BudgetManager:
             raise UsageError(f"client_type must be 'local' or 'hosted', not {client_type!r}")
         self.project_name = project_name
         self.client_type = client_type
+        # As LiteLLM: the hosted default, kept (and unused) for a local manager too.
+        self.api_base = api_base or LITELLM_API_BASE
         self.headers = headers or {"Content-Type": "application/json"}
         store = None
         if client_type == "hosted":
-            from budgetctl.store.hosted import LITELLM_API_BASE, HostedStore
+            from budgetctl.store.hosted import HostedStore
 
-            api_base = api_base or LITELLM_API_BASE
-            store = HostedStore(project_name, api_base, self.headers)
-        self.api_base = api_base
+            store = HostedStore(project_name, self.api_base, self.headers)
         self.ledger = Ledger(project_name, data_dir, clock=clock, store=store)
 
     # --- LiteLLM's public methods ----------------------------------------------------------------
+
+    def print_verbose(self, print_statement: Any) -> None:
+        """LiteLLM's debug print: logged at INFO on the ``budgetctl`` logger (quiet by default)."""
+        _log.info("%s", print_statement)
 
     def load_data(self) -> None:
         """Nothing to load: every call reads the current state under the lock."""
@@ -72,15 +91,26 @@ class BudgetManager:
         created_at: float | None = None,
     ) -> dict[str, Any]:
         """Create (or, as in LiteLLM, replace) a budget; ``created_at`` anchors its periods."""
+        if duration is not None and (
+            not isinstance(duration, str) or periods.parse_duration(duration) is None
+        ):
+            raise InvalidDurationError(
+                f"duration must be one of daily, weekly, monthly, yearly (or <N>h, <N>d, <N>w, "
+                f"<N>mo, <N>y), or None for a lifetime budget; got {duration!r}"
+            )
         budget = self.ledger.create(
-            user, total_budget, duration=duration, start=created_at, replace=True
+            _key(user), total_budget, duration=duration, start=created_at, replace=True
         )
-        return codec.litellm_record(budget)
+        record = codec.litellm_record(budget)
+        if isinstance(created_at, (int, float)) and not isinstance(created_at, bool):
+            record["created_at"] = created_at  # as given, as LiteLLM returns it (stored to the µs)
+        return record
 
     def projected_cost(self, model: str, messages: list[Mapping[str, Any]], user: str) -> float:
         """The user's current cost plus the cost of sending ``messages`` to ``model``."""
-        with self._known(user):
-            checked = self.ledger.check(user, model, messages=messages)
+        self.ledger.costing.price(model)  # an unknown model first, as in LiteLLM
+        with self._known(user) as key:
+            checked = self.ledger.check(key, model, messages=messages)
         return float(checked.budget.current_cost + checked.projected_cost)
 
     def get_total_budget(self, user: str) -> float:
@@ -94,41 +124,51 @@ class BudgetManager:
         input_text: str | None = None,
         output_text: str | None = None,
     ) -> dict[str, Any]:
-        """Record a call: a completion response, or ``model`` + ``input_text`` + ``output_text``."""
-        with self._known(user):
-            if model is not None and input_text is not None and output_text is not None:
-                result = self.ledger.charge_text(user, model, input_text, output_text)
-            elif completion_obj is not None:
-                result = self.ledger.charge_response(user, completion_obj)
+        """Record a call: ``model`` + ``input_text`` + ``output_text``, or a completion response.
+
+        Chosen as LiteLLM chooses: the text form when all three are non-empty (even beside a
+        completion), else the completion when one is given, else a ``ValueError``.
+        """
+        if not (model and input_text and output_text) and not completion_obj:
+            raise UsageError(
+                "pass a completion response (completion_obj=...), or a model, input_text and "
+                "output_text that are not empty"
+            )
+        with self._known(user) as key:
+            if model and input_text and output_text:
+                result = self.ledger.charge_text(key, model, input_text, output_text)
             else:
-                raise UsageError(
-                    "pass a completion response (completion_obj=...) or model, input_text and "
-                    "output_text"
-                )
+                result = self.ledger.charge_response(key, completion_obj)
         return {"user": codec.litellm_record(result.budget)}
 
     def get_current_cost(self, user: str) -> float:
         return float(self._get(user).current_cost)
 
-    def get_model_cost(self, user: str) -> dict[str, float]:
-        return {m: float(c) for m, c in self._get(user).model_cost.items()}
+    def get_model_cost(self, user: str) -> dict[str, float] | int:
+        """Cost per model in the current period; ``0`` (as LiteLLM) before the budget's first
+        charge or reset, ``{}`` after a reset."""
+        budget = self._get(user)
+        if not budget.model_cost and not _ever_reset(budget):
+            return 0
+        return {m: float(c) for m, c in budget.model_cost.items()}
 
     def is_valid_user(self, user: str) -> bool:
-        return user in self.ledger.users()
+        key = _key(user)
+        return _possible(key) and key in self.ledger.users()
 
     def get_users(self) -> list[str]:
         return self.ledger.users()
 
     def reset_cost(self, user: str) -> dict[str, Any]:
         """Zero the user's spend now (saved at once, archived as a closed period)."""
-        with self._known(user):
-            self.ledger.reset([user])
-        return {"user": codec.litellm_record(self._get(user))}
+        with self._known(user) as key:
+            self.ledger.reset([key])
+        return {"user": codec.litellm_record(self._get(key))}
 
     def reset_on_duration(self, user: str) -> None:
         """Reset the user's spend if their period has ended (at the period's boundary)."""
-        with self._known(user):
-            self.ledger.roll_over([user])
+        with self._known(user) as key:
+            self.ledger.roll_over([key])
 
     def update_budget_all_users(self) -> None:
         """Reset every budget whose period has ended."""
@@ -142,14 +182,50 @@ class BudgetManager:
     # --- helpers ---------------------------------------------------------------------------------
 
     @contextmanager
-    def _known(self, user: str) -> Iterator[None]:
-        """A user of a project with no budgets yet is an unknown user (a KeyError, as in
-        LiteLLM), not an unknown project."""
+    def _known(self, user: Any) -> Iterator[str]:
+        """``user`` as a key, for a call on an existing user. A user that cannot exist (empty, not
+        a string, too long) or of a project with no budgets yet is an unknown user (a KeyError,
+        as in LiteLLM), not a bad name or an unknown project; checked where the ledger checks it,
+        so a model is priced first, as LiteLLM prices it first."""
+        key = _key(user)
         try:
-            yield
-        except UnknownProjectError:
-            raise UnknownUserError(user, self.project_name) from None
+            yield key
+        except (UnknownProjectError, InvalidNameError):
+            raise UnknownUserError(
+                key if isinstance(key, str) else repr(key), self.project_name
+            ) from None
 
-    def _get(self, user: str) -> Budget:
-        with self._known(user):
-            return self.ledger.get(user)
+    def _get(self, user: Any) -> Budget:
+        with self._known(user) as key:
+            return self.ledger.get(key)
+
+
+def _key(user: Any) -> Any:
+    """LiteLLM's user key as budgetctl keeps it: an int becomes its string, as it does when
+    LiteLLM's ``user_cost.json`` is read back; anything else is left for the checks."""
+    if isinstance(user, int) and not isinstance(user, bool):
+        return str(user)
+    hash(user)  # an unhashable key is LiteLLM's TypeError
+    return user
+
+
+def _possible(key: Any) -> bool:
+    try:
+        rules.check_user_name(key)
+    except UsageError:
+        return False
+    return True
+
+
+def _ever_reset(budget: Budget) -> bool:
+    """True when the budget's spend went back to zero since it was created (a reset or a period
+    that ended): it has a closed period, or (where the store keeps no history) its current period
+    is no longer the one it was created in."""
+    if budget.recent_periods:
+        return True
+    if budget.duration is None:
+        return budget.period_start != (budget.start or budget.created_at)
+    first, _ = rules.current_period(
+        budget.duration, budget.timezone, budget.start, budget.created_at, budget.created_at
+    )
+    return budget.period_start != first

@@ -234,8 +234,16 @@ NEAR_MISSES = [
         "(did you mean 'gpt-4o'? model names are case-sensitive)",
     ),
     (("update-cost", "alice", "-m", "gpt4o", "--prompt-tokens", "1"), 4, "closest known: gpt-4o,"),
-    (("create", "bob", "-b", "1", "--tz", "europe/paris"), 2, "(did you mean 'Europe/Paris'?)"),
-    (("create", "bob", "-b", "1", "--tz", "Paris"), 2, "(did you mean 'Europe/Paris'?)"),
+    (
+        ("create", "bob", "-b", "1", "-d", "daily", "--tz", "europe/paris"),
+        2,
+        "(did you mean 'Europe/Paris'?)",
+    ),
+    (
+        ("create", "bob", "-b", "1", "-d", "daily", "--tz", "Paris"),
+        2,
+        "(did you mean 'Europe/Paris'?)",
+    ),
     (("set", "alice", "--tz", "new york"), 2, "(did you mean 'America/New_York'?)"),
     (("create", "bob", "-b", "1", "-d", "month"), 2, "(did you mean 'monthly'?)"),
     (("create", "bob", "-b", "1", "-d", "3 months"), 2, "(did you mean '3mo'?)"),

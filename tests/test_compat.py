@@ -13,7 +13,7 @@ from helpers import T0, Clock
 
 from budgetctl import BudgetManager
 from budgetctl.core.periods import UTC
-from budgetctl.errors import UnknownUserError, UsageError
+from budgetctl.errors import StorageIOError, UnknownModelError, UnknownUserError, UsageError
 
 
 def response(rid: str, prompt: int = 14, completion: int = 9, model: str = "gpt-3.5-turbo") -> Any:
@@ -51,7 +51,7 @@ def test_create_budget_returns_the_record(bm: BudgetManager) -> None:
     assert bm.create_budget(5, "w", "weekly")["duration"] == 7
     assert bm.create_budget(5, "m", "monthly")["duration"] == 31  # January
     assert bm.create_budget(5, "y", "yearly")["duration"] == 365
-    assert bm.create_budget(5, "forever")["duration"] is None
+    assert "duration" not in bm.create_budget(5, "forever")  # as LiteLLM's lifetime record
 
 
 def test_created_at_is_taken_at_call_time(clock: Clock) -> None:
@@ -223,3 +223,157 @@ def test_a_completion_recorded_twice_is_charged_once(bm: BudgetManager) -> None:
     assert (
         bm.update_cost("u", completion_obj=response("chatcmpl-2"))["user"]["current_cost"] > first
     )
+
+
+# --- LiteLLM's behaviour to the last detail (DESIGN.md section 14) -------------------------------
+
+
+def test_created_at_keeps_the_microsecond(clock: Clock, data_dir: Path) -> None:
+    clock.now = T0 + timedelta(microseconds=123456)
+    bm = BudgetManager("compat", clock=clock)
+    first = bm.create_budget(1, "a", "daily")["created_at"]
+    clock.now += timedelta(seconds=0.1)
+    second = bm.create_budget(1, "b", "daily")["created_at"]
+    assert first == T0.timestamp() + 0.123456 and second > first
+    state = json.loads((data_dir / "compat.json").read_text())
+    assert state["users"]["a"]["created_at"] == "2026-01-15T12:00:00.123456Z"
+    assert bm.user_dict["b"]["created_at"] == second
+
+
+def test_created_at_given_comes_back_exactly(bm: BudgetManager) -> None:
+    given = 1768478400.1234567  # time.time() has sub-microsecond digits
+    assert bm.create_budget(1, "u", "daily", created_at=given)["created_at"] == given
+    assert bm.user_dict["u"]["created_at"] == pytest.approx(given, abs=1e-6)
+
+
+def test_periods_anchored_at_a_fraction_of_a_second(bm: BudgetManager, clock: Clock) -> None:
+    anchor = T0 + timedelta(microseconds=500000)
+    clock.now = anchor + timedelta(hours=1)
+    bm.create_budget(10, "u", "daily", created_at=anchor.timestamp())
+    bm.update_cost(user="u", completion_obj=response("r1"))
+    clock.now = anchor + timedelta(days=1, microseconds=-1)
+    bm.update_budget_all_users()
+    assert bm.get_current_cost("u") > 0  # one microsecond before the boundary
+    clock.now = anchor + timedelta(days=1)
+    bm.update_budget_all_users()
+    assert bm.get_current_cost("u") == 0
+    assert bm.user_dict["u"]["last_updated_at"] == (anchor + timedelta(days=1)).timestamp()
+
+
+def test_get_model_cost_is_zero_until_charged_or_reset(bm: BudgetManager) -> None:
+    bm.create_budget(10, "u", "daily")
+    assert bm.get_model_cost("u") == 0 and not isinstance(bm.get_model_cost("u"), dict)
+    bm.update_cost(user="u", completion_obj=response("r1"))
+    assert set(bm.get_model_cost("u")) == {"gpt-3.5-turbo"}  # type: ignore[arg-type]
+    bm.reset_cost("u")
+    assert bm.get_model_cost("u") == {}  # LiteLLM's reset_cost sets model_cost to {}
+    bm.create_budget(10, "u", "daily")
+    assert bm.get_model_cost("u") == 0  # a new budget was never charged
+    bm.create_budget(10, "ever")
+    bm.reset_cost("ever")  # in the same microsecond as its creation (found by the differential)
+    assert bm.get_model_cost("ever") == {}
+
+
+@pytest.mark.parametrize("duration", [5, 1.0, True, ["daily"], "", "none", "fortnightly"])
+def test_a_bad_duration_is_a_value_error(bm: BudgetManager, duration: Any) -> None:
+    with pytest.raises(ValueError):
+        bm.create_budget(10, "u", duration)
+    assert not bm.is_valid_user("u")
+
+
+@pytest.mark.parametrize("user", ["", "nobody", 7, "x" * 300, "a\nb", None, 1.5])
+def test_an_unknown_or_impossible_user_is_a_key_error(bm: BudgetManager, user: Any) -> None:
+    bm.create_budget(1, "u")
+    assert bm.is_valid_user(user) is False
+    for call in (
+        lambda: bm.get_current_cost(user),
+        lambda: bm.get_total_budget(user),
+        lambda: bm.get_model_cost(user),
+        lambda: bm.reset_cost(user),
+        lambda: bm.reset_on_duration(user),
+        lambda: bm.update_cost(user=user, completion_obj=response("x")),
+        lambda: bm.update_cost(user=user, model="gpt-4o", input_text="a", output_text="b"),
+        lambda: bm.projected_cost("gpt-4o", [{"role": "user", "content": "hi"}], user),
+    ):
+        with pytest.raises(KeyError):
+            call()
+
+
+def test_an_int_user_is_its_string(bm: BudgetManager) -> None:
+    made = bm.create_budget(10, 12345, "daily")  # type: ignore[arg-type]
+    assert made["total_budget"] == 10.0
+    assert bm.get_users() == ["12345"]  # what LiteLLM's user_cost.json gives back after a reload
+    assert bm.is_valid_user(12345) and bm.is_valid_user("12345")  # type: ignore[arg-type]
+    bm.update_cost(user=12345, completion_obj=response("r1"))  # type: ignore[arg-type]
+    assert bm.get_current_cost("12345") == bm.get_current_cost(12345) > 0  # type: ignore[arg-type]
+
+
+def test_the_text_form_is_chosen_as_litellm_chooses(bm: BudgetManager) -> None:
+    bm.create_budget(10, "u")
+    # an empty text is no text form: LiteLLM tests `model and input_text and output_text`
+    with pytest.raises(ValueError):
+        bm.update_cost(user="u", model="gpt-3.5-turbo", input_text="", output_text="hi")
+    assert bm.get_current_cost("u") == 0
+    # ...so a completion given beside it is what is charged
+    bm.update_cost(
+        user="u", completion_obj=response("r1"), model="gpt-4o", input_text="", output_text="x"
+    )
+    assert set(bm.get_model_cost("u")) == {"gpt-3.5-turbo"}  # type: ignore[arg-type]
+    # with text and a completion, the text wins
+    bm.update_cost(
+        user="u", completion_obj=response("r2"), model="gpt-4o", input_text="a", output_text="b"
+    )
+    assert set(bm.get_model_cost("u")) == {"gpt-3.5-turbo", "gpt-4o"}  # type: ignore[arg-type]
+    with pytest.raises(ValueError):  # an empty completion is no completion
+        bm.update_cost(user="u", completion_obj={})
+
+
+def test_print_verbose_and_api_base(bm: BudgetManager, caplog: pytest.LogCaptureFixture) -> None:
+    assert bm.api_base == "https://api.litellm.ai"  # LiteLLM's default, hosted or not
+    assert BudgetManager("p", api_base="http://budgets.internal").api_base == (
+        "http://budgets.internal"
+    )
+    with caplog.at_level("INFO", logger="budgetctl"):
+        assert bm.print_verbose("hello") is None
+    assert "hello" in caplog.text
+
+
+@pytest.mark.parametrize("api_base", ["not a url", "ftp://example.com", "http://", "http://[::1"])
+def test_a_malformed_api_base_is_a_storage_error(api_base: str) -> None:
+    with pytest.raises(StorageIOError):
+        BudgetManager("p", client_type="hosted", api_base=api_base).get_users()
+
+
+def test_reset_cost_keeps_the_litellm_period_fields(bm: BudgetManager, clock: Clock) -> None:
+    bm.create_budget(10, "u", "monthly")
+    before = bm.user_dict["u"]
+    bm.update_cost(user="u", completion_obj=response("r1"))
+    clock.now += timedelta(days=3, seconds=0.25)
+    after = bm.reset_cost("u")["user"]
+    # LiteLLM's reset_cost touches neither: its reset job still resets at the month's end
+    assert after["duration"] == before["duration"] == 31
+    assert after["last_updated_at"] == before["last_updated_at"]
+    assert after["last_updated_at"] == datetime(2026, 1, 1, tzinfo=UTC).timestamp()
+    assert after["current_cost"] == 0 and after["model_cost"] == {}
+
+
+def test_a_lifetime_record_has_no_duration_key(bm: BudgetManager) -> None:
+    # LiteLLM's update_budget_all_users resets every record with a "duration" key, and computes
+    # duration * 86400: a None there would crash a LiteLLM reader of a hosted user_dict
+    made = bm.create_budget(5, "forever")
+    assert "duration" not in made and made["total_budget"] == 5.0
+    bm.reset_cost("forever")
+    assert "duration" not in bm.user_dict["forever"]
+
+
+def test_a_model_is_priced_before_the_user_is_looked_up(bm: BudgetManager) -> None:
+    # LiteLLM prices the call first; an unknown model with an unknown user is the model's error
+    bm.create_budget(1, "u")
+    messages = [{"role": "user", "content": "hi"}]
+    for call in (
+        lambda: bm.projected_cost("no-such-model", messages, "nobody"),
+        lambda: bm.update_cost(user="", model="no-such-model", input_text="a", output_text="b"),
+        lambda: bm.update_cost(user="nobody", completion_obj=response("r", model="no-such-model")),
+    ):
+        with pytest.raises(UnknownModelError):
+            call()

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
 
 from budgetctl import BudgetManager, Ledger
+from budgetctl.core.periods import UTC
 from budgetctl.errors import (
     CorruptStateError,
     NotSupportedError,
@@ -333,7 +334,7 @@ def test_a_write_whose_outcome_cannot_be_read_back_says_so(
 
 @pytest.mark.parametrize("api_base", ["ftp://example.com", "file:///etc/passwd", "localhost:8000"])
 def test_api_base_must_be_an_http_url(api_base: str) -> None:
-    with pytest.raises(UsageError, match="api_base must be an http"):
+    with pytest.raises(StorageIOError, match="api_base must be an http"):
         HostedStore("p", api_base)
 
 
@@ -341,3 +342,39 @@ def test_api_base_must_be_an_http_url(api_base: str) -> None:
 def test_a_bad_timeout_or_size_limit_is_a_usage_error(options: dict[str, float]) -> None:
     with pytest.raises(UsageError):
         HostedStore("p", "http://127.0.0.1:9", **options)  # type: ignore[arg-type]
+
+
+def litellm_reset_job(user_dict: dict, now: float) -> None:
+    """LiteLLM's update_budget_all_users + reset_on_duration over a user_dict, line for line."""
+    for user in list(user_dict):
+        if "duration" in user_dict[user]:
+            last_updated_at = user_dict[user]["last_updated_at"]
+            if now - last_updated_at >= user_dict[user]["duration"] * 24 * 60 * 60:
+                user_dict[user]["current_cost"] = 0
+                user_dict[user]["model_cost"] = {}
+                user_dict[user]["last_updated_at"] = now
+
+
+def test_sub_second_times_and_resets_keep_the_exact_record(server: BudgetServer) -> None:
+    clock = Clock(Clock().now + timedelta(microseconds=250001))
+    bm = manager(server, clock)
+    bm.create_budget(total_budget=10, user="m", duration="monthly")
+    bm.create_budget(total_budget=10, user="ever")
+    bm.update_cost(user="m", model="gpt-4o", input_text="hello", output_text="world")
+    clock.now += timedelta(days=2, microseconds=123)
+    bm.reset_cost("m")
+    bm.reset_cost("ever")
+    bm.update_cost(user="m", model="gpt-4o", input_text="hello", output_text="world")
+    stored = server.projects["<my-unique-project>"]
+    # budgetctl's own record is still the one read back: the budget is still calendar-monthly
+    assert stored["m"][RECORD_KEY]["duration"] == "monthly"
+    assert bm.ledger.get("m").duration.text == "monthly"  # type: ignore[union-attr]
+    # and a LiteLLM reset job reading the same user_dict resets it at the month's end, not before
+    # (it would fail on a lifetime budget's duration: None, so there is none)
+    assert "duration" not in stored["ever"]
+    end_of_january = datetime(2026, 2, 1, tzinfo=UTC).timestamp()
+    before = json.loads(json.dumps(stored))
+    litellm_reset_job(before, end_of_january - 1)
+    assert before["m"]["current_cost"] > 0
+    litellm_reset_job(before, end_of_january)
+    assert before["m"]["current_cost"] == 0

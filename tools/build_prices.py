@@ -29,6 +29,7 @@ from budgetctl.costing.prices import (  # noqa: E402
     SAMPLE_SPEC,
     TABLE_FORMAT,
     Row,
+    alias_targets,
     price_from_entry,
     price_to_row,
 )
@@ -66,7 +67,7 @@ def priced_rows(price_map: dict[str, Any], source: str) -> tuple[dict[str, Row],
     rows: dict[str, Row] = {}
     skipped = 0
     for name, entry in price_map.items():
-        if name == SAMPLE_SPEC:
+        if name == SAMPLE_SPEC or (isinstance(entry, dict) and "alias_of" in entry):  # aliases
             continue
         try:
             price = price_from_entry(name, entry, "bundled")
@@ -128,9 +129,12 @@ price map (MIT licence, `LICENSE-litellm.txt`):
   `embedding` model with only an input rate is kept with an output rate of 0. `sample_spec` and
   models priced only per image, second, request or character are left out; tiered
   (`*_above_200k_tokens`), batch, flex and priority rates are not kept.
-- Models: {counts["total"]}; {counts["newer"]} from the newer map and {counts["older"]} that only
-  the older map lists. Left out for want of a per-token price: {counts["skipped_newer"]} entries of
-  the newer map and {counts["skipped_older"]} of those only the older map lists.
+- Models: {counts["total"]}; {counts["newer"]} from the newer map, {counts["older"]} that only
+  the older map lists, and {counts["aliases"]} aliases (`alias_of` rows, or names in a row's
+  `aliases` list, as LiteLLM reads them), each priced as the model it names: its row is that
+  model's row followed by the model's name. Left out for want of a per-token price:
+  {counts["skipped_newer"]} entries of the newer map and {counts["skipped_older"]} of those only
+  the older map lists.
 
 ## Tokenizer rank files
 
@@ -161,10 +165,15 @@ def build(shared: Path) -> dict[str, bytes]:
     dropped = {k: v for k, v in maps[OLDER].items() if k not in maps[NEWER]}
     older_rows, skipped_older = priced_rows(dropped, OLDER)
     rows = {**older_rows, **newer_rows}
+    # LiteLLM serves an alias as its target's entry: its row is the target's, plus the target.
+    targets = {**alias_targets(dropped), **alias_targets(maps[NEWER])}
+    aliases = {alias: [*rows[t], t] for alias, t in sorted(targets.items()) if t in rows}
+    rows.update(aliases)
     counts = {
         "total": len(rows),
         "newer": len(newer_rows),
         "older": len(older_rows),
+        "aliases": len(aliases),
         "skipped_newer": skipped_newer,
         "skipped_older": skipped_older,
     }

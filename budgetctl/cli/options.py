@@ -110,6 +110,7 @@ NewDuration = Annotated[
         metavar="D",
         help="Required: daily, weekly, monthly, yearly, <N>h, <N>d, <N>w, <N>mo, <N>y, or none "
         "(a lifetime budget, never reset).",
+        completion=complete.durations,
     ),
 ]
 Start = Annotated[

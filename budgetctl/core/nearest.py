@@ -11,6 +11,8 @@ from collections.abc import Iterable
 
 def nearest(word: str, known: Iterable[str], cutoff: float = 0.75) -> str | None:
     """The value of ``known`` that ``word`` most likely meant, or None."""
+    if not isinstance(word, str):  # a library caller's None or number: nothing to compare
+        return None
     import difflib
 
     folded: dict[str, str] = {}

@@ -150,8 +150,10 @@ CAP = "*project cap*"  # the cap's key in records and history; not a valid user 
 # users are keys in "users", the cap lives under "cap", this is only its label in history events.
 
 
-def _whole_seconds(moment: datetime) -> datetime:
-    return moment.astimezone(periods.UTC).replace(microsecond=0)
+def _utc(moment: datetime) -> datetime:
+    """``moment`` in UTC, to the microsecond: LiteLLM's ``created_at`` is a sub-second float, and
+    two budgets created 0.1 s apart must not get the same creation time."""
+    return moment.astimezone(periods.UTC)
 
 
 def _grid(
@@ -184,8 +186,8 @@ def new_budget(
 ) -> Budget:
     """A fresh budget, in the period that contains ``now``."""
     periods.parse_timezone(timezone)
-    created = _whole_seconds(now)
-    start = _whole_seconds(start) if start is not None else None
+    created = _utc(now)
+    start = _utc(start) if start is not None else None
     draft = Budget(
         user=user,
         total_budget=check_amount(total_budget, "budget"),
@@ -250,7 +252,7 @@ def roll_over(budget: Budget, now: datetime) -> tuple[Budget, ClosedPeriod | Non
 def reset(budget: Budget, now: datetime) -> tuple[Budget, ClosedPeriod]:
     """Zero the spend now; the part of the period so far is archived. Boundaries are kept."""
     rolled, _ = roll_over(budget, now)
-    moment = _whole_seconds(now)
+    moment = _utc(now)
     closed = ClosedPeriod(
         start=rolled.period_start,
         end=moment,
@@ -314,7 +316,7 @@ def change(
         updates["timezone"] = timezone
         regrid = True
     if start != "keep":
-        updates["start"] = _whole_seconds(start) if start is not None else None  # type: ignore[arg-type]
+        updates["start"] = _utc(start) if start is not None else None  # type: ignore[arg-type]
         regrid = True
     changed = rolled._replace(**updates)
     if regrid:

@@ -25,6 +25,7 @@ class Price(NamedTuple):
     source: str = "bundled"  # "bundled", "prices-file" or "project"
     max_input_tokens: int | None = None  # context window, where the price map gives it
     max_output_tokens: int | None = None
+    alias_of: str | None = None  # a LiteLLM alias (``claude-opus-latest``): the model it prices as
 
 
 class TokenCount(NamedTuple):

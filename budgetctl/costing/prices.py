@@ -37,8 +37,9 @@ from budgetctl.errors import StateError, UnknownModelError, UsageError
 
 DATA_DIR = Path(__file__).with_name("data")
 BUNDLED_PRICES = DATA_DIR / "prices.json"
-TABLE_FORMAT = 1
-# The columns of a row in prices.json, in order.
+TABLE_FORMAT = 2
+# The columns of a row in prices.json, in order. An alias's row is its target's row followed by
+# the target's name (ALIAS_FIELD).
 ROW_FIELDS = (
     "input_cost_per_token",
     "output_cost_per_token",
@@ -49,6 +50,7 @@ ROW_FIELDS = (
     "max_input_tokens",
     "max_output_tokens",
 )
+ALIAS_FIELD = "alias_of"
 # Modes whose calls produce no output tokens: a missing output rate there means 0.
 NO_OUTPUT_MODES = frozenset({"embedding"})
 # LiteLLM's map documents its fields under this name; it is not a model.
@@ -120,13 +122,50 @@ def price_from_entry(name: str, entry: Any, source: str) -> Price | None:
     )
 
 
+def alias_targets(document: Mapping[str, Any]) -> dict[str, str]:
+    """The aliases of a LiteLLM price map: alias name -> the model it is priced as.
+
+    LiteLLM's rules (``_expand_model_aliases`` in its ``get_model_cost_map``): a row's ``alias_of``
+    names the model row it is served as; a model row's ``aliases`` list adds names for it. An
+    ``aliases`` name that is a model row of its own or already claimed, and an ``alias_of`` that
+    names nothing, names another alias or a name already claimed, are dropped.
+    """
+    pointers = {
+        name: entry[ALIAS_FIELD]
+        for name, entry in document.items()
+        if isinstance(entry, Mapping) and isinstance(entry.get(ALIAS_FIELD), str)
+    }
+    owners: dict[str, str] = {}
+    for name, entry in document.items():
+        if not isinstance(entry, Mapping) or name in pointers:
+            continue
+        aliases = entry.get("aliases")
+        for alias in aliases if isinstance(aliases, list) else ():
+            canonical = alias in document and alias not in pointers
+            if isinstance(alias, str) and not canonical and alias not in owners:
+                owners[alias] = name
+    for alias, target in pointers.items():
+        if target in document and target not in pointers and alias not in owners:
+            owners[alias] = target
+    return owners
+
+
+def priced_aliases(prices: Mapping[str, Price], targets: Mapping[str, str]) -> dict[str, Price]:
+    """Each alias whose target has a price, priced as its target (and named as the alias)."""
+    return {
+        alias: prices[target]._replace(model=alias, alias_of=target)
+        for alias, target in targets.items()
+        if target in prices
+    }
+
+
 def _decimal_text(value: Decimal | None) -> str | None:
     return None if value is None else str(value)
 
 
 def price_to_row(price: Price) -> Row:
     """The compact row of ``price`` in prices.json (rates as exact decimal text)."""
-    return [
+    row: Row = [
         str(price.input_per_token),
         str(price.output_per_token),
         _decimal_text(price.cache_read_per_token),
@@ -136,6 +175,9 @@ def price_to_row(price: Price) -> Row:
         price.max_input_tokens,
         price.max_output_tokens,
     ]
+    if price.alias_of is not None:
+        row.append(price.alias_of)
+    return row
 
 
 def price_from_row(name: str, row: Row) -> Price:
@@ -152,6 +194,7 @@ def price_from_row(name: str, row: Row) -> Price:
         source="bundled",
         max_input_tokens=row[6],
         max_output_tokens=row[7],
+        alias_of=row[8] if len(row) > len(ROW_FIELDS) else None,
     )
 
 
@@ -193,7 +236,7 @@ class BundledTable(Mapping[str, Price]):
             row = json.loads(line)
         except ValueError:
             row = None
-        if not isinstance(row, list) or len(row) != len(ROW_FIELDS):
+        if not isinstance(row, list) or len(row) not in (len(ROW_FIELDS), len(ROW_FIELDS) + 1):
             raise StateError(self._path, f"the row of {name!r} is malformed", "reinstall budgetctl")
         return row
 
@@ -270,8 +313,10 @@ def read_price_file(path: str | os.PathLike[str]) -> dict[str, Price]:
     """The per-token prices of a LiteLLM-format map (``{model: {input_cost_per_token: ...}}``).
 
     Numbers are parsed exactly (``Decimal``); entries without per-token prices (image models,
-    ``sample_spec``) are skipped. A file that cannot be read, is not such a map, holds a bad rate or
-    has no per-token price at all is a :class:`UsageError` naming the file and the problem.
+    ``sample_spec``) are skipped; aliases (``alias_of``, ``aliases``) are priced as the model of
+    the file they name (see :func:`alias_targets`). A file that cannot be read, is not such a map,
+    holds a bad rate or has no per-token price at all is a :class:`UsageError` naming the file and
+    the problem.
     """
     where = f"price file {os.fspath(path)}"
     try:
@@ -307,6 +352,7 @@ def read_price_file(path: str | os.PathLike[str]) -> dict[str, Price]:
             raise UsageError(f"{where}: model {shown(name)}: {error}") from None
         if price is not None:
             prices[name] = price
+    prices.update(priced_aliases(prices, alias_targets(document)))
     if not prices:
         raise UsageError(
             f"{where} has no model with both input_cost_per_token and output_cost_per_token; "

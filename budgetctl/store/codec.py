@@ -2,7 +2,9 @@
 
 Money is stored as exact decimal *strings* (``"0.000123"``): ``json`` then parses a large file
 without building a Decimal for every user, and only the records a command touches are decoded.
-Times are ISO 8601 UTC strings with whole seconds, so they compare correctly as text.
+Times are ISO 8601 UTC strings, to the microsecond when there is one (``created_at`` and a reset's
+moment usually have one; calendar boundaries do not). Their first 19 characters (to the second)
+compare correctly as text; ties are decided on the parsed time.
 """
 
 from __future__ import annotations
@@ -162,25 +164,38 @@ def _epoch(moment: datetime | None) -> float | None:
     return None if moment is None else moment.timestamp()
 
 
-def _days(budget: Budget) -> int | float | None:
-    """LiteLLM's ``duration`` field (days) for the current period; None for a lifetime budget."""
-    if budget.next_reset_at is None:
-        return None
-    days = (budget.next_reset_at - budget.period_start).total_seconds() / 86400
-    return int(days) if days == int(days) else days
+def _litellm_period(budget: Budget) -> tuple[datetime, int | float | None]:
+    """The current period's grid start and its length in days (None for a lifetime budget).
+
+    A reset by hand zeroes the spend mid-period but keeps the period's boundaries, as LiteLLM's
+    ``reset_cost`` keeps ``duration`` and ``last_updated_at``: a LiteLLM reader of the record
+    (``last_updated_at + duration * 86400``) still finds the period's end.
+    """
+    if budget.next_reset_at is None or budget.duration is None:
+        return budget.period_start, None
+    start, _ = rules.current_period(
+        budget.duration, budget.timezone, budget.start, budget.created_at, budget.period_start
+    )
+    days = (budget.next_reset_at - start).total_seconds() / 86400
+    return start, int(days) if days == int(days) else days
 
 
 def litellm_record(budget: Budget) -> dict[str, Any]:
-    """A budget in the shape of a LiteLLM ``user_dict`` entry (floats and epoch seconds)."""
-    return {
-        "total_budget": float(budget.total_budget),
-        "duration": _days(budget),
-        # LiteLLM's created_at is the time its periods count from: the anchor when one was given
-        "created_at": _epoch(budget.start or budget.created_at),
-        "last_updated_at": _epoch(budget.last_updated_at or budget.period_start),
-        "current_cost": float(budget.current_cost),
-        "model_cost": {model: float(cost) for model, cost in budget.model_cost.items()},
-    }
+    """A budget in the shape of a LiteLLM ``user_dict`` entry (floats and epoch seconds).
+
+    A lifetime budget has no ``duration`` key, as in LiteLLM, whose reset job resets every record
+    that has one (and would fail on ``None * 86400``).
+    """
+    period_start, days = _litellm_period(budget)
+    record: dict[str, Any] = {"total_budget": float(budget.total_budget)}
+    if days is not None:
+        record["duration"] = days
+    # LiteLLM's created_at is the time its periods count from: the anchor when one was given
+    record["created_at"] = _epoch(budget.start or budget.created_at)
+    record["last_updated_at"] = _epoch(period_start)
+    record["current_cost"] = float(budget.current_cost)
+    record["model_cost"] = {model: float(cost) for model, cost in budget.model_cost.items()}
+    return record
 
 
 def _moment(text: str) -> datetime:

@@ -104,13 +104,9 @@ class HostedStore(JsonStore):
         # class reuses only need the project, and ``path`` to name the state in errors.
         # A project here is the server's key, never a file name: any non-empty name LiteLLM
         # accepts (its docs use "<my-unique-project>") is fine.
-        from urllib.parse import urlsplit
 
         self.project = rules.check_user_name(project)
-        self.api_base = api_base.rstrip("/")
-        parts = urlsplit(self.api_base)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise UsageError(f"api_base must be an http:// or https:// URL, not {api_base!r}")
+        self.api_base = _check_api_base(api_base)
         self.headers = {"Content-Type": "application/json", **(headers or {})}
         self.timeout = check_timeout(timeout, "the hosted client's timeout")
         if isinstance(max_answer, bool) or not isinstance(max_answer, int) or max_answer < 1:
@@ -397,13 +393,34 @@ class HostedStore(JsonStore):
         return {}
 
 
-def _mirrors(litellm: Mapping[str, Any], budget: Any) -> bool:
-    """True when a record's LiteLLM fields still say what budgetctl's exact record says."""
+def _check_api_base(api_base: Any) -> str:
+    """``api_base`` without a trailing '/', if it is an http(s) URL with a host; else the
+    StorageIOError a server that cannot be reached is (LiteLLM's client fails on its first call)."""
+    from urllib.parse import urlsplit
+
     try:
-        return (
-            float(litellm.get("current_cost", 0)) == float(budget.current_cost)
-            and float(litellm.get("total_budget", 0)) == float(budget.total_budget)
-            and litellm.get("last_updated_at") == budget.period_start.timestamp()
+        parts = urlsplit(api_base)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except (TypeError, ValueError, AttributeError):
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise StorageIOError(
+            repr(api_base), "api_base must be an http:// or https:// URL with a host name"
+        )
+    return str(api_base).rstrip("/")
+
+
+def _mirrors(litellm: Mapping[str, Any], budget: Any) -> bool:
+    """True when a record's LiteLLM fields still say what budgetctl's exact record says.
+
+    Compared as floats: the server's numbers are read as Decimals of the text it sent, which is
+    the shortest repr of the float budgetctl wrote (a sub-second time's Decimal is not that float).
+    """
+    mirror = codec.litellm_record(budget)
+    try:
+        return all(
+            float(litellm.get(field, 0)) == mirror[field]
+            for field in ("current_cost", "total_budget", "last_updated_at")
         )
     except (TypeError, ValueError):
         return False
