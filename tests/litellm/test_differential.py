@@ -4,8 +4,9 @@ LiteLLM is never a dependency of budgetctl or of its tests: it lives in bench/.v
 ``python bench/differential.py`` (or ``python bench/run.py --litellm``) installs from PyPI. Tests
 never touch the network, so where that venv does not exist these tests are skipped, saying so and
 how to create it; where it exists they run. `.ci/run` creates it before the suite and sets
-``BUDGETCTL_REQUIRE_LITELLM=1``, which turns that skip into a failure: in CI they always run. The full run (thousands of sequences) is the bench script's job; its last result
-is in docs/library.md.
+``BUDGETCTL_REQUIRE_LITELLM=1``, which turns that skip into a failure: in CI they always run.
+The full run (thousands of sequences) is the bench script's job; its last result is in
+docs/library.md.
 """
 
 from __future__ import annotations
