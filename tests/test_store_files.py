@@ -1,7 +1,8 @@
 """The store's files at the edges: restored backups, files another user could plant (symlinks,
-FIFOs, files of someone else, a data dir others can write), a deleted lock file, file names that
-collide, and a data dir written by budgetctl 0.1 (tests/fixtures/data-0.1, made by its
-``make.py.txt`` with 0.1's code).
+FIFOs, files of someone else, a data dir others can write), file names that collide, and a data
+dir written by budgetctl 0.1 (tests/fixtures/data-0.1, made by its ``make.py.txt`` with 0.1's
+code). The same attacks in rounds, and a lock file deleted while held, are in
+tests/reliability/test_file_attacks.py.
 
 Most run the installed ``budgetctl`` as a user, a script or cron does; the rest use the library.
 """
@@ -15,7 +16,6 @@ import shutil
 import stat
 import subprocess
 import sys
-import time
 import warnings
 from collections.abc import Iterator
 from decimal import Decimal
@@ -33,7 +33,6 @@ from budgetctl.store.json_store import JsonStore
 pytestmark = pytest.mark.process
 
 BUDGETCTL = Path(sys.executable).parent / "budgetctl"
-WORKER = Path(__file__).parent / "_worker.py"
 OLD_DATA = Path(__file__).parent / "fixtures" / "data-0.1"
 SECRET = b"root's own file\n"
 
@@ -321,49 +320,6 @@ def test_root_cron_against_a_planted_history_link_changes_nothing_outside(
     cron = cli("reset-due", "--all-projects", "-q", env=env)
     assert cron.returncode == 1, cron.stderr
     assert "chmod go-w" in cron.stderr
-
-
-# --- a lock file deleted while held (item 11) ----------------------------------------------------
-
-
-def test_a_deleted_lock_file_does_not_let_two_writers_in(data_dir: Path) -> None:
-    """Writers queued on the lock file when it is deleted must not run beside writers that
-    created a new one: every charge of every writer is counted."""
-    book = Ledger("p")
-    book.create("u", "1000")
-    lock_path = store().lock_path
-    holder = subprocess.Popen(
-        [sys.executable, str(WORKER), "hold", "p"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-    writers: list[subprocess.Popen[bytes]] = []
-    try:
-        assert holder.stdout is not None and holder.stdout.readline() == b"locked\n"
-        writers = [
-            subprocess.Popen(
-                [sys.executable, str(WORKER), "charge", "p", "u", "0.01", "40", f"w{i}"],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-            )
-            for i in range(4)
-        ]
-        for writer in writers:
-            assert writer.stdout is not None and writer.stdout.readline() == b"ready\n"
-        time.sleep(0.3)  # each is now queued on the lock file the holder holds
-        lock_path.unlink()
-        holder.kill()
-        for writer in writers:
-            out, err = writer.communicate(timeout=60)
-            assert writer.returncode == 0, err.decode()
-            assert out.count(b"done ") == 40
-    finally:
-        for child in (holder, *writers):
-            if child.poll() is None:
-                child.kill()
-            child.communicate(timeout=30)
-    charges = [e for e in book.history() if e["type"] == "charge"]
-    assert len(charges) == 160
-    assert book.get("u").current_cost == Decimal("1.60")
-    assert replayed(book) == stored(data_dir)
 
 
 # --- names that cannot collide (item 12) ---------------------------------------------------------
