@@ -154,6 +154,36 @@ def test_a_write_that_fails_takes_its_own_history_back(
     assert orphans(data_dir) == [] and len(history.read_bytes()) == counted(data_dir)
 
 
+def test_a_tail_that_cannot_be_kept_aside_is_not_cut(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No space for the copy of a tail: the write fails, the tail stays where it was, and no
+    partial copy is left; with space again the next write keeps it aside."""
+    book = Ledger("p", clock=Clock())
+    book.create("alice", "10")
+    book.charge_cost("alice", "1")
+    history = store().history_path
+    tail = b'{"type":"charge","user":"alice","cost":"5"}\n'
+    history.write_bytes(history.read_bytes() + tail)
+    before = fingerprint(data_dir)
+    real = os.write
+
+    def full(fd: int, data: Any) -> int:
+        if "orphan" in os.readlink(f"/proc/self/fd/{fd}"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(fd, data)
+
+    monkeypatch.setattr(os, "write", full)
+    with pytest.raises(StorageIOError, match="No space left"):
+        book.charge_cost("alice", "1")
+    monkeypatch.setattr(os, "write", real)
+    assert fingerprint(data_dir) == before
+    with pytest.warns(HistoryKeptAsideWarning):
+        book.charge_cost("alice", "1")
+    assert [p.read_bytes() for p in orphans(data_dir)] == [tail]
+    assert replayed(book) == stored(data_dir) == {"alice": Decimal(2)}
+
+
 # --- symlinks, FIFOs, files of others, a data dir others can write (item 11) --------------------
 
 FILES = ["state", "history", "lock", "prices"]

@@ -808,6 +808,10 @@ def _copy_tail(fd: int, start: int, target: Path) -> int:
     try:
         lines = _each_chunk(fd, start, lambda chunk: _write_all(out, chunk))
         os.fsync(out)
+    except BaseException:
+        with suppress(OSError):
+            os.unlink(target)  # a partial copy: the tail is still in the history
+        raise
     finally:
         os.close(out)
     return lines
