@@ -26,7 +26,12 @@ import pytest
 from helpers import Clock, fingerprint
 
 from budgetctl.core import rules
-from budgetctl.errors import HistoryKeptAsideWarning, InvalidNameError, StorageIOError
+from budgetctl.errors import (
+    HistoryKeptAsideWarning,
+    InvalidNameError,
+    LockLostError,
+    StorageIOError,
+)
 from budgetctl.ledger import Ledger, list_projects
 from budgetctl.store.json_store import JsonStore
 
@@ -350,6 +355,32 @@ def test_root_cron_against_a_planted_history_link_changes_nothing_outside(
     cron = cli("reset-due", "--all-projects", "-q", env=env)
     assert cron.returncode == 1, cron.stderr
     assert "chmod go-w" in cron.stderr
+
+
+def test_a_holder_whose_lock_file_was_deleted_changes_nothing(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lock file is deleted while a charge holds it (another process may now lock a new one):
+    the charge changes nothing and says it is safe to retry (exit 5)."""
+    book = Ledger("p", clock=Clock())
+    book.create("alice", "10")
+    lock_path = store().lock_path
+    real = JsonStore._decode
+
+    def deleted_meanwhile(self: JsonStore, user: str, raw: Any) -> Any:
+        lock_path.unlink(missing_ok=True)  # inside the transaction, after the lock was taken
+        return real(self, user, raw)
+
+    before = fingerprint(data_dir)
+    monkeypatch.setattr(JsonStore, "_decode", deleted_meanwhile)
+    with pytest.raises(LockLostError) as caught:
+        book.charge_cost("alice", "1")
+    monkeypatch.setattr(JsonStore, "_decode", real)
+    assert caught.value.exit_code == 5 and "safe to retry" in str(caught.value)
+    after = fingerprint(data_dir)
+    assert after == {k: v for k, v in before.items() if k != lock_path.name}
+    book.charge_cost("alice", "1")  # the retry works
+    assert stored(data_dir) == {"alice": Decimal(1)}
 
 
 # --- names that cannot collide (item 12) ---------------------------------------------------------
