@@ -3,7 +3,7 @@
 
 budgetctl 0.1 kept every remembered id in the state file, so every charge parsed and rewrote all
 of them (issue 8 item 15: 2.2 s and 367 MB at a million ids, 11 days at one charge a second). Ids
-now live in ``<project>.request-ids.sqlite``, pointing into the history; a charge reads one entry.
+now live in ``<project>+request-ids.sqlite``, pointing into the history; a charge reads one entry.
 Target (docs/performance.md): a charge with a million ids within 1.5x of one with none.
 
 Each project has 1,000 lifetime budgets and N charges with ids, one a second up to now (so none is
@@ -45,7 +45,7 @@ PROJECT = "bench"
 USERS = 1000
 COST = Decimal("0.000001")  # each remembered charge's cost
 CHUNK = 50_000  # history lines written at a time
-FILES = {"state": "json", "history": "history.jsonl", "index": "request-ids.sqlite"}
+FILES = {"state": ".json", "history": "+history.jsonl", "index": "+request-ids.sqlite"}
 
 
 def user_name(i: int) -> str:
@@ -151,7 +151,7 @@ def main() -> int:
                 harness.log(f"{size:,} ids: generated in {time.perf_counter() - begin:.1f} s")
             report["sizes"][size] = {
                 "files": {
-                    kind: (dirs[size] / f"{PROJECT}.{suffix}").stat().st_size
+                    kind: (dirs[size] / f"{PROJECT}{suffix}").stat().st_size
                     for kind, suffix in FILES.items()
                 }
             }

@@ -215,7 +215,7 @@ def scale_one(work: Path, users: int, reps: int, closed_periods: int = 0) -> dic
     state_file = states.budgetctl_state(template, users, closed_periods)
     generated = time.perf_counter() - started
     size = state_file.stat().st_size
-    history_size = (template / f"{states.PROJECT}.history.jsonl").stat().st_size
+    history_size = (template / f"{states.PROJECT}+history.jsonl").stat().st_size
 
     run_dir = states.copy_project(template, work / f"scale-{users}-{closed_periods}-cli")
     samples = measure_rounds(

@@ -277,5 +277,32 @@ class LockTimeoutError(BudgetctlError):
         )
 
 
+class LockLostError(BudgetctlError):
+    """The lock file was deleted or replaced while held: another process may hold the new one.
+    Nothing changed."""
+
+    exit_code = 5
+
+    def __init__(self, path: object) -> None:
+        self.path = str(path)
+        super().__init__(
+            f"{self.path} was deleted or replaced while this command held the project's lock, "
+            "so another process may be writing; nothing changed, it is safe to retry (and do "
+            "not delete lock files)"
+        )
+
+
 class NotSupportedError(BudgetctlError):
     """A feature this version does not offer."""
+
+
+# --- warnings ------------------------------------------------------------------------------------
+
+
+class BudgetctlWarning(UserWarning):
+    """Something done that the user should know about (the CLI prints it on stderr, even with
+    ``-q``; the library issues it with :func:`warnings.warn`)."""
+
+
+class HistoryKeptAsideWarning(BudgetctlWarning):
+    """History bytes no state counts were moved to a file of their own (docs/state-format.md)."""

@@ -19,6 +19,7 @@ from budgetctl.core.money import check_amount, parse_amount
 from budgetctl.core.periods import UTC, Duration
 from budgetctl.core.rules import Budget, ClosedPeriod
 from budgetctl.errors import UsageError
+from budgetctl.store import json_store
 from budgetctl.store.interface import ChargeRequest, ProjectView, ResetDue, Store
 from budgetctl.store.json_store import JsonStore
 
@@ -47,25 +48,7 @@ def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
 
 def list_projects(data_dir: str | os.PathLike[str] | None = None) -> list[str]:
     """Names of the projects that have a state file in the data dir, sorted."""
-    folder = resolve_data_dir(data_dir)
-    try:
-        names = os.listdir(folder)
-    except FileNotFoundError:
-        return []
-    except OSError as exc:
-        from budgetctl.errors import StorageIOError
-
-        raise StorageIOError(folder, f"cannot list the data directory ({exc.strerror})") from None
-    found = []
-    for name in names:
-        if name.endswith(".json") and not name.endswith(".prices.json"):
-            project = name[: -len(".json")]
-            try:
-                rules.check_project_name(project)
-            except UsageError:
-                continue
-            found.append(project)
-    return sorted(found)
+    return json_store.list_projects(resolve_data_dir(data_dir))
 
 
 class ChargeResult(NamedTuple):

@@ -288,7 +288,7 @@ def test_a_cap_set_mid_period_counts_what_was_spent_in_it(
     )
     # the history's replay agrees with the stored cap
     state = json.loads((alice.parent / "default.json").read_bytes())
-    lines = (alice.parent / "default.history.jsonl").read_bytes().splitlines()
+    lines = (alice.parent / "default+history.jsonl").read_bytes().splitlines()
     replayed = rules.replay(json.loads(line) for line in lines)
     assert replayed[rules.CAP] == Decimal(state["cap"]["current_cost"]) == Decimal("3.75")
 

@@ -94,7 +94,7 @@ def test_request_id_reused_for_another_charge_is_a_conflict(book: Ledger, data_d
     book.create("bob", "1")
     book.charge_tokens("alice", "gpt-4o", 100, 20, cached_tokens=10, request_id="r")
     first = charges(book)[0]
-    files = {name: digest(data_dir / name) for name in ("team.json", "team.history.jsonl")}
+    files = {name: digest(data_dir / name) for name in ("team.json", "team+history.jsonl")}
     attempts: list[Any] = [
         lambda: book.charge_tokens("bob", "gpt-4o", 100, 20, cached_tokens=10, request_id="r"),
         lambda: book.charge_tokens("alice", "gpt-4o", 100, 21, cached_tokens=10, request_id="r"),
@@ -137,14 +137,14 @@ def test_request_id_must_be_sensible(book: Ledger, bad: str) -> None:
 
 def test_enforce_refuses_and_changes_nothing(book: Ledger, data_dir: Path) -> None:
     book.charge_cost("alice", "0.9")
-    state, history = digest(data_dir / "team.json"), digest(data_dir / "team.history.jsonl")
+    state, history = digest(data_dir / "team.json"), digest(data_dir / "team+history.jsonl")
     with pytest.raises(BudgetExceededError) as caught:
         book.charge_cost("alice", "0.2", enforce=True)
     error = caught.value
     assert (error.current_cost, error.max_budget, error.scope) == (0.9, 1.0, "user")
     assert error.current_cost_exact == Decimal("0.9") and error.exit_code == 3
     assert digest(data_dir / "team.json") == state
-    assert digest(data_dir / "team.history.jsonl") == history
+    assert digest(data_dir / "team+history.jsonl") == history
     assert book.charge_cost("alice", "0.1", enforce=True).current_cost == 1  # exactly fits
 
 

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -79,7 +80,7 @@ def consistent(book: Ledger, data_dir: Path) -> tuple[dict[str, Decimal], list[d
     """Check the files as a fresh reader finds them; returns the balances and the events."""
     state = json.loads((data_dir / "p.json").read_bytes())
     size = state["history"]["size"]
-    counted = (data_dir / "p.history.jsonl").read_bytes()[:size]
+    counted = (data_dir / "p+history.jsonl").read_bytes()[:size]
     assert len(counted) == size, "history shorter than the state counts"
     assert counted == b"" or counted.endswith(b"\n"), "a partial line within the counted history"
     events = [json.loads(line) for line in counted.splitlines()]
@@ -138,15 +139,22 @@ def test_kill_9_during_writes_leaves_a_consistent_state(
         # the state loads, and its balance equals the history it counts
         balances, events = consistent(book, data_dir)
         size = json.loads((data_dir / "p.json").read_bytes())["history"]["size"]
-        torn += (data_dir / "p.history.jsonl").stat().st_size > size  # killed mid-transaction
+        tail = (data_dir / "p+history.jsonl").read_bytes()[size:]
+        torn += bool(tail)  # killed mid-transaction
         recorded = {e.get("request_id") for e in events if e["type"] == "charge"}
         done = [line.split()[1] for line in out.splitlines() if line.startswith("done ")]
         acknowledged += len(done)
         lost += sum(1 for rid in done if rid not in recorded)  # a charge that returned is durable
-        # and the next write works (cutting any interrupted tail first)
-        book.charge_cost("v", "0.5")
+        # and the next write works (moving any interrupted tail aside first, with a warning)
+        kept_before = set(data_dir.glob("p+history.*.orphan.jsonl"))
+        with warnings.catch_warnings(record=True) as warned:
+            warnings.simplefilter("always")
+            book.charge_cost("v", "0.5")
+        kept = set(data_dir.glob("p+history.*.orphan.jsonl")) - kept_before
+        assert [p.read_bytes() for p in kept] == ([tail] if tail else [])  # never destroyed
+        assert len(warned) == len(kept), [str(w.message) for w in warned]
         balances, _ = consistent(book, data_dir)
-        assert (data_dir / "p.history.jsonl").stat().st_size == json.loads(
+        assert (data_dir / "p+history.jsonl").stat().st_size == json.loads(
             (data_dir / "p.json").read_bytes()
         )["history"]["size"]
         assert list(data_dir.glob(".*.tmp")) == [], "a killed writer's temp file was not swept"

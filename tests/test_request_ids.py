@@ -133,14 +133,14 @@ def test_ids_are_not_in_the_state(book: Ledger, data_dir: Path) -> None:
     doc = state(data_dir)
     assert doc["version"] == 2 and "request_ids" not in doc
     assert len((data_dir / "team.json").read_bytes()) < size + 100  # the spend grew, not the ids
-    with sqlite3.connect(data_dir / "team.request-ids.sqlite") as db:
+    with sqlite3.connect(data_dir / "team+request-ids.sqlite") as db:
         assert db.execute("SELECT count(*) FROM request_ids").fetchone() == (51,)
 
 
 def test_expired_rows_are_deleted(book: Ledger, clock: Clock, wall: Clock, data_dir: Path) -> None:
     clock.now = wall.now = T0 + timedelta(days=91)
     book.charge_cost("alice", "0.5", request_id="late")
-    with sqlite3.connect(data_dir / "team.request-ids.sqlite") as db:
+    with sqlite3.connect(data_dir / "team+request-ids.sqlite") as db:
         assert db.execute("SELECT id FROM request_ids").fetchall() == [("late",)]
 
 
@@ -163,7 +163,7 @@ def test_an_id_is_remembered_only_once_its_charge_committed(
         fail_replace(patched)
         with pytest.raises(StorageIOError):
             book.charge_cost("alice", "0.25", request_id="r")
-    with sqlite3.connect(data_dir / "team.request-ids.sqlite") as db:  # the row is there...
+    with sqlite3.connect(data_dir / "team+request-ids.sqlite") as db:  # the row is there...
         assert db.execute("SELECT count(*) FROM request_ids WHERE id='r'").fetchone() == (1,)
     assert not book.charge_cost("alice", "0.5", request_id="r").duplicate  # ...and means nothing
     assert book.charge_cost("alice", "0.5", request_id="r").duplicate
@@ -190,7 +190,7 @@ def test_a_restored_state_forgets_the_ids_of_the_charges_it_lost(
     counted = state(data_dir)["history"]["size"]
     book.charge_cost("alice", "0.25", request_id="after-backup")
     (data_dir / "team.json").write_bytes(backup)  # restored, as the error messages advise
-    with open(data_dir / "team.history.jsonl", "r+b") as history:  # and its history
+    with open(data_dir / "team+history.jsonl", "r+b") as history:  # and its history
         history.truncate(counted)
     assert not book.charge_cost("alice", "0.25", request_id="after-backup").duplicate
     assert book.charge_cost("alice", "0.5", request_id="early").duplicate
@@ -200,7 +200,7 @@ def test_a_restored_state_forgets_the_ids_of_the_charges_it_lost(
 def test_a_missing_or_unfinished_index_is_rebuilt_from_the_history(
     book: Ledger, data_dir: Path
 ) -> None:
-    index = data_dir / "team.request-ids.sqlite"
+    index = data_dir / "team+request-ids.sqlite"
     os.rename(index, data_dir / "aside.sqlite")
     assert book.charge_cost("alice", "0.5", request_id="early", dry_run=True).duplicate
     assert not index.exists()  # a dry run read the history, wrote nothing
@@ -213,7 +213,7 @@ def test_a_missing_or_unfinished_index_is_rebuilt_from_the_history(
 
 
 def test_a_corrupt_index_is_reported_and_never_overwritten(book: Ledger, data_dir: Path) -> None:
-    index = data_dir / "team.request-ids.sqlite"
+    index = data_dir / "team+request-ids.sqlite"
     index.write_bytes(b"not a database at all" * 100)
     before = digest(index)
     with pytest.raises(CorruptStateError) as caught:
@@ -224,7 +224,7 @@ def test_a_corrupt_index_is_reported_and_never_overwritten(book: Ledger, data_di
 
 
 def test_an_index_that_is_a_link_is_refused(book: Ledger, data_dir: Path, tmp_path: Path) -> None:
-    index = data_dir / "team.request-ids.sqlite"
+    index = data_dir / "team+request-ids.sqlite"
     target = tmp_path / "elsewhere.sqlite"
     os.rename(index, target)
     index.symlink_to(target)
@@ -242,7 +242,7 @@ def old_state(data_dir: Path, clock: Clock) -> Ledger:
     book.charge_cost("alice", "0.5", model="m", request_id="old-1")
     clock.now += timedelta(days=1)
     book.charge_cost("alice", "0.25", request_id="old-2")
-    os.unlink(data_dir / "team.request-ids.sqlite")
+    os.unlink(data_dir / "team+request-ids.sqlite")
     doc = state(data_dir)
     doc["version"] = 1
     doc["request_ids"] = {

@@ -20,6 +20,7 @@ from budgetctl.errors import (
     BudgetctlError,
     CorruptStateError,
     FutureVersionError,
+    HistoryKeptAsideWarning,
     InvalidNameError,
     LockTimeoutError,
     StateError,
@@ -69,17 +70,17 @@ def test_files_are_private(data_dir: Path) -> None:
         os.umask(old)
     folder = data_dir / "nested" / "dir"
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
-    for name in ("proj.json", "proj.history.jsonl", "proj.lock", "proj.request-ids.sqlite"):
+    for name in ("proj.json", "proj+history.jsonl", "proj+lock", "proj+request-ids.sqlite"):
         assert stat.S_IMODE((folder / name).stat().st_mode) == 0o600, name
     book.set_price("private-model", "0.000001", "0.000002")
-    assert stat.S_IMODE((folder / "proj.prices.json").stat().st_mode) == 0o600
+    assert stat.S_IMODE((folder / "proj+prices.json").stat().st_mode) == 0o600
     # no temp files left behind
     assert sorted(p.name for p in folder.iterdir()) == [
-        "proj.history.jsonl",
+        "proj+history.jsonl",
+        "proj+lock",
+        "proj+prices.json",
+        "proj+request-ids.sqlite",  # sqlite's -wal and -shm files are gone once it is closed
         "proj.json",
-        "proj.lock",
-        "proj.prices.json",
-        "proj.request-ids.sqlite",  # sqlite's -wal and -shm files are gone once it is closed
     ]
 
 
@@ -89,7 +90,7 @@ def test_state_has_format_version_and_exact_money(data_dir: Path) -> None:
     doc = json.loads((data_dir / "proj.json").read_text("utf-8"))
     assert doc["format"] == FORMAT == "budgetctl-state"
     assert doc["version"] == VERSION == 2
-    assert doc["history"]["size"] == (data_dir / "proj.history.jsonl").stat().st_size
+    assert doc["history"]["size"] == (data_dir / "proj+history.jsonl").stat().st_size
     alice = doc["users"]["alice"]
     assert alice["current_cost"] == "0.250123"  # exact decimal text
     assert alice["model_cost"] == {"gpt-4o": "0.250123"}
@@ -98,7 +99,7 @@ def test_state_has_format_version_and_exact_money(data_dir: Path) -> None:
 
 def test_history_is_json_lines_in_order(data_dir: Path) -> None:
     book = seeded(data_dir)
-    lines = (data_dir / "proj.history.jsonl").read_bytes().splitlines()
+    lines = (data_dir / "proj+history.jsonl").read_bytes().splitlines()
     events = [json.loads(line) for line in lines]
     assert [e["type"] for e in events] == ["create", "create", "cap", "charge", "charge", "period"]
     assert events[3]["request_id"] == "req-1" and events[3]["cost"] == "0.25"
@@ -251,8 +252,8 @@ def test_corrupt_state_is_reported_and_never_touched(
     content, reason = CORRUPT[case]
     data_dir.mkdir()
     (data_dir / "proj.json").write_bytes(content)
-    (data_dir / "proj.history.jsonl").write_bytes(b'{"type":"tail"}\n')  # beyond size 0
-    (data_dir / "proj.lock").touch()  # as a project that was ever written has one
+    (data_dir / "proj+history.jsonl").write_bytes(b'{"type":"tail"}\n')  # beyond size 0
+    (data_dir / "proj+lock").touch()  # as a project that was ever written has one
     before = fingerprint(data_dir)
     with pytest.raises(CorruptStateError) as caught:
         OPERATIONS[operation](ledger(data_dir))
@@ -269,7 +270,7 @@ def test_corrupt_state_is_reported_and_never_touched(
 def test_future_version_is_refused(data_dir: Path, operation: str) -> None:
     data_dir.mkdir()
     (data_dir / "proj.json").write_bytes(state_with(version=VERSION + 1, users={"alice": "?"}))
-    (data_dir / "proj.lock").touch()
+    (data_dir / "proj+lock").touch()
     before = fingerprint(data_dir)
     with pytest.raises(FutureVersionError) as caught:
         OPERATIONS[operation](ledger(data_dir))
@@ -310,7 +311,7 @@ def test_unreadable_state_is_an_io_error(data_dir: Path) -> None:
 
 def test_history_shorter_than_recorded_is_an_error(data_dir: Path) -> None:
     book = seeded(data_dir)
-    history = data_dir / "proj.history.jsonl"
+    history = data_dir / "proj+history.jsonl"
     history.write_bytes(history.read_bytes()[:-20])
     before = fingerprint(data_dir)
     for operation in ("charge", "create", "reset", "history", "set cap", "delete"):
@@ -324,9 +325,9 @@ def test_history_shorter_than_recorded_is_an_error(data_dir: Path) -> None:
         book.charge_cost("alice", "1")
 
 
-def test_history_longer_than_recorded_is_cut_back_on_the_next_write(data_dir: Path) -> None:
+def test_history_longer_than_recorded_is_moved_aside_by_the_next_write(data_dir: Path) -> None:
     book = seeded(data_dir)
-    history = data_dir / "proj.history.jsonl"
+    history = data_dir / "proj+history.jsonl"
     counted = history.read_bytes()
     # an interrupted transaction: its events were appended, the state was not replaced
     tail = b'{"type":"charge","user":"alice","cost":"999"}\n{"type":"charge","user":"al'
@@ -335,9 +336,12 @@ def test_history_longer_than_recorded_is_cut_back_on_the_next_write(data_dir: Pa
     assert replayed(book) == stored(data_dir / "proj.json")
     assert book.get("alice").current_cost == Decimal("0.25")
     assert all(e.get("cost") != "999" for e in book.history())
-    book.charge_cost("alice", "0.5")
+    with pytest.warns(HistoryKeptAsideWarning, match="2 lines"):
+        book.charge_cost("alice", "0.5")
     data = history.read_bytes()
     assert data.startswith(counted) and b"999" not in data and data.endswith(b"\n")
+    kept = list(data_dir.glob("proj+history.*.orphan.jsonl"))
+    assert len(kept) == 1 and kept[0].read_bytes() == tail  # never destroyed
     assert len(data) == json.loads((data_dir / "proj.json").read_bytes())["history"]["size"]
     assert replayed(book) == stored(data_dir / "proj.json")
     assert book.get("alice").current_cost == Decimal("0.75")
@@ -345,7 +349,7 @@ def test_history_longer_than_recorded_is_cut_back_on_the_next_write(data_dir: Pa
 
 def test_dry_run_does_not_repair_the_tail(data_dir: Path) -> None:
     book = seeded(data_dir)
-    history = data_dir / "proj.history.jsonl"
+    history = data_dir / "proj+history.jsonl"
     history.write_bytes(history.read_bytes() + b'{"type":"cha')
     before = fingerprint(data_dir)
     book.charge_cost("alice", "1", dry_run=True)
@@ -354,7 +358,7 @@ def test_dry_run_does_not_repair_the_tail(data_dir: Path) -> None:
 
 def test_history_line_that_is_not_json(data_dir: Path) -> None:
     book = seeded(data_dir)
-    history = data_dir / "proj.history.jsonl"
+    history = data_dir / "proj+history.jsonl"
     data = history.read_bytes()
     history.write_bytes(b"x" * 10 + data[10:])  # same size, first line broken
     with pytest.raises(CorruptStateError) as caught:
@@ -369,12 +373,12 @@ def test_lock_timeout(data_dir: Path) -> None:
     book = seeded(data_dir)
     quick = ledger(data_dir, lock_timeout=0.2)
     before = fingerprint(data_dir)
-    with lock.exclusive(data_dir / "proj.lock"):  # another open file: flock conflicts
+    with lock.exclusive(data_dir / "proj+lock"):  # another open file: flock conflicts
         with pytest.raises(LockTimeoutError) as caught:
             quick.charge_cost("alice", "1")
         error = caught.value
         assert error.exit_code == 5
-        assert "proj.lock" in str(error) and "0.2 s" in str(error) and "retry" in str(error)
+        assert "proj+lock" in str(error) and "0.2 s" in str(error) and "retry" in str(error)
         # reads do not need the lock
         assert quick.get("alice").current_cost == Decimal("0.25")
         with pytest.raises(LockTimeoutError):
@@ -477,7 +481,7 @@ def test_reset_due_at_a_moment_inside_the_boundary_second(data_dir: Path) -> Non
 
 def test_a_failed_operation_does_not_cut_the_tail(data_dir: Path) -> None:
     book = seeded(data_dir)
-    history = data_dir / "proj.history.jsonl"
+    history = data_dir / "proj+history.jsonl"
     history.write_bytes(history.read_bytes() + b'{"type":"cha')
     before = fingerprint(data_dir)
     with pytest.raises(BudgetctlError):
@@ -490,11 +494,12 @@ def test_a_failed_operation_does_not_cut_the_tail(data_dir: Path) -> None:
 def test_history_of_a_state_moved_aside_is_kept(data_dir: Path) -> None:
     """'Move it aside', says the corrupt-state error: the old history must survive that."""
     seeded(data_dir)
-    old_history = (data_dir / "proj.history.jsonl").read_bytes()
+    old_history = (data_dir / "proj+history.jsonl").read_bytes()
     (data_dir / "proj.json").rename(data_dir / "proj.json.broken")
     book = ledger(data_dir)
-    book.create("alice", "3")
-    orphans = list(data_dir.glob("proj.history.*.orphan.jsonl"))
+    with pytest.warns(HistoryKeptAsideWarning, match="6 lines"):
+        book.create("alice", "3")
+    orphans = list(data_dir.glob("proj+history.*.orphan.jsonl"))
     assert len(orphans) == 1 and orphans[0].read_bytes() == old_history
     assert [e["type"] for e in book.history()] == ["create"]
     assert replayed(book) == stored(data_dir / "proj.json") == {"alice": 0}

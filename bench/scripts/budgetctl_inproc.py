@@ -37,10 +37,10 @@ for _ in range(reps):
     result["get"].append(timed(lambda: ledger.get(user)))
     result["view"].append(timed(lambda: ledger.view()))
 pristine = Path(tempfile.mkdtemp(prefix="budgetctl-inproc-"))
-for name in (f"{project}.json", f"{project}.history.jsonl"):
+for name in (f"{project}.json", f"{project}+history.jsonl"):
     shutil.copy2(Path(data_dir) / name, pristine / name)
 for _ in range(reps):
-    for name in (f"{project}.json", f"{project}.history.jsonl"):
+    for name in (f"{project}.json", f"{project}+history.jsonl"):
         shutil.copy2(pristine / name, Path(data_dir) / name)
     result["reset_due"].append(timed(lambda: ledger.reset_due(now=reset_time)))
 shutil.rmtree(pristine)

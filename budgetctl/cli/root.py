@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import importlib
 import sys
+import warnings
 from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import Annotated, Any, TextIO
 
 import typer
 from typer import _click
@@ -18,6 +19,7 @@ from typer.core import TyperGroup
 
 from budgetctl._version import __version__
 from budgetctl.cli import complete, failures, interrupts
+from budgetctl.errors import BudgetctlWarning
 
 
 class BudgetctlGroup(TyperGroup):
@@ -32,7 +34,9 @@ class BudgetctlGroup(TyperGroup):
         windows_expand_args: bool = True,
         **extra: Any,
     ) -> Any:
-        with interrupts.guarded():
+        with interrupts.guarded(), warnings.catch_warnings():
+            warnings.simplefilter("always", BudgetctlWarning)
+            warnings.showwarning = _show_warning
             try:
                 returned = super().main(
                     hoist(sys.argv[1:] if args is None else args),
@@ -57,6 +61,24 @@ class BudgetctlGroup(TyperGroup):
         if standalone_mode:
             sys.exit(code)
         return code
+
+
+_default_showwarning = warnings.showwarning
+
+
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    """The library's warnings as the CLI's own (stderr, even with ``-q``); others as Python's."""
+    if issubclass(category, BudgetctlWarning):
+        sys.stderr.write(f"warning: {message}\n")
+    else:
+        _default_showwarning(message, category, filename, lineno, file, line)
 
 
 def _version(value: bool) -> None:

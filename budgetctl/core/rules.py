@@ -27,12 +27,12 @@ from budgetctl.errors import (
 RECENT_PERIODS = 12  # closed periods a single budget is read with (all are in the history)
 MAX_TOKENS = 10**9  # more tokens than this in one call is a typo, not a call
 REQUEST_ID_TTL = timedelta(days=90)  # a request id is remembered at least this long
-_PROJECT_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$")
+_PROJECT_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}")  # fullmatch: '$' allows "\n"
 
 
 def check_project_name(name: str) -> str:
     """``name`` if it is a valid project name: 1-64 of ``[A-Za-z0-9._-]``, not starting with '.'."""
-    if not isinstance(name, str) or not _PROJECT_NAME.match(name):
+    if not isinstance(name, str) or not _PROJECT_NAME.fullmatch(name):
         raise InvalidNameError(
             f"invalid project name {name!r}: use 1-64 letters, digits, '.', '_' or '-', "
             "not starting with '.'"
@@ -146,8 +146,10 @@ class Budget(NamedTuple):
         )
 
 
-CAP = "*project cap*"  # the cap's key in records and history; not a valid user name clash risk:
-# users are keys in "users", the cap lives under "cap", this is only its label in history events.
+# The cap's name where budgets are keyed by name (its Budget.user, replay's result). It holds a
+# control character, which check_user_name refuses, so no user can be mistaken for it (a user
+# named "*project cap*", the name budgetctl 0.1 used, made the replay count every charge twice).
+CAP = "\x00project cap"
 
 
 def _utc(moment: datetime) -> datetime:

@@ -83,7 +83,7 @@ def encode(budget: Budget) -> dict[str, Any]:
 def decode(user: str, raw: Any) -> Budget:
     """A :class:`Budget` from its record; RecordError saying what is wrong if it is malformed."""
     if not isinstance(raw, dict):
-        raise RecordError(f"user {user!r}: record is not an object")
+        raise RecordError(f"{_who(user)}: record is not an object")
     try:
         duration = periods.parse_duration(raw["duration"]) if raw.get("duration") else None
         start = raw.get("start")
@@ -107,9 +107,9 @@ def decode(user: str, raw: Any) -> Budget:
             alert_at=_money(alert) if alert is not None else None,
         )
     except KeyError as missing:
-        raise RecordError(f"user {user!r}: field {missing.args[0]!r} is missing") from None
+        raise RecordError(f"{_who(user)}: field {missing.args[0]!r} is missing") from None
     except (TypeError, ValueError, AttributeError, BudgetctlError) as bad:
-        raise RecordError(f"user {user!r}: {bad}") from None
+        raise RecordError(f"{_who(user)}: {bad}") from None
 
 
 def roll_over_record(
@@ -149,15 +149,19 @@ def roll_over_record(
             "reason": "rollover",
         }
     except KeyError as missing:
-        raise RecordError(f"user {user!r}: field {missing.args[0]!r} is missing") from None
+        raise RecordError(f"{_who(user)}: field {missing.args[0]!r} is missing") from None
     except (TypeError, ValueError, AttributeError, BudgetctlError) as bad:
-        raise RecordError(f"user {user!r}: {bad}") from None
+        raise RecordError(f"{_who(user)}: {bad}") from None
     record = dict(raw)
     record.pop("model_cost", None)
     record["current_cost"] = "0"
     record["period_start"] = format_utc(period_start)
     record["next_reset_at"] = format_utc(next_reset)
     return record, closed, period
+
+
+def _who(user: str) -> str:
+    return "the project cap" if user == rules.CAP else f"user {user!r}"
 
 
 def _epoch(moment: datetime | None) -> float | None:

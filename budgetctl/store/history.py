@@ -12,11 +12,14 @@ to a transaction that never committed.
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from budgetctl.core import jsontext
 from budgetctl.errors import CorruptStateError, StorageIOError
+from budgetctl.store import files
 
 # One encoder for everything written: json.dumps() with options builds a new one per call.
 ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
@@ -76,11 +79,16 @@ def encode_lines(events: list[dict[str, Any]]) -> bytes:
     return "".join(["".join(encode_one(e, 0)) + "\n" for e in events]).encode("utf-8")
 
 
-def read_periods(path: Path, size: int, offset: Any, limit: int) -> list[dict[str, Any]]:
-    """Up to ``limit`` closed-period events, newest first, following links from ``offset``."""
+def read_periods(paths: Sequence[Path], size: int, offset: Any, limit: int) -> list[dict[str, Any]]:
+    """Up to ``limit`` closed-period events, newest first, following links from ``offset``.
+
+    ``paths``: the history's name, then the one budgetctl 0.1 gave it (the first that exists).
+    """
     found: list[dict[str, Any]] = []
+    path = paths[0]
     try:
-        with open(path, "rb") as handle:
+        fd, path = files.open_first(paths, os.O_RDONLY)
+        with os.fdopen(fd, "rb") as handle:
             while offset is not None and len(found) < limit:
                 if (
                     not isinstance(offset, int)
@@ -109,11 +117,16 @@ def read_periods(path: Path, size: int, offset: Any, limit: int) -> list[dict[st
 
 
 def read_events(
-    path: Path, size: int, user: str | None = None, limit: int | None = None
+    paths: Sequence[Path], size: int, user: str | None = None, limit: int | None = None
 ) -> list[dict[str, Any]]:
-    """The first ``size`` bytes' events, newest first (only ``user``'s, at most ``limit``)."""
+    """The first ``size`` bytes' events, newest first (only ``user``'s, at most ``limit``).
+
+    ``paths`` as for :func:`read_periods`.
+    """
+    path = paths[0]
     try:
-        with open(path, "rb") as handle:
+        fd, path = files.open_first(paths, os.O_RDONLY)
+        with os.fdopen(fd, "rb") as handle:
             data = handle.read(size)
     except FileNotFoundError:
         data = b""

@@ -1,18 +1,22 @@
 """The JSON store: one state file per project, an append-only history beside it, a lock.
 
-Files in the data dir, for project ``P`` (docs/state-format.md):
+Files in the data dir, for project ``P`` (docs/state-format.md; names in :mod:`.layout`):
 
 - ``P.json``: the state, replaced atomically (temp file in the same dir, fsync, ``os.replace``,
   fsync of the dir), so a reader sees the old state or the new one, never half a file;
-- ``P.history.jsonl``: one JSON event a line, appended before the state that counts it is
-  written. The state records how many bytes of history it counts (``history.size``); a tail
-  beyond that is an interrupted transaction and is cut off by the next writer, and readers never
-  read past it. So a crash at any instant leaves a balance that equals its history;
-- ``P.lock``: held with ``flock`` across every read-modify-write;
-- ``P.request-ids.sqlite``: the request ids charged, pointing into the history
+- ``P+history.jsonl``: one JSON event a line, appended before the state that counts it is
+  written. The state records how many bytes of history it counts (``history.size``); readers
+  never read past it. A tail beyond it was left by a writer that died before its commit, or is
+  what was recorded after the backup a restored state came from: the next writer moves it to
+  ``P+history.<n>.orphan.jsonl`` (never destroys it) and warns. So a crash at any instant leaves a
+  balance that equals its history;
+- ``P+lock``: held with ``flock`` across every read-modify-write;
+- ``P+request-ids.sqlite``: the request ids charged, pointing into the history
   (:mod:`budgetctl.store.request_ids`), so a charge never reads them all.
 
-A file that is not what budgetctl wrote is reported (file and reason) and never overwritten.
+Every file is opened without following symlinks and must be a regular file we own, in a data dir
+only we can write (:mod:`.files`). A file that is not what budgetctl wrote is reported (file and
+reason) and never overwritten.
 """
 
 from __future__ import annotations
@@ -20,9 +24,9 @@ from __future__ import annotations
 import gc
 import json
 import os
-import re
 import time
-from collections.abc import Iterator, Mapping, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime
 from decimal import Decimal
@@ -39,6 +43,7 @@ from budgetctl.errors import (
     BudgetExceededError,
     CorruptStateError,
     FutureVersionError,
+    HistoryKeptAsideWarning,
     StorageIOError,
     UnknownModelError,
     UnknownProjectError,
@@ -46,7 +51,7 @@ from budgetctl.errors import (
     UsageError,
     UserExistsError,
 )
-from budgetctl.store import codec, history, lock, prices_file, request_ids
+from budgetctl.store import codec, files, history, layout, lock, prices_file, request_ids
 from budgetctl.store.interface import ChargeOutcome, ChargeRequest, ProjectView, ResetDue
 
 FORMAT = "budgetctl-state"
@@ -54,7 +59,41 @@ VERSION = 2  # 2: request ids moved out of the state into their index (1 is read
 
 
 def state_path(data_dir: Path, project: str) -> Path:
-    return data_dir / f"{project}.json"
+    return layout.files(data_dir, project).state
+
+
+def list_projects(folder: Path) -> list[str]:
+    """Names of the projects that have a state file in ``folder``, sorted ([] if it is missing).
+
+    A 0.1 data dir may hold ``P.prices.json`` as project ``P``'s prices: that is no project.
+    """
+    try:
+        names = os.listdir(folder)
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise StorageIOError(folder, f"cannot list the data directory ({exc.strerror})") from None
+    found = []
+    for project, name in layout.state_names(names).items():
+        try:
+            rules.check_project_name(project)
+        except UsageError:
+            continue
+        if name.endswith(".prices.json") and _is_old_prices_file(folder / name):
+            continue
+        found.append(project)
+    return sorted(found)
+
+
+def _is_old_prices_file(path: Path) -> bool:
+    try:
+        fd = files.open_file(path, os.O_RDONLY)
+    except (OSError, StorageIOError):
+        return False  # listed; using it will say what is wrong
+    try:
+        return prices_file.is_prices_file(os.read(fd, 200))
+    finally:
+        os.close(fd)
 
 
 class _Txn:
@@ -133,11 +172,13 @@ class JsonStore:
     def __init__(self, project: str, data_dir: Path, lock_timeout: float | None = None) -> None:
         self.project = rules.check_project_name(project)
         self.data_dir = Path(data_dir)
-        self.path = state_path(self.data_dir, project)
-        self.history_path = self.data_dir / f"{project}.history.jsonl"
-        self.lock_path = self.data_dir / f"{project}.lock"
-        self.prices_path = self.data_dir / f"{project}.prices.json"
-        self.request_ids_path = self.data_dir / f"{project}.request-ids.sqlite"
+        self.files = layout.files(self.data_dir, project)
+        self.old_files = layout.legacy(self.data_dir, project)  # budgetctl 0.1's names
+        self.path = self.files.state
+        self.history_path = self.files.history
+        self.lock_path = self.files.lock
+        self.prices_path = self.files.prices
+        self.request_ids_path = self.files.request_ids
         # Read now, so that a bad BUDGETCTL_LOCK_TIMEOUT fails every command alike, reads too.
         self.lock_timeout = (
             lock.lock_timeout() if lock_timeout is None else lock.check_timeout(lock_timeout)
@@ -160,14 +201,12 @@ class JsonStore:
 
     def _load(self, must_exist: bool) -> dict[str, Any] | None:
         try:
-            with open(self.path, "rb") as handle:
-                data = handle.read()
+            files.check_dir(self.data_dir)
+            data = files.read_all(files.open_file(self.path, os.O_RDONLY))
         except FileNotFoundError:
             if must_exist:
                 raise UnknownProjectError(self.project, self.data_dir) from None
             return None
-        except IsADirectoryError:
-            raise StorageIOError(self.path, "is a directory, not a state file") from None
         except OSError as exc:
             raise StorageIOError(self.path, f"cannot read ({exc.strerror})") from None
         return self._parse(data)
@@ -224,14 +263,20 @@ class JsonStore:
     # --- writing ---------------------------------------------------------------------------------
 
     def _ensure_dir(self) -> None:
-        if self.data_dir.is_dir():
-            return
+        """The data dir, created (with its missing parents, each 0700) if need be, and checked."""
         try:
-            self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StorageIOError(
-                self.data_dir, f"cannot create the data directory ({exc.strerror})"
-            ) from None
+            files.check_dir(self.data_dir)
+        except FileNotFoundError:
+            files.make_dirs(self.data_dir)
+            files.check_dir(self.data_dir)
+
+    def _checked_dir(self) -> bool:
+        """Whether the data dir exists (it is checked when it does)."""
+        try:
+            files.check_dir(self.data_dir)
+        except FileNotFoundError:
+            return False
+        return True
 
     @contextmanager
     def _transaction(
@@ -247,7 +292,7 @@ class JsonStore:
         if not create and not self.path.exists():
             raise self._missing()
         if dry_run:
-            doc = self._load(must_exist=not create) if self.data_dir.exists() else None
+            doc = self._load(must_exist=not create) if self._checked_dir() else None
             if doc is not None:
                 self._check_history(doc["history"]["size"])
             txn = _Txn(self, doc if doc is not None else self._new_doc(), now, dry_run=True)
@@ -259,7 +304,9 @@ class JsonStore:
             return
         if create:
             self._ensure_dir()
-        with lock.exclusive(self.lock_path, self.lock_timeout), _gc_paused():
+        else:
+            self._checked_dir()
+        with lock.exclusive(self.lock_path, self.lock_timeout) as held, _gc_paused():
             doc = self._load(must_exist=not create)
             if doc is None:
                 doc = self._new_doc()
@@ -269,6 +316,7 @@ class JsonStore:
             try:
                 yield txn
                 if txn.dirty:
+                    held.check()
                     self._commit(txn)
             finally:
                 if txn.index is not None:
@@ -276,68 +324,151 @@ class JsonStore:
 
     def _check_history(self, recorded: int) -> None:
         """A history shorter than the state counts has lost entries: the state is not trusted."""
+        paths = (self.history_path, self.old_files.history)
         try:
-            actual = self.history_path.stat().st_size
+            fd, path = files.open_first(paths, os.O_RDONLY)
         except FileNotFoundError:
-            actual = 0
+            actual, path = 0, self.history_path
         except OSError as exc:
             raise StorageIOError(self.history_path, f"cannot read ({exc.strerror})") from None
+        else:
+            try:
+                actual = os.fstat(fd).st_size
+            finally:
+                os.close(fd)
         if actual < recorded:
             raise CorruptStateError(
-                self.history_path,
+                path,
                 f"the history is {actual} bytes but the state counts {recorded}: entries were lost",
             )
 
-    def _cut_tail(self, recorded: int) -> None:
-        """Before appending: drop what an interrupted transaction left past the counted history.
+    def _adopt_old_names(self) -> None:
+        """Give a project's files the names of this version (under the lock, before a commit).
 
-        With no state counting any of it (a state file moved aside, or a first write that never
-        finished), the whole file is kept beside as ``<project>.history.<n>.orphan.jsonl``.
+        budgetctl 0.1 named them ``P.history.jsonl``, ``P.prices.json`` and ``P.lock``; the state
+        keeps its name. Readers look under both names, so each rename is safe on its own.
+        """
+        old, new = self.old_files, self.files
+        renamed = False
+        for source, target in ((old.history, new.history), (old.prices, new.prices)):
+            try:
+                fd = files.open_file(source, os.O_RDONLY)
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                raise StorageIOError(source, f"cannot read ({exc.strerror})") from None
+            try:
+                if source == old.prices and not prices_file.is_prices_file(os.read(fd, 200)):
+                    continue  # the state of a project named '<project>.prices'
+            finally:
+                os.close(fd)
+            if os.path.lexists(target):
+                raise StorageIOError(
+                    source,
+                    f"budgetctl 0.1's name for {target.name}, and both exist",
+                    "was budgetctl 0.1 run after the upgrade? keep the right one, move the "
+                    "other aside",
+                )
+            try:
+                os.rename(source, target)
+            except OSError as exc:
+                raise StorageIOError(source, f"cannot rename ({exc.strerror})") from None
+            renamed = True
+        if renamed:
+            self._sync_dir()
+        with suppress(OSError):
+            os.unlink(old.lock)  # nobody locks it any more (a link is removed, not followed)
+
+    def _keep_tail(self, recorded: int) -> None:
+        """Before appending: move what the history holds past what the state counts aside.
+
+        That tail was appended by a writer that died before its commit, or the state was restored
+        from a backup and it is what was recorded since: nothing tells the two apart for sure, so
+        it is never destroyed. It goes to ``P+history.<n>.orphan.jsonl`` (the whole file when the
+        state counts none of it), with a warning naming that file.
         """
         try:
-            actual = self.history_path.stat().st_size
-            if actual <= recorded:
-                return
-            if recorded == 0:
-                orphan = f"{self.project}.history.{time.time_ns()}.orphan.jsonl"
-                os.replace(self.history_path, self.data_dir / orphan)
-                return
-            with open(self.history_path, "r+b") as handle:
-                handle.truncate(recorded)
-                os.fsync(handle.fileno())
+            fd = files.open_file(self.history_path, os.O_RDWR)
         except FileNotFoundError:
             return
         except OSError as exc:
-            raise StorageIOError(self.history_path, f"cannot repair ({exc.strerror})") from None
+            raise StorageIOError(self.history_path, f"cannot read ({exc.strerror})") from None
+        kept = layout.orphan(self.data_dir, self.project, time.time_ns())
+        try:
+            actual = os.fstat(fd).st_size
+            if actual <= recorded:
+                return
+            if recorded == 0:
+                lines = _each_chunk(fd, 0)
+                os.rename(self.history_path, kept)
+                self._sync_dir()
+            else:
+                lines = _copy_tail(fd, recorded, kept)
+                self._sync_dir()
+                os.ftruncate(fd, recorded)
+                os.fsync(fd)
+        except OSError as exc:
+            raise StorageIOError(
+                self.history_path, f"cannot keep its uncounted tail aside ({exc.strerror})"
+            ) from None
+        finally:
+            os.close(fd)
+        state = self.path.name
+        warnings.warn(
+            HistoryKeptAsideWarning(
+                f"{self.history_path} held {actual - recorded} bytes ({_lines(lines)}) that "
+                f"{state} does not count: moved to {kept} (a command that was interrupted, or, "
+                f"if {state} was restored from a backup, what was recorded after that backup, "
+                "which its balances do not include)"
+            ),
+            stacklevel=1,
+        )
+
+    def _append(self, lines: bytes) -> None:
+        try:
+            fd = files.open_file(self.history_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+            try:
+                _write_all(fd, lines)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise StorageIOError(
+                self.history_path, f"cannot append to the history ({exc.strerror})"
+            ) from None
+
+    def _take_back(self, recorded: int) -> None:
+        """After a failure before the commit: remove what this transaction appended (its own
+        bytes, under the lock), so a full disk does not leave tails for the next writer."""
+        with suppress(OSError, StorageIOError):
+            fd = files.open_file(self.history_path, os.O_WRONLY)
+            try:
+                if os.fstat(fd).st_size > recorded:
+                    os.ftruncate(fd, recorded)
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
 
     def _commit(self, txn: _Txn) -> None:
         doc = txn.doc
+        recorded = doc["history"]["size"]
+        self._adopt_old_names()
         self._sweep_temp_files()
-        self._cut_tail(doc["history"]["size"])
-        if "request_ids" in doc:  # a 0.1 state: its ids move to the index (once: it is then v2)
-            self._ids(txn).build(doc["history"]["size"], doc.pop("request_ids"))
-        if txn.events:
-            lines = history.link_and_encode(txn.events, doc, doc["history"]["size"])
-            try:
-                fd = os.open(
-                    self.history_path,
-                    os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
-                    0o600,
-                )
-                try:
-                    _write_all(fd, lines)
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-            except OSError as exc:
-                raise StorageIOError(
-                    self.history_path, f"cannot append to the history ({exc.strerror})"
-                ) from None
-            self._index_request_ids(txn, lines, doc["history"]["size"])
-            doc["history"] = {"size": doc["history"]["size"] + len(lines)}
-        doc["version"] = VERSION
-        data = history.ENCODER.encode(doc).encode("utf-8")
-        self._replace(data)
+        self._keep_tail(recorded)
+        try:
+            if "request_ids" in doc:  # a 0.1 state: its ids move to the index (once: it is then v2)
+                self._ids(txn).build(recorded, doc.pop("request_ids"))
+            if txn.events:
+                lines = history.link_and_encode(txn.events, doc, recorded)
+                self._append(lines)
+                self._index_request_ids(txn, lines, recorded)
+                doc["history"] = {"size": recorded + len(lines)}
+            doc["version"] = VERSION
+            data = history.ENCODER.encode(doc).encode("utf-8")
+            self._replace(data)
+        except StorageIOError:  # raised only before the commit (os.replace)
+            self._take_back(recorded)
+            raise
 
     def _index_request_ids(self, txn: _Txn, lines: bytes, offset: int) -> None:
         """Remember the request ids of the charges in ``lines`` (appended at ``offset``), after
@@ -380,9 +511,9 @@ class JsonStore:
         """Delete temp files a writer killed before its ``os.replace`` left behind.
 
         Only a lock holder writes temp files, so under the lock every one of this project's is
-        stale (``.<project>.<8 random chars>.tmp``: another project's name never matches).
+        stale (``.<project>+<8 random chars>.tmp``: another project's name never matches).
         """
-        pattern = re.compile(rf"\.{re.escape(self.project)}\.[a-z0-9_]{{8}}\.tmp")
+        pattern = layout.temp_pattern(self.project)
         with suppress(OSError):
             for entry in os.scandir(self.data_dir):
                 if pattern.fullmatch(entry.name):
@@ -395,10 +526,9 @@ class JsonStore:
         (Not ``tempfile.mkstemp``: importing ``tempfile`` costs a one-shot command about 1 ms.)
         """
         while True:
-            path = os.path.join(self.data_dir, f".{self.project}.{os.urandom(4).hex()}.tmp")
+            path = layout.temp(self.data_dir, self.project, os.urandom(4).hex())
             try:
-                flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
-                return os.open(path, flags, 0o600), path
+                return files.open_file(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL), path
             except FileExistsError:
                 continue
 
@@ -424,11 +554,14 @@ class JsonStore:
         # Committed: every reader now sees the new state. A failure to sync the directory cannot
         # undo that, so it is not reported as a failed change (a retry would charge twice).
         with suppress(OSError):
-            dir_fd = os.open(self.data_dir, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+            self._sync_dir()
+
+    def _sync_dir(self) -> None:
+        dir_fd = os.open(self.data_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
 
     # --- operations ------------------------------------------------------------------------------
 
@@ -601,7 +734,7 @@ class JsonStore:
         if offset is None:
             return ()
         found = history.read_periods(
-            self.history_path, doc["history"]["size"], offset, rules.RECENT_PERIODS
+            self._history_paths(), doc["history"]["size"], offset, rules.RECENT_PERIODS
         )
         try:
             return tuple(codec.decode_period(event) for event in found)
@@ -667,7 +800,7 @@ class JsonStore:
         """The project's spend from ``start`` on, exactly: its charges in the history (the part
         the state counts). Read only when a cap is set or moved onto a new grid."""
         size = txn.doc["history"]["size"]
-        return rules.spent_since(history.read_events(self.history_path, size), start)
+        return rules.spent_since(history.read_events(self._history_paths(), size), start)
 
     def clear_cap(self, *, dry_run: bool = False) -> bool:
         with self._transaction(None, dry_run=dry_run) as txn:
@@ -680,15 +813,15 @@ class JsonStore:
     def set_price(self, price: Price | None, model: str, *, dry_run: bool = False) -> None:
         """Add, change or (``price=None``) remove a per-project custom price.
 
-        Custom prices live in their own small file, ``<project>.prices.json``, so a charge reads
+        Custom prices live in their own small file, ``<project>+prices.json``, so a charge reads
         them without parsing the (possibly large) state.
         """
         if not dry_run:
             self._ensure_dir()
-        elif not self.data_dir.is_dir():
+        elif not self._checked_dir():
             return
-        with lock.exclusive(self.lock_path, self.lock_timeout):
-            raw = prices_file.load(self.prices_path)
+        with lock.exclusive(self.lock_path, self.lock_timeout) as held:
+            raw = prices_file.load(self.prices_path, self.old_files.prices)
             if price is None:
                 if model not in raw:
                     raise UnknownModelError(model, sorted(raw)[:5])
@@ -696,16 +829,24 @@ class JsonStore:
             else:
                 raw[model] = prices_file.encode_price(price)
             if not dry_run:
+                held.check()
+                self._adopt_old_names()
                 self._replace(prices_file.dump(raw), self.prices_path)
 
     def prices(self) -> dict[str, Price]:
         """The project's custom prices (empty when it has none)."""
-        return prices_file.read(self.prices_path)
+        if not self._checked_dir():
+            return {}
+        return prices_file.read(self.prices_path, self.old_files.prices)
 
     def history(self, user: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
         """History events (newest first), only as far as the state counts them."""
         size = self._snapshot()["history"]["size"]
-        return history.read_events(self.history_path, size, user, limit)
+        return history.read_events(self._history_paths(), size, user, limit)
+
+    def _history_paths(self) -> tuple[Path, Path]:
+        """Where readers look for the history: its name, then budgetctl 0.1's."""
+        return self.history_path, self.old_files.history
 
 
 def _settings(budget: Budget) -> dict[str, Any]:
@@ -730,6 +871,38 @@ def _gc_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
+
+
+def _copy_tail(fd: int, start: int, target: Path) -> int:
+    """Copy ``fd``'s bytes from ``start`` into the new file ``target`` (fsynced); their lines."""
+    out = files.open_file(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+    try:
+        lines = _each_chunk(fd, start, lambda chunk: _write_all(out, chunk))
+        os.fsync(out)
+    except BaseException:
+        with suppress(OSError):
+            os.unlink(target)  # a partial copy: the tail is still in the history
+        raise
+    finally:
+        os.close(out)
+    return lines
+
+
+def _each_chunk(fd: int, start: int, use: Callable[[bytes], None] | None = None) -> int:
+    """Pass ``fd``'s bytes from ``start`` to ``use``, a MiB at a time; how many lines they are
+    (a last line cut short counts)."""
+    lines, offset, last = 0, start, b"\n"
+    while chunk := os.pread(fd, 1 << 20, offset):
+        if use is not None:
+            use(chunk)
+        lines += chunk.count(b"\n")
+        offset += len(chunk)
+        last = chunk[-1:]
+    return lines + (last != b"\n")
+
+
+def _lines(count: int) -> str:
+    return "1 line" if count == 1 else f"{count} lines"
 
 
 def _write_all(fd: int, data: bytes) -> None:

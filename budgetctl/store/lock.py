@@ -1,8 +1,11 @@
 """An exclusive, timed lock on a project, held across every read-modify-write.
 
 ``flock`` on a lock file beside the state file: the kernel releases it when its holder exits,
-however it exits (kill -9 included), so a dead holder never blocks the next command. The lock file
-is never deleted (deleting it would let two processes lock two different files).
+however it exits (kill -9 included), so a dead holder never blocks the next command. budgetctl
+never deletes the lock file. If someone else does (or replaces it), processes that had opened
+the old file would each lock a different file than processes that open the new one. So a lock
+counts only if, once taken, the path still names the very file locked (else the new file is
+locked instead), and a holder checks it still does before it changes anything (:meth:`Held.check`).
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from budgetctl.errors import LockTimeoutError, StorageIOError, UsageError
+from budgetctl.errors import LockLostError, LockTimeoutError, StorageIOError, UsageError
+from budgetctl.store import files
 
 DEFAULT_TIMEOUT = 10.0
 
@@ -46,31 +50,78 @@ def check_timeout(value: float, what: str = "lock timeout") -> float:
     return float(value)
 
 
+class Held:
+    """The lock a ``with exclusive(...)`` block holds."""
+
+    def __init__(self, path: Path, fd: int) -> None:
+        self.path = path
+        self.fd = fd
+
+    def check(self) -> None:
+        """Raise LockLostError if the lock file was deleted or replaced while held: another
+        process may then hold the new one. Called before changing anything."""
+        if not _still_named(self.fd, self.path):
+            raise LockLostError(self.path)
+
+
 @contextmanager
-def exclusive(path: Path, timeout: float | None = None) -> Iterator[None]:
-    """Hold an exclusive lock on ``path`` (created 0600 if missing) for the ``with`` block."""
+def exclusive(path: Path, timeout: float | None = None) -> Iterator[Held]:
+    """Hold an exclusive lock on ``path`` (created 0600 if missing) for the ``with`` block.
+
+    The file stays open while the lock is busy (a waiter is queued on the file the holder holds);
+    once locked, if ``path`` no longer names that file (it was deleted or replaced meanwhile), the
+    lock is worthless: the file at ``path`` is opened and locked instead.
+    """
     wait = lock_timeout() if timeout is None else timeout
+    deadline = time.monotonic() + wait
+    delay = 0.001
+    fd = _open(path)
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    except OSError as exc:
-        raise StorageIOError(path, f"cannot open lock file ({exc.strerror})") from None
-    try:
-        deadline = time.monotonic() + wait
-        delay = 0.001
         while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as exc:
-                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                    raise StorageIOError(path, f"cannot lock ({exc.strerror})") from None
+            if _try_lock(fd, path):
+                if _still_named(fd, path):
+                    break
+                os.close(fd)  # locked a file that is no longer the lock file: start again
+                fd = -1
+                fd = _open(path)
+                continue
             if time.monotonic() >= deadline:
                 raise LockTimeoutError(path, wait)
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
         try:
-            yield
+            yield Held(path, fd)
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
-        os.close(fd)
+        if fd >= 0:
+            os.close(fd)
+
+
+def _open(path: Path) -> int:
+    try:
+        return files.open_file(path, os.O_RDWR | os.O_CREAT)
+    except OSError as exc:
+        raise StorageIOError(path, f"cannot open lock file ({exc.strerror})") from None
+
+
+def _try_lock(fd: int, path: Path) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except OSError as exc:
+        if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            raise StorageIOError(path, f"cannot lock ({exc.strerror})") from None
+        return False
+
+
+def _still_named(fd: int, path: Path) -> bool:
+    """Whether ``path`` still names the file open as ``fd`` (not deleted, not replaced)."""
+    try:
+        named = os.stat(path, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise StorageIOError(path, f"cannot check the lock file ({exc.strerror})") from None
+    held = os.fstat(fd)
+    return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)

@@ -1,4 +1,4 @@
-"""Per-project custom prices: ``<project>.prices.json``, a small file beside the state.
+"""Per-project custom prices: ``<project>+prices.json``, a small file beside the state.
 
 Kept apart from the state so a charge reads them without parsing a (possibly large) state file.
 Rates are USD per token, as exact decimal text, in LiteLLM's field names.
@@ -7,6 +7,7 @@ Rates are USD per token, as exact decimal text, in LiteLLM's field names.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
@@ -21,20 +22,28 @@ from budgetctl.errors import (
     InvalidAmountError,
     StorageIOError,
 )
+from budgetctl.store import files
 
 FORMAT = "budgetctl-prices"
 VERSION = 1
 
 
-def load(path: Path) -> dict[str, Any]:
-    """The raw ``{model: rates}`` of the file at ``path`` ({} when there is none)."""
+def load(path: Path, legacy: Path | None = None) -> dict[str, Any]:
+    """The raw ``{model: rates}`` of the file at ``path`` ({} when there is none).
+
+    Without one, ``legacy`` (the name budgetctl 0.1 used) is read if it is a prices file: under
+    that name it may also be the state file of another project, which is not an error here.
+    """
     try:
-        with open(path, "rb") as handle:
-            data = handle.read()
+        fd, found = files.open_first([path] if legacy is None else [path, legacy], os.O_RDONLY)
+        data = files.read_all(fd)
     except FileNotFoundError:
         return {}
     except OSError as exc:
         raise StorageIOError(path, f"cannot read ({exc.strerror})") from None
+    if found != path and not is_prices_file(data):
+        return {}  # the state of a project named '<project>.prices'
+    path = found
     try:
         doc = jsontext.loads(data, parse_float=Decimal)  # exact, as written (to_text)
     except (json.JSONDecodeError, UnicodeDecodeError):
@@ -49,10 +58,16 @@ def load(path: Path) -> dict[str, Any]:
     return prices
 
 
-def read(path: Path) -> dict[str, Price]:
-    """The custom prices in the file at ``path``, as :class:`Price` objects."""
+def is_prices_file(data: bytes) -> bool:
+    """Whether ``data`` (a file's content, or its first bytes) is a prices file, not a state."""
+    head = data[:200].replace(b" ", b"").replace(b"\n", b"")
+    return head.startswith(b'{"format":"' + FORMAT.encode() + b'"')
+
+
+def read(path: Path, legacy: Path | None = None) -> dict[str, Price]:
+    """The custom prices in the file at ``path`` (or ``legacy``), as :class:`Price` objects."""
     out = {}
-    for model, raw in load(path).items():
+    for model, raw in load(path, legacy).items():
         try:
             out[model] = decode_price(model, raw)
         except (KeyError, TypeError, ArithmeticError, ValueError) as error:

@@ -1,6 +1,6 @@
 """The request ids a project has charged, indexed so a charge looks one up without reading them all.
 
-``<project>.request-ids.sqlite`` (the standard library's sqlite3; WAL journal, ``synchronous=FULL``)
+``<project>+request-ids.sqlite`` (the standard library's sqlite3; WAL journal, ``synchronous=FULL``)
 maps each id to the byte offset of its ``charge`` event in the history, and the charge's time:
 
     CREATE TABLE request_ids (id TEXT PRIMARY KEY, offset INTEGER, seen INTEGER) WITHOUT ROWID

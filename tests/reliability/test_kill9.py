@@ -14,6 +14,7 @@ import signal
 import sqlite3
 import subprocess
 import time
+import warnings
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -86,15 +87,20 @@ def test_kill_9_during_update_cost(data_dir: Path, counts: Counts) -> None:
         else:
             assert child.returncode == -signal.SIGKILL, child.stderr
             kills += 1
-        torn += (data_dir / f"{PROJECT}.history.jsonl").stat().st_size > counted_size(data_dir)
+        tail = (data_dir / f"{PROJECT}+history.jsonl").read_bytes()[counted_size(data_dir) :]
+        torn += bool(tail)
         balances, events = consistent(book, data_dir)
         recorded = [e.get("request_id") for e in events if e["type"] == "charge"]
         assert recorded.count(rid) <= 1
         lost += sum(1 for r in acknowledged if r not in recorded)
         # a charge is all there or not at all: the user's balance says which
         assert balances[f"user-{n}"] == Decimal("1.5") + Decimal("0.25") * recorded.count(rid)
-        book.charge_cost("user-0", "0.01")  # the next write works (and cuts any torn tail)
-        assert (data_dir / f"{PROJECT}.history.jsonl").stat().st_size == counted_size(data_dir)
+        with warnings.catch_warnings(record=True) as warned:  # the next write works
+            warnings.simplefilter("always")
+            book.charge_cost("user-0", "0.01")
+        assert (data_dir / f"{PROJECT}+history.jsonl").stat().st_size == counted_size(data_dir)
+        kept = [str(w.message).split("moved to ")[1].split(" (")[0] for w in warned]
+        assert [Path(k).read_bytes() for k in kept] == ([tail] if tail else [])  # kept aside
     line = counts(operations=12, faults_injected=kills, mid_transaction=torn, charges_lost=lost)
     assert lost == 0, line
     assert kills > 0, f"every run finished before its kill; {line}"
@@ -105,7 +111,7 @@ def test_kill_9_during_charges_with_request_ids(data_dir: Path, counts: Counts) 
     row is committed before the state's replace, so many kills leave a row ahead of the state."""
     book = populate(None)
     took = duration_of(["update-cost", f"user-{USERS - 1}", "--cost", "0.25", "--request-id", "w"])
-    index = data_dir / f"{PROJECT}.request-ids.sqlite"
+    index = data_dir / f"{PROJECT}+request-ids.sqlite"
     rounds, kills, rows_ahead, without_charge, without_id, doubled = 16, 0, 0, 0, 0, 0
     for n in range(rounds):
         rid, user = f"id-{n}", f"user-{n}"
@@ -150,7 +156,8 @@ def test_kill_9_during_reset_due(data_dir: Path, counts: Counts) -> None:
         moment = format_utc(day + timedelta(days=n))
         child = run_and_kill(["reset-due", "-q", "--now", moment], RNG.uniform(0.3, 1.05) * took)
         kills += child.returncode != 0
-        torn += (data_dir / f"{PROJECT}.history.jsonl").stat().st_size > counted_size(data_dir)
+        tail = (data_dir / f"{PROJECT}+history.jsonl").read_bytes()[counted_size(data_dir) :]
+        torn += bool(tail)
         consistent(book, data_dir)
         # all or nothing: every budget is in the same period (they share one daily grid)
         state = json.loads((data_dir / f"{PROJECT}.json").read_bytes())
@@ -159,6 +166,7 @@ def test_kill_9_during_reset_due(data_dir: Path, counts: Counts) -> None:
         # the next run completes the roll-over, and a run after that changes nothing
         done = cli("reset-due", "-q", "--now", moment)
         assert done.returncode == 0, done.stderr
+        assert ("warning: " in done.stderr) == bool(tail), done.stderr  # a tail is kept, and said
         before = (data_dir / f"{PROJECT}.json").read_bytes()
         again = cli("reset-due", "--json", "--now", moment)
         assert again.returncode == 0, again.stderr

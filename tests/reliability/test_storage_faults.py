@@ -113,8 +113,8 @@ def test_enospc_at_every_write_of_a_charge_changes_nothing(
     ("name", "fails"),
     [
         ("replace", ""),  # os.replace of the temp file onto the state
-        ("open", ".lock"),  # the lock file
-        ("open", ".history.jsonl"),  # the history, opened to append
+        ("open", "+lock"),  # the lock file
+        ("open", "+history.jsonl"),  # the history, opened to append
         ("open", ".tmp"),  # the temp file of the new state
     ],
     ids=["os.replace", "open-lock", "open-history", "open-temp-file"],
