@@ -80,7 +80,8 @@ def _rate(entry: Mapping[str, Any], field: str) -> Decimal | None:
             raise ValueError(f"{field} must be a number, got {shown(value)}") from None
     if not isinstance(value, Decimal):
         raise ValueError(f"{field} must be a number, got {type(value).__name__}")
-    return check_amount(value, field)  # an InvalidAmountError is a ValueError
+    check_amount(value, field)  # an InvalidAmountError is a ValueError
+    return abs(value) if value == 0 else value  # the map's own digits ("0.0" stays 0.0), never -0
 
 
 def _text(value: Any) -> str | None:
