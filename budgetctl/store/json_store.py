@@ -455,6 +455,7 @@ class JsonStore:
         self._adopt_old_names()
         self._sweep_temp_files()
         self._keep_tail(recorded)
+        before = _inode(self.path)
         try:
             if "request_ids" in doc:  # a 0.1 state: its ids move to the index (once: it is then v2)
                 self._ids(txn).build(recorded, doc.pop("request_ids"))
@@ -466,8 +467,9 @@ class JsonStore:
             doc["version"] = VERSION
             data = history.ENCODER.encode(doc).encode("utf-8")
             self._replace(data)
-        except StorageIOError:  # raised only before the commit (os.replace)
-            self._take_back(recorded)
+        except BaseException:  # a failure, or an interrupt (Ctrl-C in a library caller, too)
+            if _inode(self.path) == before:  # not committed: the old state does not count them
+                self._take_back(recorded)
             raise
 
     def _index_request_ids(self, txn: _Txn, lines: bytes, offset: int) -> None:
@@ -903,6 +905,14 @@ def _each_chunk(fd: int, start: int, use: Callable[[bytes], None] | None = None)
 
 def _lines(count: int) -> str:
     return "1 line" if count == 1 else f"{count} lines"
+
+
+def _inode(path: Path) -> int | None:
+    """The inode ``path`` names now (``os.replace`` of the state gives it a new one), or None."""
+    try:
+        return os.stat(path).st_ino
+    except OSError:
+        return None
 
 
 def _write_all(fd: int, data: bytes) -> None:
