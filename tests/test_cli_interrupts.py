@@ -194,8 +194,8 @@ def test_a_closed_stdout_loses_the_output_not_the_exit_code(data_dir: Path) -> N
         done = into_closed_pipe("update-cost", "alice", "--cost", "1", *extra)
         assert done.returncode == 0, done.stderr
         assert done.stderr == (
-            "warning: stdout was closed, so the output was lost; the change was saved all the "
-            "same\n"
+            "warning: stdout was closed or full, so the output was lost; the change was saved all "
+            "the same\n"
         )
     assert spent() == 2
     # a reader that stops reading (`| head`) is no failure, and no traceback either
@@ -205,3 +205,71 @@ def test_a_closed_stdout_loses_the_output_not_the_exit_code(data_dir: Path) -> N
     over = into_closed_pipe("check", "alice", "--cost", "5000")
     assert over.returncode == 3 and over.stderr.startswith("error: alice's budget does not cover")
     assert into_closed_pipe("check", "alice", "--cost", "1").returncode == 0
+
+
+def with_streams(args: tuple[str, ...], **streams: object) -> subprocess.CompletedProcess[str]:
+    """``budgetctl ARGS`` with the given stdout/stderr (a closed fd, /dev/full, a pipe)."""
+    options: dict[str, object] = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+    options.update(streams)
+    return subprocess.run([str(BUDGETCTL), *args], text=True, check=False, **options)  # type: ignore[call-overload]
+
+
+@pytest.mark.parametrize(
+    "streams",
+    [
+        {"stdout": subprocess.DEVNULL, "stderr": "/dev/full"},  # stderr full: the warning is lost
+        {"stdout": "/dev/full"},  # stdout full
+        {"stdout": "closed"},  # started with no stdout at all (``>&-``)
+        {"stdout": "/dev/full", "stderr": "closed"},
+    ],
+    ids=["stderr-full", "stdout-full", "stdout-closed", "stdout-full-stderr-closed"],
+)
+def test_a_full_or_missing_stream_loses_words_not_the_exit_code(
+    data_dir: Path, streams: dict[str, str]
+) -> None:
+    # A charge that was saved exits 0 whatever happens to its output: a retry would charge twice.
+    Ledger().create("alice", "10")
+    opened: dict[str, object] = {}
+    for name, target in streams.items():
+        if target == "closed":
+            opened[name] = None
+        elif isinstance(target, str):
+            opened[name] = open(target, "w")  # noqa: SIM115 - closed below
+        else:
+            opened[name] = target
+    closed = [name for name, target in opened.items() if target is None]
+
+    def close_them() -> None:  # in the child, before exec: the fd is not there at all
+        for name in closed:
+            os.close(1 if name == "stdout" else 2)
+
+    try:
+        runs = [
+            with_streams(
+                ("update-cost", "alice", "--cost", cost, *extra),
+                preexec_fn=close_them,
+                **{k: (subprocess.DEVNULL if v is None else v) for k, v in opened.items()},
+            )
+            for cost, extra in (("1", ()), ("20", ("-q",)), ("1", ("--json",)))
+        ]
+        shown = with_streams(
+            ("show",),
+            preexec_fn=close_them,
+            **{k: (subprocess.DEVNULL if v is None else v) for k, v in opened.items()},
+        )
+    finally:
+        for target in opened.values():
+            if target is not None and hasattr(target, "close"):
+                target.close()  # type: ignore[union-attr]
+    assert [run.returncode for run in runs] == [0, 0, 0], [run.stderr for run in runs]
+    assert shown.returncode == 0
+    for run in (*runs, shown):
+        assert "this is a bug" not in (run.stderr or "") and "Traceback" not in (run.stderr or "")
+    assert spent() == 22  # every charge saved exactly once (the second went over budget)
+
+
+def test_a_bad_lock_timeout_is_a_usage_error_for_every_command(data_dir: Path) -> None:
+    for args in (("projects",), ("models", "gpt-4o"), ("show",), ("reset-due", "--all-projects")):
+        done = with_streams(args, env={**os.environ, "BUDGETCTL_LOCK_TIMEOUT": "nan"})
+        assert done.returncode == 2, (args, done.stderr)
+        assert "BUDGETCTL_LOCK_TIMEOUT" in done.stderr

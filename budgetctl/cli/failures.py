@@ -8,7 +8,6 @@ shown unless ``BUDGETCTL_DEBUG=1``.
 from __future__ import annotations
 
 import os
-import sys
 import traceback
 
 import typer
@@ -65,12 +64,13 @@ def report(exc: BaseException) -> int:
     if isinstance(exc, _click.exceptions.NoArgsIsHelpError):
         # Help for a bare command: typer's rich help has already printed it; plain help is
         # the message. Either way it is help, not an error sentence.
-        sys.stderr.write(exc.format_message().rstrip("\n") + "\n" if exc.format_message() else "")
+        interrupts.to_stderr(
+            exc.format_message().rstrip("\n") + "\n" if exc.format_message() else ""
+        )
         return EXIT_USAGE
     if isinstance(exc, BrokenPipeError):  # stdout's reader left: nothing to say on stdout
         return exit_code(exc)
     if debug() and not isinstance(exc, _click.exceptions.ClickException):
         traceback.print_exception(exc)
-    sys.stderr.write(f"error: {message(exc)}\n")
-    sys.stderr.flush()
+    interrupts.to_stderr(f"error: {message(exc)}\n")
     return exit_code(exc)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING
 
 from budgetctl import commits
@@ -158,6 +158,24 @@ def stdout_closed() -> None:
         os.close(devnull)
 
 
+def to_stderr(text: str) -> None:
+    """Write ``text`` to stderr, if it can be written: a full or closed stderr (``2>/dev/full``,
+    ``2>&-``) loses the sentence, never the command's exit code (its change may be saved)."""
+    stream = sys.stderr
+    try:
+        if stream is None:
+            return
+        stream.write(text)
+        stream.flush()
+    except (OSError, ValueError):
+        with suppress(AttributeError, OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(devnull, stream.fileno())  # so the flush at exit has somewhere to go
+            finally:
+                os.close(devnull)
+
+
 def is_stdout_closed() -> bool:
     return _state["stdout_closed"]
 
@@ -172,5 +190,7 @@ def after_commit_notes() -> list[str]:
             "interrupted after the change was saved: it stands (exit 0), do not run it again"
         )
     if _state["stdout_closed"]:
-        notes.append("stdout was closed, so the output was lost; the change was saved all the same")
+        notes.append(
+            "stdout was closed or full, so the output was lost; the change was saved all the same"
+        )
     return notes

@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from budgetctl.cli import interrupts, plain
 from budgetctl.cli.jsonout import dumps
@@ -23,16 +23,24 @@ if TYPE_CHECKING:
     from rich.progress import Progress
 
 
+def _is_terminal(stream: Any) -> bool:
+    """``stream.isatty()``; False for a stream that is closed or missing (``>&-`` makes it None)."""
+    try:
+        return stream is not None and bool(stream.isatty())
+    except (OSError, ValueError):
+        return False
+
+
 def stdout_is_terminal() -> bool:
-    return sys.stdout.isatty()
+    return _is_terminal(sys.stdout)
 
 
 def stdin_is_terminal() -> bool:
-    return sys.stdin.isatty()
+    return _is_terminal(sys.stdin)
 
 
 def stderr_is_terminal() -> bool:
-    return sys.stderr.isatty()
+    return _is_terminal(sys.stderr)
 
 
 def pager_command() -> str | None:
@@ -89,6 +97,9 @@ class Output:
     def show(self, report: Report) -> None:
         if self.quiet or interrupts.is_stdout_closed():
             return
+        if sys.stdout is None:  # started with stdout closed (``>&-``): the output has nowhere to go
+            interrupts.stdout_closed()
+            return
         try:
             if self.as_json:
                 sys.stdout.write(dumps(report.data) + "\n")
@@ -97,8 +108,8 @@ class Output:
             else:
                 plain.render(report.blocks, sys.stdout)
             sys.stdout.flush()
-        except BrokenPipeError:  # the reader left (``| head``, ``| true``): the command goes on
-            interrupts.stdout_closed()
+        except OSError:  # the reader left (``| head``, ``| true``), or a full or bad stdout
+            interrupts.stdout_closed()  # (``> /dev/full``): the output is lost, the command goes on
 
     @staticmethod
     def _terminal(report: Report) -> None:
@@ -115,7 +126,7 @@ class Output:
     def warn(self, message: str) -> None:
         """A warning goes to stderr even with ``-q``: quiet hides success chatter, not news a
         person must act on (over budget, a threshold crossed)."""
-        sys.stderr.write(f"warning: {message}\n")
+        interrupts.to_stderr(f"warning: {message}\n")
 
     @contextmanager
     def progress(self, description: str, minimum: int = 2) -> Iterator[Callable[[int, int], None]]:

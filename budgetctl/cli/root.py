@@ -38,6 +38,9 @@ class BudgetctlGroup(TyperGroup):
             warnings.simplefilter("always", BudgetctlWarning)
             warnings.showwarning = _show_warning
             try:
+                from budgetctl.store import lock
+
+                lock.lock_timeout()  # a bad BUDGETCTL_LOCK_TIMEOUT is exit 2 for every command
                 returned = super().main(
                     hoist(sys.argv[1:] if args is None else args),
                     prog_name or "budgetctl",
@@ -56,7 +59,7 @@ class BudgetctlGroup(TyperGroup):
             except BaseException as exc:  # the one place errors are mapped
                 code = failures.report(exc)
             for note in interrupts.after_commit_notes():
-                sys.stderr.write(f"warning: {note}\n")
+                interrupts.to_stderr(f"warning: {note}\n")
             interrupts.finish()
         if standalone_mode:
             sys.exit(code)
@@ -76,7 +79,7 @@ def _show_warning(
 ) -> None:
     """The library's warnings as the CLI's own (stderr, even with ``-q``); others as Python's."""
     if issubclass(category, BudgetctlWarning):
-        sys.stderr.write(f"warning: {message}\n")
+        interrupts.to_stderr(f"warning: {message}\n")
     else:
         _default_showwarning(message, category, filename, lineno, file, line)
 
