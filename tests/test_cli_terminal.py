@@ -127,6 +127,27 @@ def test_show_of_a_long_user_fits_without_splitting_an_amount(data_dir: Path) ->
         assert any(amount in line for line in screen.lines)
 
 
+def test_a_table_stacks_only_when_its_names_fit_the_window() -> None:
+    from budgetctl.cli.report import Column, Table
+    from budgetctl.cli.terminal import render
+
+    columns = (Column("model"), Column("input $/1M", numeric=True), Column("source", optional=True))
+    table = Table(columns, [("m" * 30, "$3.00", "bundled"), ("short", "$15.00", "project")])
+    fits = render([table], width=44, colour=False).splitlines()  # the source goes, no stack
+    assert fits[2:] == ["m" * 30 + "       $3.00", "short" + " " * 25 + "      $15.00"]
+    assert render([table], width=32, colour=False).splitlines() == [
+        "model",
+        "  input $/1M  source",
+        "─" * 30,
+        "m" * 30,
+        "       $3.00  bundled",
+        "short",
+        "      $15.00  project",
+    ]
+    wide = render([table], width=20, colour=False).splitlines()  # the names alone are too wide
+    assert wide[3:] == ["m" * 30 + "   $3.00", "short" + " " * 25 + "  $15.00"]
+
+
 def test_show_colours_the_used_column_by_state(people: Ledger) -> None:
     screen = in_terminal("show", columns=200)
     raw = {line.split()[0]: line for line in screen.raw.splitlines() if "@" in line}
