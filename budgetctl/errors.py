@@ -224,7 +224,7 @@ class UnknownUserError(NotFoundError, KeyError):
         super().__init__(
             f"no budget for user {user!r} in project {project!r}"
             f"{did_you_mean(user, known, cutoff=0.8)}; create one with "
-            f"'budgetctl create {user} --budget AMOUNT'"
+            f"'budgetctl create {user} --budget AMOUNT --duration D'"
         )
 
     def __str__(self) -> str:  # KeyError would repr() the message

@@ -171,13 +171,16 @@ def test_show_user_json(alice: Path) -> None:
 
 
 def test_show_unknown_user_and_project_are_exit_4(alice: Path) -> None:
-    assert "no budget for user 'zed'" in fails(4, "show", "zed")
+    message = fails(4, "show", "zed")
+    assert "no budget for user 'zed'" in message
+    assert "'budgetctl create zed --budget AMOUNT --duration D'" in message  # create needs both
     assert "no project 'nope'" in fails(4, "show", "-p", "nope")
 
 
 def test_show_empty_project(alice: Path) -> None:
     ok("delete", "alice", "--yes")
-    assert "no budgets in project 'default' yet" in ok("show").stdout
+    hint = "no budgets in project 'default' yet; add one with "
+    assert hint + "'budgetctl create USER --budget AMOUNT --duration D'" in ok("show").stdout
     assert data("show")["users"] == []
 
 
@@ -312,3 +315,24 @@ def test_amounts_read_back_as_show_prints_them(data_dir: Path) -> None:
         Decimal("1234.5"),
     )
     assert "commas may only group thousands" in fails(2, "set", "big", "--budget", "2,5")
+
+
+def test_used_is_never_rounded_up_to_100_or_down_to_0(data_dir: Path) -> None:
+    ok("create", "near", "-b", "1000", "--duration", "monthly")
+    ok("update-cost", "near", "--cost", "999.125")
+    ok("create", "nearer", "-b", "1000", "--duration", "monthly")
+    ok("update-cost", "nearer", "--cost", "999.9995")
+    ok("create", "past", "-b", "1000", "--duration", "monthly")
+    ok("update-cost", "past", "--cost", "1000.0005")
+    ok("create", "full", "-b", "1000", "--duration", "monthly")
+    ok("update-cost", "full", "--cost", "1000")
+    ok("create", "tiny", "-b", "1000", "--duration", "monthly")
+    ok("update-cost", "tiny", "--cost", "1.001")
+    used = {line.split()[0]: line.split()[4] for line in ok("show").stdout.splitlines()[1:]}
+    assert used == {
+        "near": "99.9%",
+        "nearer": ">99.9%",
+        "past": ">100%",
+        "full": "100%",
+        "tiny": "0.1%",
+    }

@@ -191,6 +191,14 @@ def test_dash_v_prints_the_version() -> None:
 def test_root_help_lists_project_and_data_dir() -> None:
     text = ok("--help").stdout
     assert "--project" in text and "-p" in text and "--data-dir" in text and "-V" in text
+    options = text.split("Commands")[0]  # docs/cli.md: the root help lists it, as --data-dir
+    assert "--prices" in options and "FILE" in options
+
+
+def test_prices_before_the_command_is_a_missing_command_alone(tmp_path: Path) -> None:
+    prices = tmp_path / "prices.json"
+    prices.write_text("{}")
+    assert "Missing command" in fails(2, "--prices", str(prices))
 
 
 def test_project_without_a_command_says_a_command_is_missing(data_dir: Path) -> None:

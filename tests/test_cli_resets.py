@@ -157,6 +157,15 @@ def test_reset_due_errors(daily: Path) -> None:
     assert digest(daily.parent) == before
 
 
+def test_reset_all_of_one_user_asks_in_the_singular(
+    alice: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(output, "stdin_is_terminal", lambda: True)
+    refused = run("reset", "--all", input="n\n")
+    assert refused.exit_code == 1
+    assert "Reset the spend of the 1 user of project default?" in refused.stdout
+
+
 def test_reset_all_asks_on_a_terminal_as_delete_does(
     daily: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -44,8 +44,8 @@ def piped(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[s
 def row(screen: Screen, first: str) -> str:
     """The table row that starts with ``first``, its wrapped continuation lines joined, spaces
     collapsed: what a person reads across the row."""
-    lines = screen.lines
-    start = next(i for i, line in enumerate(lines) if line.startswith(first + " "))
+    lines = screen.lines  # (a row stacked under its user or model: on a line of its own)
+    start = next(i for i, line in enumerate(lines) if line == first or line.startswith(first + " "))
     parts = [lines[start]]
     for line in lines[start + 1 :]:
         if not line.startswith(" "):
@@ -86,6 +86,66 @@ def test_show_cuts_no_user_money_or_time(people: Ledger, columns: int) -> None:
     drawn = "█" in screen.text or "░" in screen.text
     assert drawn == (columns == 200)  # the bar goes first when the table does not fit
     assert ("2.4%" in bob) == (columns == 200)  # at 80, so is the % (spent of budget says it)
+
+
+def test_show_drops_the_columns_others_imply_before_wrapping(data_dir: Path) -> None:
+    # one 20-character user with nothing spent: 88 wide with the duration, at most 79 without
+    Ledger("default").create("user1000@example.com", "25", duration="30d")
+    screen = in_terminal("show", columns=80)
+    assert screen.code == 0 and max(map(len, screen.lines)) <= 80
+    assert screen.lines[0].split() == [
+        "user",
+        "budget",
+        "spent",
+        "remaining",
+        "used",
+        "next",
+        "reset",
+    ]
+    assert screen.lines[2].startswith("user1000@example.com ") and len(screen.lines) == 3
+    assert "30d" not in screen.text  # on one line, not the duration kept and the reset wrapped
+    shown = " ".join(screen.lines[2].split())
+    assert re.search(r" \$25\.00 \$0\.00 \$25\.00 0% \w{3} \d+ \w{3} \d{4} \d\d:\d\d UTC$", shown)
+
+
+def test_show_of_a_long_user_fits_without_splitting_an_amount(data_dir: Path) -> None:
+    long = "averyveryveryverylongname.with.many.parts@example-company.com"[:58]
+    ledger = Ledger("default")
+    ledger.create(long, "25", duration="daily")
+    ledger.charge_cost(long, "0.6054475")
+    ledger.create("bob@example.com", "1000", duration="monthly")
+    ledger.charge_cost("bob@example.com", "999.125")
+    screen = in_terminal("show", columns=80)
+    assert screen.code == 0 and max(map(len, screen.lines)) <= 80  # the terminal splits nothing
+    assert long in screen.lines  # whole, each row stacked under its user
+    shown = row(screen, long)
+    assert "$25.00 $0.605448 $24.394552 2.4% daily" in shown  # the used column is kept
+    reset = ledger.get(long).next_reset_at
+    assert reset is not None and local(reset, "UTC") in shown
+    assert "$1,000.00 $999.125 $0.875 99.9% monthly" in row(screen, "bob@example.com")
+    for amount in ("$0.605448", "$24.394552", "$999.125"):
+        assert any(amount in line for line in screen.lines)
+
+
+def test_a_table_stacks_only_when_its_names_fit_the_window() -> None:
+    from budgetctl.cli.report import Column, Table
+    from budgetctl.cli.terminal import render
+
+    columns = (Column("model"), Column("input $/1M", numeric=True), Column("source", optional=True))
+    table = Table(columns, [("m" * 30, "$3.00", "bundled"), ("short", "$15.00", "project")])
+    fits = render([table], width=44, colour=False).splitlines()  # the source goes, no stack
+    assert fits[2:] == ["m" * 30 + "       $3.00", "short" + " " * 25 + "      $15.00"]
+    assert render([table], width=32, colour=False).splitlines() == [
+        "model",
+        "  input $/1M  source",
+        "─" * 30,
+        "m" * 30,
+        "       $3.00  bundled",
+        "short",
+        "      $15.00  project",
+    ]
+    wide = render([table], width=20, colour=False).splitlines()  # the names alone are too wide
+    assert wide[3:] == ["m" * 30 + "   $3.00", "short" + " " * 25 + "  $15.00"]
 
 
 def test_show_colours_the_used_column_by_state(people: Ledger) -> None:
@@ -159,6 +219,21 @@ def test_models_names_are_whole(data_dir: Path, columns: int) -> None:
     shown = [line.split()[0] for line in screen.lines[rule + 1 : -1] if line.strip()]
     assert shown == names  # every name whole, so no two look alike
     assert ("provider" in screen.text) == (columns == 200)  # an optional column goes at 80
+
+
+def test_models_whose_names_fit_fit_the_window(data_dir: Path) -> None:
+    document = piped("models", "claude-3-5-sonnet-2024", "--json").stdout
+    found = json.loads(document, parse_float=Decimal)["models"]
+    names = [m["model"] for m in found]
+    assert 60 <= max(map(len, names)) <= 70  # the names fit 80 columns, with the prices not
+    screen = in_terminal("models", "claude-3-5-sonnet-2024", columns=80, lines=500)
+    assert screen.code == 0 and max(map(len, screen.lines)) <= 80
+    assert [line for line in screen.lines if line in names] == names  # whole, a line each
+    rule = next(i for i, line in enumerate(screen.lines) if line.startswith("───"))
+    assert "cache read $/1M" in " ".join(screen.lines[:rule])  # the header not split by the tty
+    for model in found:
+        shown = row(screen, model["model"])
+        assert f"${Decimal(model['input_per_1m']):,.2f} ${model['output_per_1m']:,.2f}" in shown
 
 
 @pytest.mark.parametrize("columns", WIDTHS)

@@ -82,8 +82,8 @@ def figures(total: Decimal, spent: Decimal) -> tuple[str, str, str]:
 
 
 def pct(part: Decimal, whole: Decimal) -> str:
-    """``part`` of ``whole`` as "42%" (one decimal under 10%, never a false "0%"), or "-" for
-    nothing of a zero budget ("over" for something of it)."""
+    """``part`` of ``whole`` as "42%" (one decimal under 10%, never a false "0%" or "100%":
+    "<0.1%", "99.9%", ">99.9%"), or "-" for nothing of a zero budget ("over" for something)."""
     value = percent(part, whole)
     if value is None:
         return "-" if part == 0 else "over"
@@ -91,7 +91,12 @@ def pct(part: Decimal, whole: Decimal) -> str:
         return "<0.1%"
     if value < 10:
         return f"{value:.1f}%" if value else "0%"
-    return f"{value:.0f}%"
+    shown = f"{value:.0f}"
+    if shown == "100" and value != 100:  # neither full nor over budget unless it is
+        shown = f"{value:.1f}"
+        if shown == "100.0":
+            return ">99.9%" if value < 100 else ">100%"
+    return f"{shown}%"
 
 
 def share(part: Decimal, whole: Decimal) -> float | None:

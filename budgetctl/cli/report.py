@@ -45,7 +45,8 @@ Cell = Union[str, Bar, Choice]  # noqa: UP007 - a runtime alias, evaluated on Py
 class Column(NamedTuple):
     """A table column. On a narrow terminal nothing is cut: bars are dropped first (their labels
     stay), then ``optional`` columns (what the others already imply), then headers and ``wrap``
-    columns (descriptions, times written in words) wrap at spaces."""
+    columns (descriptions, times written in words) wrap at spaces; then each row is stacked (its
+    first cell on a line of its own, the rest under it)."""
 
     header: str
     numeric: bool = False  # right-aligned

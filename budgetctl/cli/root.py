@@ -128,10 +128,20 @@ def _root(
             "platform's user data directory). Before or after the command.",
         ),
     ] = None,
+    prices: Annotated[
+        str | None,
+        typer.Option(
+            "--prices",
+            metavar="FILE",
+            show_default=False,
+            help="A LiteLLM-format price map whose entries win over the bundled table "
+            "(default: BUDGETCTL_PRICES). Before or after the command.",
+        ),
+    ] = None,
 ) -> None:
     """Per-user budgets for LLM API spending: exact costs, calendar periods, cron resets."""
-    # -p and --data-dir written before a command are moved after it (see hoist); they arrive
-    # here only when no command follows, which click reports as a missing command.
+    # -p, --data-dir and --prices written before a command are moved after it (see hoist); they
+    # arrive here only when no command follows, which click reports as a missing command.
 
 
 # name -> (module under budgetctl.cli.commands, attribute). Modules load only when their command

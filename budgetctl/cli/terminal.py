@@ -6,8 +6,10 @@ cell of every row several times (5.3 s for ``show`` of 2,000 users, 34 s for 20,
 pass over the cells, as fast as the plain text of a pipe (docs/performance.md).
 
 On a narrow terminal nothing a person needs is cut: bars are dropped first (their labels stay),
-then headers and the ``wrap`` columns (descriptions, times in words) wrap at spaces. Users, models,
-money and times are never shortened; a table that still does not fit is wrapped by the terminal.
+then the ``optional`` columns, then headers and the ``wrap`` columns (descriptions, times in words)
+wrap at spaces; a table that still does not fit is stacked (each row's first cell on a line of its
+own, the rest indented under it). Users, models, money and times are never shortened; only a table
+whose first column alone is wider than the window is wrapped by the terminal.
 Colour follows ``NO_COLOR`` (off), ``FORCE_COLOR`` (on) and ``TERM=dumb`` (off).
 """
 
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from budgetctl.cli.report import Bar, Block, Cell, Chart, Choice, Line, Table, Tone
 
@@ -190,7 +192,8 @@ def _squeeze(table: Table, widths: list[int], floors: Sequence[int], width: int)
 
 def layout(table: Table, width: int) -> tuple[Table, list[int], bool]:
     """What a ``width``-column terminal shows of ``table``: the table (without the optional
-    columns that did not fit), its column widths, and whether bars are drawn."""
+    columns that did not fit), its column widths, and whether bars are drawn. The widths add up
+    to more than ``width`` when even wrapped the table does not fit (see :func:`_stacked`)."""
     bars = any(isinstance(cell, Bar) for row in table.rows for cell in row)
     widths = _widths(table, bars)
     if _fits(widths, width):
@@ -200,15 +203,13 @@ def layout(table: Table, width: int) -> tuple[Table, list[int], bool]:
         widths = _widths(table, bars)
         if _fits(widths, width):
             return table, widths, bars
-    # then the optional columns, from the right, while the rest would need more than two lines
-    while not _fits(_floors(table, bars, 2), width):
-        optional = [i for i, column in enumerate(table.columns) if column.optional]
-        if not optional:
-            break
-        table = _without(table, optional[-1])
+    # then the optional columns (what the others imply), from the right, before anything wraps
+    optional = [i for i, column in enumerate(table.columns) if column.optional]
+    while optional and not _fits(widths, width):
+        table = _without(table, optional.pop())
         widths = _widths(table, bars)
     # then headers wrap at spaces and the wrap columns down to two lines a cell, and further
-    # (to their longest word) only if that makes the table fit: else the terminal wraps it
+    # (to their longest word) only if that makes the table fit
     _squeeze(table, widths, _floors(table, bars, 2), width)
     floors = _floors(table, bars, 0)
     if _fits(floors, width):
@@ -250,14 +251,59 @@ def _table(table: Table, width: int, paint: _Paint) -> list[str]:
     lines = [paint(table.title, STYLES["bold"])] if table.title else []
     if not table.rows and not table.headers:
         return lines
-    table, widths, bars = layout(table, width)
-    if table.headers:
-        heads = []
-        for column, w in zip(table.columns, widths, strict=True):
-            wrapped = wrap(column.header, w)
-            heads.append((wrapped, [paint(text, STYLES["bold"]) for text in wrapped]))
-        lines.extend(_row(heads, widths, table))
+    fitted, widths, bars = layout(table, width)
+    if not _fits(widths, width):
+        stacked = _stacked(table, width, paint)
+        if stacked is not None:
+            return lines + stacked
+    if fitted.headers:
+        lines.extend(_head(fitted, widths, paint))
         lines.append("─" * min(sum(widths) + len(GAP) * (len(widths) - 1), width))
+    for row_lines in _rows(fitted, widths, bars, paint):
+        lines.extend(row_lines)
+    return lines
+
+
+def _stacked(table: Table, width: int, paint: _Paint) -> list[str] | None:
+    """``table`` too wide for the window even wrapped, as records: each row's first cell (the
+    user, the model) on a line of its own, the other cells under it, indented and fitted to what
+    is left of the window. None when that does not fit either: when the names alone are wider
+    than the window, the terminal wraps the table as it is."""
+    if len(table.columns) < 2:
+        return None
+    key = Table(table.columns[:1], [row[:1] for row in table.rows], headers=table.headers)
+    key_widths = _widths(key, False)
+    rest, rest_widths, bars = layout(
+        Table(table.columns[1:], [row[1:] for row in table.rows], headers=table.headers),
+        width - len(GAP),
+    )
+    if key_widths[0] > width or not _fits(rest_widths, width - len(GAP)):
+        return None
+    lines = []
+    if table.headers:
+        lines.extend(_head(key, key_widths, paint))
+        lines.extend(GAP + line for line in _head(rest, rest_widths, paint))
+        used = len(GAP) + sum(rest_widths) + len(GAP) * (len(rest_widths) - 1)
+        lines.append("─" * min(max(key_widths[0], used), width))
+    for key_lines, rest_lines in zip(
+        _rows(key, key_widths, False, paint), _rows(rest, rest_widths, bars, paint), strict=True
+    ):
+        lines.extend(key_lines)
+        lines.extend(GAP + line for line in rest_lines)
+    return lines
+
+
+def _head(table: Table, widths: Sequence[int], paint: _Paint) -> list[str]:
+    """The header's lines, each header wrapped at spaces to its column."""
+    heads = []
+    for column, w in zip(table.columns, widths, strict=True):
+        wrapped = wrap(column.header, w)
+        heads.append((wrapped, [paint(text, STYLES["bold"]) for text in wrapped]))
+    return _row(heads, widths, table)
+
+
+def _rows(table: Table, widths: Sequence[int], bars: bool, paint: _Paint) -> Iterator[list[str]]:
+    """Each row's lines (one, unless a wrap column's cell wraps)."""
     painted_bars: dict[Bar, str] = {}  # a report of many budgets repeats a few bars
     numeric = [column.numeric for column in table.columns]
     wraps = [column.wrap for column in table.columns]
@@ -278,10 +324,9 @@ def _table(table: Table, width: int, paint: _Paint) -> list[str]:
                 break  # this row wraps: the general path below
             parts.append(text.rjust(w) if numeric[index] else text.ljust(w))
         else:
-            lines.append(GAP.join(parts).rstrip())
+            yield [GAP.join(parts).rstrip()]
             continue
-        lines.extend(_row(_cells(row, widths, table, bars, paint), widths, table))
-    return lines
+        yield _row(_cells(row, widths, table, bars, paint), widths, table)
 
 
 def _cells(

@@ -64,9 +64,8 @@ def reset(
     ledger = open_ledger(project, data_dir)
     if all_users and not dry_run and not yes:
         count = len(ledger.reset(None, dry_run=True))  # a missing project fails before asking
-        confirm(
-            f"Reset the spend of all {count} users of project {project}?", "reset --all", "reset"
-        )
+        whom = "the 1 user" if count == 1 else f"all {count} users"
+        confirm(f"Reset the spend of {whom} of project {project}?", "reset --all", "reset")
     done = ledger.reset(None if all_users else users, dry_run=dry_run)
     Output(as_json=as_json, quiet=quiet).show(views.reset(done, dry_run))
 

@@ -121,7 +121,7 @@ def show_all(view: ProjectView, now: datetime) -> Report:
     else:
         report.line(
             f"no budgets in project {view.project!r} yet; add one with "
-            "'budgetctl create USER --budget AMOUNT'"
+            "'budgetctl create USER --budget AMOUNT --duration D'"
         )
     if view.cap is not None:
         report.line(cap_line(view.cap, now), tone(view.cap))
