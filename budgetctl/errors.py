@@ -264,7 +264,7 @@ class UnknownModelError(NotFoundError):
 
 
 class LockTimeoutError(BudgetctlError):
-    """Another process held the project's lock past the timeout. Nothing changed."""
+    """Another process held the data dir's lock past the timeout. Nothing changed."""
 
     exit_code = 5
 
@@ -272,23 +272,23 @@ class LockTimeoutError(BudgetctlError):
         self.path = str(path)
         self.timeout = timeout
         super().__init__(
-            f"project is busy: another process held {self.path} for more than {timeout:g} s; "
-            "nothing changed, it is safe to retry (or raise BUDGETCTL_LOCK_TIMEOUT)"
+            f"project is busy: another process held the lock on the data directory {self.path} "
+            f"for more than {timeout:g} s; nothing changed, it is safe to retry (or raise "
+            "BUDGETCTL_LOCK_TIMEOUT)"
         )
 
 
 class LockLostError(BudgetctlError):
-    """The lock file was deleted or replaced while held: another process may hold the new one.
-    Nothing changed."""
+    """The data dir was moved or replaced while its lock was held: another process may hold the
+    lock of the directory now at its path. Nothing changed."""
 
     exit_code = 5
 
     def __init__(self, path: object) -> None:
         self.path = str(path)
         super().__init__(
-            f"{self.path} was deleted or replaced while this command held the project's lock, "
-            "so another process may be writing; nothing changed, it is safe to retry (and do "
-            "not delete lock files)"
+            f"the data directory {self.path} was moved or replaced while this command held its "
+            "lock, so another process may be writing; nothing changed, it is safe to retry"
         )
 
 

@@ -120,7 +120,7 @@ def test_busy_project_is_exit_5(alice: Path, monkeypatch: pytest.MonkeyPatch) ->
     from budgetctl.store import lock
 
     monkeypatch.setenv("BUDGETCTL_LOCK_TIMEOUT", "0.05")
-    with lock.exclusive(alice.parent / "default+lock"):
+    with lock.exclusive(alice.parent):
         error = fails(5, "update-cost", "alice", "--cost", "1")
     assert "project is busy" in error and "safe to retry" in error
     assert data("show", "alice")["current_cost"] == Decimal("2.5")

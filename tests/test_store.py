@@ -70,14 +70,13 @@ def test_files_are_private(data_dir: Path) -> None:
         os.umask(old)
     folder = data_dir / "nested" / "dir"
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
-    for name in ("proj.json", "proj+history.jsonl", "proj+lock", "proj+request-ids.sqlite"):
+    for name in ("proj.json", "proj+history.jsonl", "proj+request-ids.sqlite"):
         assert stat.S_IMODE((folder / name).stat().st_mode) == 0o600, name
     book.set_price("private-model", "0.000001", "0.000002")
     assert stat.S_IMODE((folder / "proj+prices.json").stat().st_mode) == 0o600
     # no temp files left behind
     assert sorted(p.name for p in folder.iterdir()) == [
         "proj+history.jsonl",
-        "proj+lock",
         "proj+prices.json",
         "proj+request-ids.sqlite",  # sqlite's -wal and -shm files are gone once it is closed
         "proj.json",
@@ -253,7 +252,6 @@ def test_corrupt_state_is_reported_and_never_touched(
     data_dir.mkdir()
     (data_dir / "proj.json").write_bytes(content)
     (data_dir / "proj+history.jsonl").write_bytes(b'{"type":"tail"}\n')  # beyond size 0
-    (data_dir / "proj+lock").touch()  # as a project that was ever written has one
     before = fingerprint(data_dir)
     with pytest.raises(CorruptStateError) as caught:
         OPERATIONS[operation](ledger(data_dir))
@@ -270,7 +268,6 @@ def test_corrupt_state_is_reported_and_never_touched(
 def test_future_version_is_refused(data_dir: Path, operation: str) -> None:
     data_dir.mkdir()
     (data_dir / "proj.json").write_bytes(state_with(version=VERSION + 1, users={"alice": "?"}))
-    (data_dir / "proj+lock").touch()
     before = fingerprint(data_dir)
     with pytest.raises(FutureVersionError) as caught:
         OPERATIONS[operation](ledger(data_dir))
@@ -373,12 +370,12 @@ def test_lock_timeout(data_dir: Path) -> None:
     book = seeded(data_dir)
     quick = ledger(data_dir, lock_timeout=0.2)
     before = fingerprint(data_dir)
-    with lock.exclusive(data_dir / "proj+lock"):  # another open file: flock conflicts
+    with lock.exclusive(data_dir):  # another open of the data dir: flock conflicts
         with pytest.raises(LockTimeoutError) as caught:
             quick.charge_cost("alice", "1")
         error = caught.value
         assert error.exit_code == 5
-        assert "proj+lock" in str(error) and "0.2 s" in str(error) and "retry" in str(error)
+        assert str(data_dir) in str(error) and "0.2 s" in str(error) and "retry" in str(error)
         # reads do not need the lock
         assert quick.get("alice").current_cost == Decimal("0.25")
         with pytest.raises(LockTimeoutError):

@@ -1,7 +1,7 @@
 """The store's files at the edges: restored backups, files another user could plant (symlinks,
 FIFOs, files of someone else, a data dir others can write), file names that collide, and a data
 dir written by budgetctl 0.1 (tests/fixtures/data-0.1, made by its ``make.py.txt`` with 0.1's
-code). The same attacks in rounds, and a lock file deleted while held, are in
+code). The same attacks in rounds, and lock files deleted while writers charge, are in
 tests/reliability/test_file_attacks.py.
 
 Most run the installed ``budgetctl`` as a user, a script or cron does; the rest use the library.
@@ -191,7 +191,7 @@ def test_a_tail_that_cannot_be_kept_aside_is_not_cut(
 
 # --- symlinks, FIFOs, files of others, a data dir others can write (item 11) --------------------
 
-FILES = ["state", "history", "lock", "prices"]
+FILES = ["state", "history", "prices"]
 
 
 def project_with_every_file(data_dir: Path) -> dict[str, Path]:
@@ -203,7 +203,6 @@ def project_with_every_file(data_dir: Path) -> dict[str, Path]:
     paths = {
         "state": found.path,
         "history": found.history_path,
-        "lock": found.lock_path,
         "prices": found.prices_path,
     }
     assert all(path.is_file() for path in paths.values()), sorted(os.listdir(data_dir))
@@ -214,10 +213,6 @@ def project_with_every_file(data_dir: Path) -> dict[str, Path]:
 COMMANDS = {
     "state": [["update-cost", "alice", "--cost", "1"], ["show", "alice"], ["reset-due"]],
     "history": [["update-cost", "alice", "--cost", "1"], ["history", "alice"], ["reset", "alice"]],
-    "lock": [
-        ["update-cost", "alice", "--cost", "1"],
-        ["create", "bob", "--budget", "1", "--duration", "none"],
-    ],
     "prices": [
         ["price", "set", "x", "--input", "1", "--output", "2"],
         [
@@ -357,29 +352,46 @@ def test_root_cron_against_a_planted_history_link_changes_nothing_outside(
     assert "chmod go-w" in cron.stderr
 
 
-def test_a_holder_whose_lock_file_was_deleted_changes_nothing(
+def test_a_holder_whose_data_dir_was_replaced_changes_nothing(
     data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The lock file is deleted while a charge holds it (another process may now lock a new one):
-    the charge changes nothing and says it is safe to retry (exit 5)."""
+    """The data dir is moved aside and a new one made while a charge holds the lock (another
+    process may now lock the new one): the charge changes nothing, in either directory, and says
+    it is safe to retry (exit 5)."""
     book = Ledger("p", clock=Clock())
     book.create("alice", "10")
-    lock_path = store().lock_path
+    moved = data_dir.parent / "moved"
     real = JsonStore._decode
 
-    def deleted_meanwhile(self: JsonStore, user: str, raw: Any) -> Any:
-        lock_path.unlink(missing_ok=True)  # inside the transaction, after the lock was taken
+    def replaced_meanwhile(self: JsonStore, user: str, raw: Any) -> Any:
+        data_dir.rename(moved)  # inside the transaction, after the lock was taken
+        data_dir.mkdir(0o700)
         return real(self, user, raw)
 
     before = fingerprint(data_dir)
-    monkeypatch.setattr(JsonStore, "_decode", deleted_meanwhile)
+    monkeypatch.setattr(JsonStore, "_decode", replaced_meanwhile)
     with pytest.raises(LockLostError) as caught:
         book.charge_cost("alice", "1")
     monkeypatch.setattr(JsonStore, "_decode", real)
     assert caught.value.exit_code == 5 and "safe to retry" in str(caught.value)
-    after = fingerprint(data_dir)
-    assert after == {k: v for k, v in before.items() if k != lock_path.name}
+    assert str(data_dir) in str(caught.value)
+    assert list(data_dir.iterdir()) == []
+    assert fingerprint(moved) == before
+    data_dir.rmdir()
+    moved.rename(data_dir)
     book.charge_cost("alice", "1")  # the retry works
+    assert stored(data_dir) == {"alice": Decimal(1)}
+
+
+def test_lock_files_are_never_opened_and_a_write_removes_them(data_dir: Path, secret: Path) -> None:
+    """The data dir is what is locked: a ``p+lock`` (earlier builds) or ``p.lock`` (0.1) left
+    behind, or planted as a symlink or a FIFO, is not opened, and the next write removes it."""
+    assert cli("create", "alice", "--budget", "10", "--duration", "none", "-p", "p").returncode == 0
+    (data_dir / "p+lock").symlink_to(secret)
+    os.mkfifo(data_dir / "p.lock", 0o600)
+    done = cli("update-cost", "alice", "--cost", "1", "-p", "p")
+    assert done.returncode == 0, done.stderr
+    assert not os.path.lexists(data_dir / "p+lock") and not os.path.lexists(data_dir / "p.lock")
     assert stored(data_dir) == {"alice": Decimal(1)}
 
 
@@ -476,7 +488,7 @@ def test_an_old_data_dir_takes_the_new_names_at_its_first_write(old_data: Path) 
     names = sorted(os.listdir(old_data))
     assert names == [
         "other.history.jsonl", "other.json", "other.lock",  # not written: as they were
-        "team+history.jsonl", "team+lock", "team+prices.json",
+        "team+history.jsonl", "team+prices.json",
         "team+request-ids.sqlite",  # its state's inline ids, moved to the index at this write
         "team.json",
     ], names  # fmt: skip

@@ -10,7 +10,8 @@ Files in the data dir, for project ``P`` (docs/state-format.md; names in :mod:`.
   what was recorded after the backup a restored state came from: the next writer moves it to
   ``P+history.<n>.orphan.jsonl`` (never destroys it) and warns. So a crash at any instant leaves a
   balance that equals its history;
-- ``P+lock``: held with ``flock`` across every read-modify-write;
+- the data dir itself is locked with ``flock`` across every read-modify-write (:mod:`.lock`: no
+  lock file, so deleting a file cannot let two writers in);
 - ``P+request-ids.sqlite``: the request ids charged, pointing into the history
   (:mod:`budgetctl.store.request_ids`), so a charge never reads them all.
 
@@ -176,7 +177,6 @@ class JsonStore:
         self.old_files = layout.legacy(self.data_dir, project)  # budgetctl 0.1's names
         self.path = self.files.state
         self.history_path = self.files.history
-        self.lock_path = self.files.lock
         self.prices_path = self.files.prices
         self.request_ids_path = self.files.request_ids
         # Read now, so that a bad BUDGETCTL_LOCK_TIMEOUT fails every command alike, reads too.
@@ -286,7 +286,7 @@ class JsonStore:
 
         Nothing on disk changes unless the block completes and changed something: a dry run takes
         no lock (the state is replaced atomically, so one read is a consistent snapshot), an
-        operation on a project that does not exist creates no lock file, and the tail of an
+        operation on a project that does not exist creates no file, and the tail of an
         interrupted transaction is cut only when this one commits.
         """
         if not create and not self.path.exists():
@@ -306,7 +306,7 @@ class JsonStore:
             self._ensure_dir()
         else:
             self._checked_dir()
-        with lock.exclusive(self.lock_path, self.lock_timeout) as held, _gc_paused():
+        with lock.exclusive(self.data_dir, self.lock_timeout) as held, _gc_paused():
             doc = self._load(must_exist=not create)
             if doc is None:
                 doc = self._new_doc()
@@ -346,7 +346,8 @@ class JsonStore:
         """Give a project's files the names of this version (under the lock, before a commit).
 
         budgetctl 0.1 named them ``P.history.jsonl``, ``P.prices.json`` and ``P.lock``; the state
-        keeps its name. Readers look under both names, so each rename is safe on its own.
+        keeps its name. Readers look under both names, so each rename is safe on its own. Lock
+        files (0.1's ``P.lock``, and ``P+lock`` of earlier builds of this version) are removed.
         """
         old, new = self.old_files, self.files
         renamed = False
@@ -376,8 +377,9 @@ class JsonStore:
             renamed = True
         if renamed:
             self._sync_dir()
-        with suppress(OSError):
-            os.unlink(old.lock)  # nobody locks it any more (a link is removed, not followed)
+        for unused in (old.lock, new.lock):  # lock files: the data dir is locked instead
+            with suppress(OSError):
+                os.unlink(unused)  # a link is removed, not followed
 
     def _keep_tail(self, recorded: int) -> None:
         """Before appending: move what the history holds past what the state counts aside.
@@ -822,7 +824,7 @@ class JsonStore:
             self._ensure_dir()
         elif not self._checked_dir():
             return
-        with lock.exclusive(self.lock_path, self.lock_timeout) as held:
+        with lock.exclusive(self.data_dir, self.lock_timeout) as held:
             raw = prices_file.load(self.prices_path, self.old_files.prices)
             if price is None:
                 if model not in raw:

@@ -26,7 +26,7 @@ class Files(NamedTuple):
     state: Path
     history: Path
     prices: Path
-    lock: Path
+    lock: Path  # no longer used (the data dir is locked): removed by a write, as 0.1's P.lock
     request_ids: Path  # the request-id index (sqlite, with its -wal and -shm files beside it)
 
 

@@ -1,11 +1,16 @@
-"""An exclusive, timed lock on a project, held across every read-modify-write.
+"""An exclusive, timed lock on a data dir, held across every read-modify-write of its projects.
 
-``flock`` on a lock file beside the state file: the kernel releases it when its holder exits,
-however it exits (kill -9 included), so a dead holder never blocks the next command. budgetctl
-never deletes the lock file. If someone else does (or replaces it), processes that had opened
-the old file would each lock a different file than processes that open the new one. So a lock
-counts only if, once taken, the path still names the very file locked (else the new file is
-locked instead), and a holder checks it still does before it changes anything (:meth:`Held.check`).
+``flock`` on the data directory itself (opened ``O_RDONLY | O_DIRECTORY``): the kernel releases it
+when its holder exits, however it exits (kill -9 included), so a dead holder never blocks the next
+command. budgetctl 0.1 and earlier builds locked a file beside the state instead; anyone could
+delete it, and processes that had opened the old file then locked a different file than those that
+opened the new one, so two writers ran at once (no check of the file's inode closes that window).
+Deleting files cannot take a directory's lock away. What remains is the data dir itself being
+moved or replaced: a lock counts only if, once taken, the path still names the very directory
+locked, and a holder checks it still does before it changes anything (:meth:`Held.check`).
+
+One lock for the whole data dir: writers of different projects take turns too (each one is
+bound by its fsyncs anyway). Readers and dry runs never lock.
 """
 
 from __future__ import annotations
@@ -20,7 +25,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from budgetctl.errors import LockLostError, LockTimeoutError, StorageIOError, UsageError
-from budgetctl.store import files
 
 DEFAULT_TIMEOUT = 10.0
 
@@ -51,26 +55,26 @@ def check_timeout(value: float, what: str = "lock timeout") -> float:
 
 
 class Held:
-    """The lock a ``with exclusive(...)`` block holds."""
+    """The lock a ``with exclusive(...)`` block holds, on the data dir ``path``."""
 
     def __init__(self, path: Path, fd: int) -> None:
         self.path = path
         self.fd = fd
 
     def check(self) -> None:
-        """Raise LockLostError if the lock file was deleted or replaced while held: another
-        process may then hold the new one. Called before changing anything."""
+        """Raise LockLostError if the data dir was moved or replaced while held: another process
+        may then hold the lock of the directory now at its path. Called before changing
+        anything."""
         if not _still_named(self.fd, self.path):
             raise LockLostError(self.path)
 
 
 @contextmanager
 def exclusive(path: Path, timeout: float | None = None) -> Iterator[Held]:
-    """Hold an exclusive lock on ``path`` (created 0600 if missing) for the ``with`` block.
+    """Hold an exclusive lock on the existing directory ``path`` for the ``with`` block.
 
-    The file stays open while the lock is busy (a waiter is queued on the file the holder holds);
-    once locked, if ``path`` no longer names that file (it was deleted or replaced meanwhile), the
-    lock is worthless: the file at ``path`` is opened and locked instead.
+    Once locked, if ``path`` no longer names the directory locked (it was moved or replaced
+    meanwhile), the lock is worthless: the directory at ``path`` is opened and locked instead.
     """
     wait = lock_timeout() if timeout is None else timeout
     deadline = time.monotonic() + wait
@@ -81,7 +85,7 @@ def exclusive(path: Path, timeout: float | None = None) -> Iterator[Held]:
             if _try_lock(fd, path):
                 if _still_named(fd, path):
                     break
-                os.close(fd)  # locked a file that is no longer the lock file: start again
+                os.close(fd)  # locked a directory that is no longer the data dir: start again
                 fd = -1
                 fd = _open(path)
                 continue
@@ -100,9 +104,11 @@ def exclusive(path: Path, timeout: float | None = None) -> Iterator[Held]:
 
 def _open(path: Path) -> int:
     try:
-        return files.open_file(path, os.O_RDWR | os.O_CREAT)
+        return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as exc:
-        raise StorageIOError(path, f"cannot open lock file ({exc.strerror})") from None
+        raise StorageIOError(
+            path, f"cannot open the data directory to lock it ({exc.strerror})"
+        ) from None
 
 
 def _try_lock(fd: int, path: Path) -> bool:
@@ -116,12 +122,14 @@ def _try_lock(fd: int, path: Path) -> bool:
 
 
 def _still_named(fd: int, path: Path) -> bool:
-    """Whether ``path`` still names the file open as ``fd`` (not deleted, not replaced)."""
+    """Whether ``path`` still names the directory open as ``fd`` (not moved, not replaced).
+
+    A data dir given through a symlink is the directory it points at (as everywhere else)."""
     try:
-        named = os.stat(path, follow_symlinks=False)
+        named = os.stat(path)
     except FileNotFoundError:
         return False
     except OSError as exc:
-        raise StorageIOError(path, f"cannot check the lock file ({exc.strerror})") from None
+        raise StorageIOError(path, f"cannot check the data directory ({exc.strerror})") from None
     held = os.fstat(fd)
     return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)

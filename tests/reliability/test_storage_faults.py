@@ -113,11 +113,11 @@ def test_enospc_at_every_write_of_a_charge_changes_nothing(
     ("name", "fails"),
     [
         ("replace", ""),  # os.replace of the temp file onto the state
-        ("open", "+lock"),  # the lock file
+        ("open", "/data"),  # the data dir, opened to lock it
         ("open", "+history.jsonl"),  # the history, opened to append
         ("open", ".tmp"),  # the temp file of the new state
     ],
-    ids=["os.replace", "open-lock", "open-history", "open-temp-file"],
+    ids=["os.replace", "open-data-dir-to-lock", "open-history", "open-temp-file"],
 )
 def test_erofs_from_the_store_changes_nothing(
     data_dir: Path, monkeypatch: pytest.MonkeyPatch, counts: Counts, name: str, fails: str
