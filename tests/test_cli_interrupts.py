@@ -273,3 +273,31 @@ def test_a_bad_lock_timeout_is_a_usage_error_for_every_command(data_dir: Path) -
         done = with_streams(args, env={**os.environ, "BUDGETCTL_LOCK_TIMEOUT": "nan"})
         assert done.returncode == 2, (args, done.stderr)
         assert "BUDGETCTL_LOCK_TIMEOUT" in done.stderr
+
+
+@pytest.mark.parametrize(("signum", "stopped"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_in_the_console_scripts_own_lines_is_a_sentence(
+    tmp_path: Path, signum: int, stopped: int
+) -> None:
+    # The console script compiles a regular expression between importing budgetctl and calling
+    # main(); a signal there ended in a traceback (seen once in CI). A script named like the
+    # console script that waits at that point makes the window as wide as the test needs.
+    script = tmp_path / "budgetctl"
+    script.write_text(
+        "import sys, time\n"
+        "from budgetctl.cli.app import main\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(30)  # where the real script runs re.sub(...)\n"
+        "sys.exit(main())\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, str(script), "--version"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None and child.stdout.readline() == "ready\n"
+    child.send_signal(signum)
+    _, stderr = child.communicate(timeout=30)
+    word = "terminated" if signum == signal.SIGTERM else "interrupted"
+    assert (child.returncode, stderr) == (stopped, f"error: {word}; nothing changed\n")

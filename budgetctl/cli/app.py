@@ -11,6 +11,7 @@ exits. Buffers are still flushed and files closed as usual.
 from __future__ import annotations
 
 import gc
+import os
 import sys
 
 TYPE_CHECKING = False
@@ -25,12 +26,23 @@ else:
         import signal
 
 _START_SIGNAL: list[int] = []  # a signal that came while the command was being built
+_IN_MAIN = [False]  # main() has started (before it, the console script's own lines run)
 
 
 def _starting(signum: int, frame: FrameType | None) -> None:
     """Ctrl-C or SIGTERM while the command is still being imported and built: nothing done."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if not _IN_MAIN[0]:
+        # In the console script's own lines, before main(): no try of ours is around them, so an
+        # exception would end in a traceback. Nothing has been done yet: say so and leave at once.
+        terminated = signum == signal.SIGTERM
+        message = f"error: {'terminated' if terminated else 'interrupted'}; nothing changed\n"
+        try:
+            os.write(2, message.encode())
+        except OSError:  # no stderr to say it on: the exit code says it
+            pass
+        os._exit(143 if terminated else 130)
     _START_SIGNAL.append(signum)
     raise KeyboardInterrupt
 
@@ -69,8 +81,9 @@ if _console_script():  # at once: the script still has a regular expression to c
 
 def main() -> None:
     """Run ``budgetctl`` with ``sys.argv``, building only the command it names."""
-    _starting_up()
     try:
+        _IN_MAIN[0] = True  # in the try: a signal from here on is caught below
+        _starting_up()
         gc.disable()
         from budgetctl.cli import interrupts, root
 
