@@ -94,17 +94,40 @@ def test_a_signal_at_any_moment_never_lies_about_the_charge(
     assert outcomes[0] and outcomes[stopped], outcomes  # both sides of the commit were hit
 
 
+PACKAGE = Path(__file__).resolve().parent.parent / "budgetctl"
+# The module-level line of budgetctl/cli/app.py that installs the start-up handler: before it, a
+# signal meets Python's default action (a KeyboardInterrupt traceback), as during the interpreter's
+# own start-up. No Python code can install a handler before its own first line runs.
+INSTALL_LINE = next(
+    number
+    for number, line in enumerate((PACKAGE / "cli" / "app.py").read_text().splitlines(), 1)
+    if line.startswith("if _console_script():")
+)
+
+
+def _before_our_handler(frame: str) -> bool:
+    """A traceback line of code that runs before budgetctl's start-up handler exists."""
+    if frame.startswith(f'  File "{BUDGETCTL}"'):  # the console script's import line
+        return True
+    if "<frozen " in frame or "__editable__" in frame:  # the import system, an editable finder
+        return True
+    for module in ("__init__.py", "cli/__init__.py"):  # docstrings and lazy hooks only
+        if frame.startswith(f'  File "{PACKAGE / module}"'):
+            return True
+    app = f'  File "{PACKAGE / "cli" / "app.py"}", line '
+    if frame.startswith(app):
+        return int(frame[len(app) :].split(",")[0]) < INSTALL_LINE
+    return False
+
+
 def python_start_up(done: subprocess.CompletedProcess[str]) -> bool:
-    """The signal came before the first line of budgetctl ran: while the interpreter started
-    (CPython's own "Fatal Python error" as it imports ``site``), or while the console script's
-    ``from budgetctl.cli.app import main`` was still locating the package; or it was killed by
-    the signal's default action. No budgetctl frame is in the output; nothing can have changed.
-    (This window is the interpreter's: ``site`` with an editable install's finder takes 30-100 ms
-    on a loaded machine, a few ms in a regular install. budgetctl's own modules import nothing
-    before ``main`` installs its handlers.)"""
-    ours = f'File "{Path(__file__).resolve().parent.parent / "budgetctl"}'
-    if ours in done.stderr:
-        return False
+    """The signal came before budgetctl's handler was installed: while the interpreter started
+    (CPython's own "Fatal Python error" as it imports ``site``), while the console script's
+    ``from budgetctl.cli.app import main`` was still locating the package, or in the first lines
+    of ``budgetctl.cli.app`` before its handler is set; or it was killed by the signal's default
+    action. Nothing can have changed. (This window is mostly the interpreter's: ``site`` with an
+    editable install's finder takes 30-100 ms on a loaded machine, a few ms in a regular install;
+    budgetctl's own modules import nothing before ``budgetctl.cli.app`` installs its handler.)"""
     if done.returncode in (-signal.SIGINT, -signal.SIGTERM) and done.stderr == "":
         return True
     if done.returncode == 1 and done.stderr.startswith("Fatal Python error: init_"):
@@ -113,12 +136,7 @@ def python_start_up(done: subprocess.CompletedProcess[str]) -> bool:
     return (
         done.returncode == -signal.SIGINT
         and done.stderr.endswith("KeyboardInterrupt\n")
-        and all(
-            f.startswith(f'  File "{BUDGETCTL}"')  # the console script's import line
-            or "<frozen " in f  # the import system
-            or "__editable__" in f  # an editable install's finder, locating the package
-            for f in frames
-        )
+        and all(_before_our_handler(frame) for frame in frames)
     )
 
 

@@ -38,7 +38,7 @@ def _starting(signum: int, frame: FrameType | None) -> None:
         # exception would end in a traceback. Nothing has been done yet: say so and leave at once.
         terminated = signum == signal.SIGTERM
         message = f"error: {'terminated' if terminated else 'interrupted'}; nothing changed\n"
-        try:
+        try:  # noqa: SIM105 - contextlib is not imported yet at this point of start-up
             os.write(2, message.encode())
         except OSError:  # no stderr to say it on: the exit code says it
             pass
