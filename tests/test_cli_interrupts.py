@@ -132,11 +132,12 @@ def python_start_up(done: subprocess.CompletedProcess[str]) -> bool:
         return True
     if done.returncode == 1 and done.stderr.startswith("Fatal Python error: init_"):
         return True  # CPython's own initialisation (its streams, its site module)
+    # Python's own report of an interrupt it took (exit -2, or 1 when it came while CPython set
+    # up __main__: "python: failed to set __main__.__loader__" ... "KeyboardInterrupt: "), with
+    # no frame of budgetctl code that runs once the handler is installed.
     frames = [line for line in done.stderr.splitlines() if line.startswith("  File ")]
-    return (
-        done.returncode == -signal.SIGINT
-        and done.stderr.endswith("KeyboardInterrupt\n")
-        and all(_before_our_handler(frame) for frame in frames)
+    return done.stderr.rstrip().endswith(("KeyboardInterrupt", "KeyboardInterrupt:")) and all(
+        _before_our_handler(frame) for frame in frames
     )
 
 
