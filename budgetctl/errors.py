@@ -169,6 +169,16 @@ class RequestIdConflictError(BudgetctlError, ValueError):
         )
 
 
+class HoldCommittedError(BudgetctlError):
+    """A hold whose call was already recorded (committed) cannot be released."""
+
+    def __init__(self, hold_id: str) -> None:
+        self.hold_id = hold_id
+        super().__init__(
+            f"hold {hold_id!r} was already committed (its cost is recorded): nothing to release"
+        )
+
+
 # --- exit 3: over budget -------------------------------------------------------------------------
 
 
@@ -229,6 +239,18 @@ class UnknownUserError(NotFoundError, KeyError):
 
     def __str__(self) -> str:  # KeyError would repr() the message
         return self.message
+
+
+class UnknownHoldError(NotFoundError):
+    """No open hold has this id (never placed, released, or expired and archived)."""
+
+    def __init__(self, hold_id: str, project: str) -> None:
+        self.hold_id = hold_id
+        self.project = project
+        super().__init__(
+            f"no open hold {hold_id!r} in project {project!r} (released, expired, or never "
+            "placed); 'budgetctl holds' lists the open ones"
+        )
 
 
 class UnknownProjectError(NotFoundError):

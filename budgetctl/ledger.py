@@ -8,16 +8,18 @@ are frozen values with exact Decimals; nothing here prints.
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from budgetctl.core import periods, rules
+from budgetctl.core import events, periods, rules
 from budgetctl.core.money import check_amount, parse_amount
+from budgetctl.core.operations import Standing
 from budgetctl.core.periods import UTC, Duration
-from budgetctl.core.rules import Budget, ClosedPeriod
+from budgetctl.core.rules import KEEP, Budget, Changes, ClosedPeriod, Hold, Keep
 from budgetctl.errors import UsageError
 from budgetctl.store import json_store
 from budgetctl.store.interface import ChargeRequest, ProjectView, ResetDue, Store
@@ -27,7 +29,6 @@ if TYPE_CHECKING:
     from budgetctl.costing.interface import Costing, Price, Usage
 
 Clock = Callable[[], datetime]
-KEEP = "keep"
 
 
 def system_clock() -> datetime:
@@ -65,10 +66,24 @@ class ChargeResult(NamedTuple):
     duplicate: bool
     estimated: bool
     request_id: str | None
+    hold_id: str | None = None  # the hold this charge committed
+    held: Decimal | None = None  # what that hold reserved; None if it was no longer open
 
     @property
     def current_cost(self) -> Decimal:
         return self.budget.current_cost
+
+    @property
+    def hold_missing(self) -> bool:
+        """A commit whose hold was no longer open (expired, released or unknown)."""
+        return self.hold_id is not None and not self.duplicate and self.held is None
+
+    @property
+    def over_hold(self) -> Decimal | None:
+        """How far the cost went past its hold, when it did."""
+        if self.held is None or self.duplicate or self.cost <= self.held:
+            return None
+        return self.cost - self.held
 
     @property
     def remaining(self) -> Decimal:
@@ -97,6 +112,14 @@ class CheckResult(NamedTuple):
     allowed: bool
     blocked_by: str | None  # "user", "project" or None
     estimated: bool
+    reserved: Decimal = Decimal(0)  # what the user's open holds reserve (this one included)
+    cap_reserved: Decimal = Decimal(0)  # what every open hold reserves of the cap
+    hold: Hold | None = None  # the hold placed, with reserve=True and when it fits
+
+    @property
+    def available(self) -> Decimal:
+        """Budget - spent - reserved, never negative."""
+        return rules.available(self.budget, self.reserved)
 
     @property
     def current_cost(self) -> Decimal:
@@ -221,28 +244,27 @@ class Ledger:
         user: str,
         *,
         budget: Decimal | str | float | int | None = None,
-        duration: Duration | str | None = KEEP,
+        duration: Duration | str | Keep | None = KEEP,
         timezone: str | None = None,
-        start: datetime | str | float | None = KEEP,
-        alert_at: Decimal | str | float | int | None = KEEP,
+        start: datetime | str | float | Keep | None = KEEP,
+        alert_at: Decimal | str | float | int | Keep | None = KEEP,
         dry_run: bool = False,
     ) -> Budget:
-        """Change a budget's settings and keep its spend; ``"keep"`` (the default) leaves one."""
-        changes: dict[str, Any] = {}
-        if budget is not None:
-            changes["total_budget"] = parse_amount(budget, "budget")
-        if duration != KEEP:
-            changes["duration"] = parse_duration_arg(duration)
+        """Change a budget's settings and keep its spend; a setting left at :data:`KEEP` (the
+        default) is not changed (None means "none": no duration, no start, no alert)."""
+        changes = Changes(
+            total_budget=KEEP if budget is None else parse_amount(budget, "budget"),
+            duration=KEEP if duration is KEEP else parse_duration_arg(duration),
+            timezone=KEEP if timezone is None else timezone,
+            alert_at=KEEP
+            if alert_at is KEEP
+            else (parse_amount(alert_at, "alert threshold") if alert_at is not None else None),
+        )
         if timezone is not None:
             periods.parse_timezone(timezone)
-            changes["timezone"] = timezone
-        if start != KEEP:
+        if start is not KEEP:
             tz = timezone or self.get(user).timezone
-            changes["start"] = parse_time_arg(start, tz)
-        if alert_at != KEEP:
-            changes["alert_at"] = (
-                parse_amount(alert_at, "alert threshold") if alert_at is not None else None
-            )
+            changes = changes._replace(start=parse_time_arg(start, tz))
         return self.store.change(user, self.now(), changes, dry_run=dry_run)
 
     def get(self, user: str) -> Budget:
@@ -257,7 +279,7 @@ class Ledger:
         return self.store.users()
 
     def delete(self, users: Sequence[str], *, dry_run: bool = False) -> list[str]:
-        return self.store.delete(_each_once(users), dry_run=dry_run)
+        return self.store.delete(_each_once(users), self.now(), dry_run=dry_run)
 
     # --- charges ---------------------------------------------------------------------------------
 
@@ -268,13 +290,14 @@ class Ledger:
         *,
         model: str | None = None,
         request_id: str | None = None,
+        hold: str | None = None,
         enforce: bool = False,
         dry_run: bool = False,
     ) -> ChargeResult:
         """Record a cost known in advance."""
         amount = parse_amount(cost, "cost")
         return self._charge(
-            ChargeRequest(user, amount, model, request_id=_rid(request_id)), enforce, dry_run
+            ChargeRequest(user, amount, model, request_id=_rid(request_id)), enforce, dry_run, hold
         )
 
     def charge_tokens(
@@ -287,6 +310,7 @@ class Ledger:
         cached_tokens: int = 0,
         cache_creation_tokens: int = 0,
         request_id: str | None = None,
+        hold: str | None = None,
         enforce: bool = False,
         dry_run: bool = False,
     ) -> ChargeResult:
@@ -307,7 +331,7 @@ class Ledger:
             cache_creation_tokens=cache_creation_tokens,
             request_id=request_id,
         )
-        return self.charge_usage(user, usage, enforce=enforce, dry_run=dry_run)
+        return self.charge_usage(user, usage, hold=hold, enforce=enforce, dry_run=dry_run)
 
     def charge_text(
         self,
@@ -317,6 +341,7 @@ class Ledger:
         output_text: str,
         *,
         request_id: str | None = None,
+        hold: str | None = None,
         enforce: bool = False,
         dry_run: bool = False,
     ) -> ChargeResult:
@@ -333,7 +358,7 @@ class Ledger:
             request_id=request_id,
             estimated=prompt.estimated,
         )
-        return self.charge_usage(user, usage, enforce=enforce, dry_run=dry_run)
+        return self.charge_usage(user, usage, hold=hold, enforce=enforce, dry_run=dry_run)
 
     def charge_response(
         self,
@@ -342,6 +367,7 @@ class Ledger:
         *,
         model: str | None = None,
         request_id: str | None = None,
+        hold: str | None = None,
         enforce: bool = False,
         dry_run: bool = False,
     ) -> ChargeResult:
@@ -353,12 +379,19 @@ class Ledger:
         usage = self.costing.usage_from_response(response, model)
         if request_id is not None:
             usage = usage._replace(request_id=request_id)
-        return self.charge_usage(user, usage, enforce=enforce, dry_run=dry_run)
+        return self.charge_usage(user, usage, hold=hold, enforce=enforce, dry_run=dry_run)
 
     def charge_usage(
-        self, user: str, usage: Usage, *, enforce: bool = False, dry_run: bool = False
+        self,
+        user: str,
+        usage: Usage,
+        *,
+        hold: str | None = None,
+        enforce: bool = False,
+        dry_run: bool = False,
     ) -> ChargeResult:
-        """Record a normalised :class:`Usage`, priced from the table."""
+        """Record a normalised :class:`Usage`, priced from the table. ``hold``: the id of the hold
+        placed for this call (:meth:`reserve`), freed in the same step (see :meth:`commit`)."""
         cost = self.costing.cost(usage)
         request = ChargeRequest(
             user=user,
@@ -370,14 +403,25 @@ class Ledger:
             request_id=_rid(usage.request_id),
             estimated=usage.estimated,
         )
-        return self._charge(request, enforce, dry_run)
+        return self._charge(request, enforce, dry_run, hold)
 
-    def _charge(self, request: ChargeRequest, enforce: bool, dry_run: bool) -> ChargeResult:
+    def _charge(
+        self, request: ChargeRequest, enforce: bool, dry_run: bool, hold: str | None = None
+    ) -> ChargeResult:
         rules.check_user_name(request.user)
         if request.model is not None:
             rules.check_text(request.model, "model")
         check_amount(request.cost, "cost")
-        outcome = self.store.charge(request, self.now(), enforce=enforce, dry_run=dry_run)
+        held: Decimal | None = None
+        if hold is not None:
+            if enforce:
+                raise UsageError("a commit is never refused (the money is spent): drop --enforce")
+            settled = self.store.commit_hold(
+                rules.check_hold_id(hold), request, self.now(), dry_run=dry_run
+            )
+            outcome, held = settled.charge, settled.held
+        else:
+            outcome = self.store.charge(request, self.now(), enforce=enforce, dry_run=dry_run)
         return ChargeResult(
             user=request.user,
             model=request.model,
@@ -390,6 +434,8 @@ class Ledger:
             duplicate=outcome.duplicate,
             estimated=request.estimated,
             request_id=request.request_id,
+            hold_id=hold,
+            held=held,
         )
 
     # --- checks ----------------------------------------------------------------------------------
@@ -402,13 +448,19 @@ class Ledger:
         prompt: str | None = None,
         messages: Sequence[Mapping[str, Any]] | None = None,
         max_tokens: int = 0,
+        reserve: bool = False,
+        ttl: timedelta | str | float | None = None,
+        dry_run: bool = False,
     ) -> CheckResult:
         """Would a call fit? Prices the prompt (one user message, or ``messages``) plus
-        ``max_tokens`` of completion, against the user's and the project cap's remaining budget."""
+        ``max_tokens`` of completion, against what the user's budget and the project cap have
+        left after spend and open holds. ``reserve``: also hold that cost, atomically, when it
+        fits (:meth:`reserve`)."""
         from budgetctl.costing.interface import Usage
 
         rules.check_tokens(max_tokens, "max tokens")
-        budget, cap = self.store.get_with_cap(user, self.now())
+        if not reserve:
+            self.store.get(user, self.now())  # an unknown user fails before any tokenizer
         self.costing.price(model)
         if messages is None:
             messages = [{"role": "user", "content": prompt or ""}]
@@ -416,16 +468,106 @@ class Ledger:
         cost = self.costing.cost(
             Usage(model=model, prompt_tokens=counted.tokens, completion_tokens=max_tokens)
         )
-        return _fits(budget, cap, cost, model, counted.tokens, max_tokens, counted.estimated)
+        base = CheckResult(user, model, counted.tokens, max_tokens, cost, *_UNSET)
+        base = base._replace(estimated=counted.estimated)
+        return self._check(base, reserve, ttl, dry_run)
 
     def check_cost(
-        self, user: str, cost: Decimal | str | float | int, *, model: str | None = None
+        self,
+        user: str,
+        cost: Decimal | str | float | int,
+        *,
+        model: str | None = None,
+        reserve: bool = False,
+        ttl: timedelta | str | float | None = None,
+        dry_run: bool = False,
     ) -> CheckResult:
-        """Would a call of a cost known in advance fit the user's and the project cap's
-        remaining budget? (``model`` is only a label here: nothing is priced.)"""
+        """Would a call of a cost known in advance fit? (``model`` is only a label here: nothing
+        is priced.) ``reserve``: also hold it when it fits (:meth:`reserve`)."""
         amount = parse_amount(cost, "cost")
-        budget, cap = self.store.get_with_cap(user, self.now())
-        return _fits(budget, cap, amount, model, 0, 0, False)
+        base = CheckResult(user, model, 0, 0, amount, *_UNSET)
+        return self._check(base, reserve, ttl, dry_run)
+
+    def reserve(
+        self,
+        user: str,
+        cost: Decimal | str | float | int,
+        *,
+        model: str | None = None,
+        ttl: timedelta | str | float | None = None,
+        dry_run: bool = False,
+    ) -> CheckResult:
+        """Hold ``cost`` of the user's budget and of the project cap for ``ttl`` (default 15
+        minutes), if it fits what they have left after spend and open holds; else hold nothing
+        (``allowed`` False). Then make the call, and :meth:`commit` its actual cost with the
+        hold's id (``result.hold.hold_id``), or :meth:`release` the hold if it was not made."""
+        return self.check_cost(user, cost, model=model, reserve=True, ttl=ttl, dry_run=dry_run)
+
+    def _check(
+        self,
+        base: CheckResult,
+        reserve: bool,
+        ttl: timedelta | str | float | None,
+        dry_run: bool,
+    ) -> CheckResult:
+        now = self.now()
+        if not reserve:
+            if ttl is not None:
+                raise UsageError("a time to live is for a hold: give it with reserve")
+            found = self.store.standing(base.user, now)
+            return _fits(base, found.budget, found.cap, found.reserved, found.cap_reserved)
+        rules.check_user_name(base.user)
+        hold_id = "h_" + secrets.token_hex(12)
+        outcome = self.store.reserve(
+            hold_id, base.user, base.projected_cost, parse_ttl(ttl), now, dry_run=dry_run
+        )
+        return base._replace(
+            budget=outcome.budget,
+            cap=outcome.cap,
+            allowed=outcome.hold is not None,
+            blocked_by=outcome.blocked_by,
+            reserved=outcome.reserved,
+            cap_reserved=outcome.cap_reserved,
+            hold=outcome.hold,
+        )
+
+    def commit(
+        self,
+        hold_id: str,
+        user: str,
+        cost: Decimal | str | float | int,
+        *,
+        model: str | None = None,
+        request_id: str | None = None,
+        dry_run: bool = False,
+    ) -> ChargeResult:
+        """Record the actual cost of the call hold ``hold_id`` was placed for, and free the hold,
+        in one atomic step. Never refused: a cost above the hold is recorded (``over_hold``), and
+        so is one whose hold expired or was released (``hold_missing``). Committing the same hold
+        twice with the same charge is a duplicate; with another, RequestIdConflictError.
+        (``charge_tokens``, ``charge_response`` and the other ``charge_*`` methods take
+        ``hold=`` for a cost to be priced.)"""
+        return self.charge_cost(
+            user, cost, model=model, request_id=request_id, hold=hold_id, dry_run=dry_run
+        )
+
+    def release(self, hold_ids: Sequence[str], *, dry_run: bool = False) -> list[Hold]:
+        """Free holds whose call was not made. UnknownHoldError (exit 4) for an id with no open
+        hold, HoldCommittedError (exit 1) for one already committed; nothing changes then."""
+        if isinstance(hold_ids, str):
+            hold_ids = [hold_ids]
+        ids = [rules.check_hold_id(hold_id) for hold_id in _each_once(hold_ids, "hold")]
+        return self.store.release(ids, self.now(), dry_run=dry_run)
+
+    def holds(self, user: str | None = None) -> list[Hold]:
+        """The holds open now (``user``'s, when given), oldest first."""
+        if user is not None:
+            rules.check_user_name(user)
+        return self.store.holds(self.now(), user)
+
+    def standing(self, user: str) -> Standing:
+        """The user's budget, the cap, and what open holds reserve of each (``available``)."""
+        return self.store.standing(user, self.now())
 
     # --- resets ----------------------------------------------------------------------------------
 
@@ -455,18 +597,18 @@ class Ledger:
         self,
         budget: Decimal | str | float | int | None = None,
         *,
-        duration: Duration | str | None = KEEP,
+        duration: Duration | str | Keep | None = KEEP,
         timezone: str | None = None,
         dry_run: bool = False,
     ) -> Budget:
         amount = parse_amount(budget, "cap") if budget is not None else None
-        dur: Duration | str | None = KEEP if duration == KEEP else parse_duration_arg(duration)
+        dur = KEEP if duration is KEEP else parse_duration_arg(duration)
         if timezone is not None:
             periods.parse_timezone(timezone)
         return self.store.set_cap(self.now(), amount, dur, timezone, dry_run=dry_run)
 
     def clear_cap(self, *, dry_run: bool = False) -> bool:
-        return self.store.clear_cap(dry_run=dry_run)
+        return self.store.clear_cap(self.now(), dry_run=dry_run)
 
     # --- prices ----------------------------------------------------------------------------------
 
@@ -544,8 +686,9 @@ class Ledger:
 
     # --- history ---------------------------------------------------------------------------------
 
-    def history(self, user: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
-        """Charges and closed periods (and other events), newest first."""
+    def history(self, user: str | None = None, limit: int | None = None) -> list[events.Event]:
+        """Charges, closed periods, holds and every other event (:mod:`budgetctl.core.events`),
+        newest first."""
         if user is not None:
             self.store.get(user, self.now())  # unknown user: a clear error, not an empty list
         if limit is not None and limit < 1:
@@ -553,42 +696,64 @@ class Ledger:
         return self.store.history(user, limit)
 
 
-def _each_once(users: Sequence[str]) -> list[str]:
+def _each_once(users: Sequence[str], what: str = "user") -> list[str]:
     """``users`` as a list, if no user is named twice (``delete alice alice``): a usage error."""
     seen: set[str] = set()
     for user in users:
         if user in seen:
-            raise UsageError(f"user {user!r} is named more than once; name each user once")
+            raise UsageError(f"{what} {user!r} is named more than once; name each {what} once")
         seen.add(user)
     return list(users)
 
 
+_UNSET: Any = (None, None, False, None, False)  # budget, cap, allowed, blocked_by, estimated
+
+
+def parse_ttl(value: timedelta | str | float | None) -> timedelta:
+    """A hold's time to live: a timedelta, seconds, or ``<N>s``/``<N>m``/``<N>h`` (default 15m)."""
+    if value is None:
+        return rules.DEFAULT_HOLD_TTL
+    if isinstance(value, timedelta):
+        return rules.check_ttl(value)
+    if isinstance(value, bool):
+        raise UsageError(f"{value!r} is not a time to live")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    else:
+        text = value.strip().lower()
+        unit = {"s": 1, "m": 60, "h": 3600}.get(text[-1:], 0)
+        number = text[:-1] if unit else text
+        try:
+            seconds = float(number) * (unit or 1)
+        except ValueError:
+            raise UsageError(
+                f"{value!r} is not a time to live: give seconds, or N followed by s, m or h "
+                "(90, 90s, 15m, 2h)"
+            ) from None
+    if not seconds == seconds or seconds in (float("inf"), float("-inf")):
+        raise UsageError(f"{value!r} is not a time to live")
+    if seconds <= 0 or seconds > rules.MAX_HOLD_TTL.total_seconds():
+        raise UsageError("a hold's time to live must be more than 0 seconds and at most 7 days")
+    return timedelta(seconds=seconds)
+
+
 def _fits(
-    budget: Budget,
-    cap: Budget | None,
-    cost: Decimal,
-    model: str | None,
-    prompt_tokens: int,
-    max_tokens: int,
-    estimated: bool,
+    base: CheckResult, budget: Budget, cap: Budget | None, held: Decimal, cap_held: Decimal
 ) -> CheckResult:
-    """Whether ``cost`` fits the user's budget, then the project cap's."""
+    """Whether ``base.projected_cost`` fits the user's budget, then the project cap's, after
+    their spend and open holds."""
     blocked = None
-    if rules.would_exceed(budget, cost):
+    if not rules.fits(budget, held, base.projected_cost):
         blocked = "user"
-    elif cap is not None and rules.would_exceed(cap, cost):
+    elif cap is not None and not rules.fits(cap, cap_held, base.projected_cost):
         blocked = "project"
-    return CheckResult(
-        user=budget.user,
-        model=model,
-        prompt_tokens=prompt_tokens,
-        max_tokens=max_tokens,
-        projected_cost=cost,
+    return base._replace(
         budget=budget,
         cap=cap,
         allowed=blocked is None,
         blocked_by=blocked,
-        estimated=estimated,
+        reserved=held,
+        cap_reserved=cap_held,
     )
 
 
@@ -601,6 +766,7 @@ def _rid(request_id: str | None) -> str | None:
 
 
 __all__ = [
+    "KEEP",
     "ChargeResult",
     "CheckResult",
     "Ledger",

@@ -11,7 +11,7 @@ import pytest
 from test_cli_support import NOW, data, digest, fails, ok, run
 
 from budgetctl.cli import output
-from budgetctl.core import rules
+from budgetctl.core import events, rules
 from budgetctl.ledger import Ledger
 
 pytest_plugins = ["test_cli_support"]
@@ -292,7 +292,7 @@ def test_a_cap_set_mid_period_counts_what_was_spent_in_it(
     # the history's replay agrees with the stored cap
     state = json.loads((alice.parent / "default.json").read_bytes())
     lines = (alice.parent / "default+history.jsonl").read_bytes().splitlines()
-    replayed = rules.replay(json.loads(line) for line in lines)
+    replayed = rules.replay(events.from_json(json.loads(line)) for line in lines)
     assert replayed[rules.CAP] == Decimal(state["cap"]["current_cost"]) == Decimal("3.75")
 
 

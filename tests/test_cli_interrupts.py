@@ -192,7 +192,7 @@ def test_an_interrupt_before_the_commit_changes_nothing(
     assert (done.returncode, done.stdout) == (code, "")
     assert done.stderr == f"error: {what}; nothing changed\n"
     assert spent() == 0
-    assert Ledger().history("alice")[0]["type"] == "create"  # the torn tail is not counted
+    assert Ledger().history("alice")[0].type == "create"  # the torn tail is not counted
 
 
 def into_closed_pipe(*args: str) -> subprocess.CompletedProcess[str]:

@@ -43,7 +43,7 @@ def book(data_dir: Path, clock: Clock) -> Ledger:
 
 
 def charges(book: Ledger, user: str | None = None) -> list[dict[str, Any]]:
-    return [e for e in book.history(user) if e["type"] == "charge"]
+    return [e.to_json() for e in book.history(user) if e.type == "charge"]
 
 
 def test_data_dir_from_the_environment(book: Ledger, data_dir: Path) -> None:
@@ -279,7 +279,7 @@ def test_a_read_sees_the_period_that_contains_now_without_writing(
     after = book.charge_cost("alice", "0.1")
     assert after.current_cost == Decimal("0.1")
     assert after.budget.recent_periods[0].spent == Decimal("0.3")
-    kinds = [e["type"] for e in book.history("alice")]
+    kinds = [e.type for e in book.history("alice")]
     assert kinds[:3] == ["charge", "period", "charge"]
 
 
@@ -331,10 +331,10 @@ def test_history_newest_first_and_limit(book: Ledger, clock: Clock) -> None:
     for cost in ("0.1", "0.2", "0.3"):
         clock.now += timedelta(minutes=1)
         book.charge_cost("alice", cost, model="m")
-    events = book.history("alice")
+    events = [e.to_json() for e in book.history("alice")]
     assert [e["cost"] for e in events if e["type"] == "charge"] == ["0.3", "0.2", "0.1"]
     assert events[-1]["type"] == "create"
-    assert [e["cost"] for e in book.history("alice", limit=2)] == ["0.3", "0.2"]
+    assert [e.to_json()["cost"] for e in book.history("alice", limit=2)] == ["0.3", "0.2"]
     assert events[0]["time"] == "2026-01-15T12:03:00Z"
     with pytest.raises(UsageError):
         book.history(limit=0)

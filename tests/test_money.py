@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from budgetctl.core import money, rules
+from budgetctl.core import events, money, rules
 from budgetctl.core.money import MAX_AMOUNT, format_usd, parse_amount, to_text
 from budgetctl.errors import InvalidAmountError, UsageError
 
@@ -149,10 +149,10 @@ def test_charges_sum_exactly(values: list[Decimal]) -> None:
     # the remaining budget is exact too, and never negative
     assert Fraction(budget.remaining) == max(Fraction(10) - exact, Fraction(0))
     # replay of the same charges agrees to the last digit
-    events = [{"type": "create", "user": "u", "current_cost": "0"}] + [
-        {"type": "charge", "user": "u", "cost": text} for text in texts
+    history = [events.Create(None, "u", Decimal(10), None, Decimal(0))] + [
+        events.Charge(None, "u", Decimal(text)) for text in texts
     ]
-    assert Fraction(rules.replay(events)["u"]) == exact
+    assert Fraction(rules.replay(history)["u"]) == exact
 
 
 @settings(max_examples=100, deadline=None)

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from budgetctl import Ledger
+from budgetctl.core import events as budgetctl_events
 from budgetctl.core import rules
 from budgetctl.errors import LockTimeoutError
 
@@ -87,8 +88,9 @@ def consistent(book: Ledger, data_dir: Path) -> tuple[dict[str, Decimal], list[d
     balances = {user: Decimal(rec["current_cost"]) for user, rec in state["users"].items()}
     if state.get("cap"):
         balances[rules.CAP] = Decimal(state["cap"]["current_cost"])
-    assert balances == rules.replay(events), "balance differs from the history's replay"
-    assert book.history() == list(reversed(events))
+    typed = [budgetctl_events.from_json(event) for event in events]
+    assert balances == rules.replay(typed), "balance differs from the history's replay"
+    assert book.history() == list(reversed(typed))
     return balances, events
 
 

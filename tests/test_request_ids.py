@@ -60,7 +60,7 @@ def book(data_dir: Path, clock: Clock) -> Ledger:
 
 
 def charges(book: Ledger) -> list[dict[str, Any]]:
-    return [e for e in book.history() if e["type"] == "charge"]
+    return [e.to_json() for e in book.history() if e.type == "charge"]
 
 
 def state(data_dir: Path) -> dict[str, Any]:
@@ -131,7 +131,7 @@ def test_ids_are_not_in_the_state(book: Ledger, data_dir: Path) -> None:
     for n in range(50):
         book.charge_cost("alice", "0.01", request_id=f"chatcmpl-{n:040d}")
     doc = state(data_dir)
-    assert doc["version"] == 2 and "request_ids" not in doc
+    assert doc["version"] == 3 and "request_ids" not in doc
     assert len((data_dir / "team.json").read_bytes()) < size + 100  # the spend grew, not the ids
     with sqlite3.connect(data_dir / "team+request-ids.sqlite") as db:
         assert db.execute("SELECT count(*) FROM request_ids").fetchone() == (51,)
@@ -266,7 +266,7 @@ def test_a_version_1_state_keeps_its_ids_and_is_migrated(data_dir: Path, clock: 
     assert book.charge_cost("alice", "0.5", model="m", request_id="old-1").duplicate
     assert not book.charge_cost("alice", "0.1", request_id="new").duplicate
     doc = state(data_dir)
-    assert doc["version"] == 2 and "request_ids" not in doc
+    assert doc["version"] == 3 and "request_ids" not in doc
     assert book.charge_cost("alice", "0.1", request_id="new").duplicate
     with pytest.raises(RequestIdConflictError, match=r"to 'alice' for \$0\.25"):
         book.charge_cost("alice", "0.3", request_id="old-2")
@@ -286,7 +286,7 @@ def test_a_migration_killed_before_the_state_is_written_is_done_again(
     assert state(data_dir)["version"] == 1  # the index was built, the state not replaced
     assert book.charge_cost("alice", "0.25", request_id="old-2").duplicate
     assert not book.charge_cost("alice", "0.1", request_id="during").duplicate
-    assert state(data_dir)["version"] == 2
+    assert state(data_dir)["version"] == 3
     assert book.charge_cost("alice", "0.1", request_id="during").duplicate
 
 

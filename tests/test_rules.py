@@ -15,9 +15,10 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
+from budgetctl.core import events as events_module
 from budgetctl.core import rules
-from budgetctl.core.periods import UTC, parse_duration
-from budgetctl.core.rules import CAP, Budget
+from budgetctl.core.periods import UTC, parse_duration, parse_utc
+from budgetctl.core.rules import CAP, KEEP, Budget
 from budgetctl.errors import (
     BudgetExceededError,
     InvalidAmountError,
@@ -141,25 +142,25 @@ def test_reset_after_the_period_ended_rolls_over_first() -> None:
 def test_change_keeps_the_spend() -> None:
     budget = rules.charge(make("monthly", utc(2026, 1, 3)), Decimal(7), "m")
     now = utc(2026, 1, 20)
-    bigger = rules.change(budget, now, total_budget=Decimal(50))
+    bigger = rules.change(budget, now, rules.Changes(total_budget=Decimal(50)))
     assert (bigger.current_cost, bigger.total_budget) == (7, 50)
     assert (bigger.period_start, bigger.next_reset_at) == (
         budget.period_start,
         budget.next_reset_at,
     )
-    weekly = rules.change(budget, now, duration=parse_duration("weekly"))
+    weekly = rules.change(budget, now, rules.Changes(duration=parse_duration("weekly")))
     assert weekly.current_cost == 7 and dict(weekly.model_cost) == {"m": 7}
     assert (weekly.period_start, weekly.next_reset_at) == (utc(2026, 1, 19), utc(2026, 1, 26))
-    paris = rules.change(budget, now, timezone="Europe/Paris")
+    paris = rules.change(budget, now, rules.Changes(timezone="Europe/Paris"))
     assert paris.current_cost == 7 and paris.next_reset_at == utc(2026, 1, 31, 23)
-    lifetime = rules.change(budget, now, duration=None)
+    lifetime = rules.change(budget, now, rules.Changes(duration=None))
     assert lifetime.current_cost == 7 and lifetime.next_reset_at is None
-    alerting = rules.change(budget, now, alert_at=Decimal(50))
+    alerting = rules.change(budget, now, rules.Changes(alert_at=Decimal(50)))
     assert alerting.alert_at == 50 and alerting.alerting  # 7 of 10 is past 50%
     with pytest.raises(InvalidTimeError):
-        rules.change(budget, now, timezone="Nowhere/Land")
+        rules.change(budget, now, rules.Changes(timezone="Nowhere/Land"))
     with pytest.raises(InvalidAmountError):
-        rules.change(budget, now, total_budget=Decimal(-1))
+        rules.change(budget, now, rules.Changes(total_budget=Decimal(-1)))
 
 
 def test_charge_records_past_the_budget_and_would_exceed() -> None:
@@ -227,36 +228,50 @@ def test_user_names_are_keys_not_paths(user: str) -> None:
 
 
 def test_replay_events() -> None:
-    events = [
-        {"type": "create", "user": "a", "current_cost": "0"},
-        {"type": "charge", "user": "a", "cost": "0.1"},
-        {"type": "cap", "current_cost": "0"},
-        {"type": "charge", "user": "a", "cost": "0.2"},
-        {"type": "create", "user": "b", "current_cost": "1.5"},  # imported spend
-        {"type": "charge", "user": "b", "cost": "1"},
-        {"type": "period", "user": "a"},
-        {"type": "charge", "user": "a", "cost": "0.05"},
-        {"type": "cap", "current_cost": "1.25"},  # a cap change carries the spend it keeps
-        {"type": "set", "user": "a"},
-        {"type": "delete", "user": "b"},
+    t, d = datetime(2026, 1, 1, tzinfo=timezone.utc), Decimal
+    ev = events_module
+    history = [
+        ev.Create(t, "a", d(10), None, d(0)),
+        ev.Charge(t, "a", d("0.1")),
+        ev.CapSet(t, d(100), None, "UTC", d(0)),
+        ev.Charge(t, "a", d("0.2")),
+        ev.Create(t, "b", d(10), None, d("1.5")),  # imported spend
+        ev.Charge(t, "b", d(1)),
+        ev.PeriodClosed(t, "a", t, t, d("0.3"), d(10)),
+        ev.Charge(t, "a", d("0.05")),
+        ev.CapSet(t, d(100), None, "UTC", d("1.25")),  # a cap change carries the spend it keeps
+        ev.Set(t, "a", d(10), None, "UTC"),
+        ev.HoldPlaced(t, "h_" + "0" * 24, "a", d(5), t),  # holds change no spend
+        ev.Delete(t, "b"),
     ]
-    assert rules.replay(events) == {"a": Decimal("0.05"), CAP: Decimal("1.25")}
+    assert rules.replay(history) == {"a": Decimal("0.05"), CAP: Decimal("1.25")}
     # a cap moved onto a new grid carries its period's spend, counted anew from the history
-    assert rules.replay([*events, {"type": "cap", "current_cost": "0.05"}])[CAP] == Decimal("0.05")
-    assert rules.replay([*events, {"type": "cap-period"}])[CAP] == 0
-    assert CAP not in rules.replay([*events, {"type": "cap-clear"}])
+    assert rules.replay([*history, ev.CapSet(t, d(1), None, "UTC", d("0.05"))])[CAP] == d("0.05")
+    assert rules.replay([*history, ev.PeriodClosed(t, None, t, t, d(1), d(1))])[CAP] == 0
+    assert CAP not in rules.replay([*history, ev.CapClear(t)])
+    commit = ev.Commit(t, "a", d(2), None, 0, 0, 0, None, False, "h_" + "0" * 24, d(5))
+    assert rules.replay([*history, commit]) == {"a": d("2.05"), CAP: d("3.25")}
 
 
 def test_spent_since_counts_every_charge_from_the_start_on() -> None:
-    events = [
-        {"type": "charge", "user": "a", "cost": "1", "time": "2026-03-09T23:59:59.999999Z"},
-        {"type": "charge", "user": "a", "cost": "0.25", "time": "2026-03-10T00:00:00Z"},
-        {"type": "period", "user": "a", "time": "2026-03-10T01:00:00Z"},
-        {"type": "charge", "user": "gone", "cost": "0.5", "time": "2026-03-10T02:00:00.5Z"},
-        {"type": "delete", "user": "gone", "time": "2026-03-10T03:00:00Z"},
+    ev, at = events_module, parse_utc
+    history = [
+        ev.Charge(at("2026-03-09T23:59:59.999999Z"), "a", Decimal(1)),
+        ev.Charge(at("2026-03-10T00:00:00Z"), "a", Decimal("0.25")),
+        ev.PeriodClosed(
+            at("2026-03-10T01:00:00Z"),
+            "a",
+            at("2026-03-01T00:00:00Z"),
+            at("2026-03-10T01:00:00Z"),
+            Decimal("1.25"),
+            Decimal(10),
+            "reset",
+        ),
+        ev.Charge(at("2026-03-10T02:00:00.5Z"), "gone", Decimal("0.5")),
+        ev.Delete(at("2026-03-10T03:00:00Z"), "gone"),
     ]
     start = datetime(2026, 3, 10, tzinfo=timezone.utc)
-    assert rules.spent_since(events, start) == Decimal("0.75")  # a reset or a delete unspends none
+    assert rules.spent_since(history, start) == Decimal("0.75")  # a reset or a delete unspends none
 
 
 def test_crossed_alert_is_true_only_for_the_charge_that_crosses() -> None:
@@ -386,7 +401,7 @@ class LedgerMachine(RuleBasedStateMachine):
         except NotFoundError:  # unknown user, or no project yet
             assert user not in self._existing()
 
-    @rule(total=st.one_of(st.none(), budgets), duration=st.sampled_from([*DURATIONS, "keep"]))
+    @rule(total=st.one_of(st.none(), budgets), duration=st.sampled_from([*DURATIONS, KEEP]))
     def set_cap(self, total: str | None, duration: str | None) -> None:
         had_cap = self.ledger.cap() is not None
         try:
@@ -401,9 +416,7 @@ class LedgerMachine(RuleBasedStateMachine):
         if self.ledger.exists():
             self.ledger.clear_cap()
 
-    @rule(
-        user=st.sampled_from(USERS), total=budgets, duration=st.sampled_from([*DURATIONS, "keep"])
-    )
+    @rule(user=st.sampled_from(USERS), total=budgets, duration=st.sampled_from([*DURATIONS, KEEP]))
     def change(self, user: str, total: str, duration: str | None) -> None:
         try:
             self.ledger.set(user, budget=total, duration=duration)
@@ -421,7 +434,7 @@ class LedgerMachine(RuleBasedStateMachine):
         if state.get("cap") is not None:
             stored[CAP] = Decimal(state["cap"]["current_cost"])
         assert stored == replayed
-        recorded = sum((Decimal(e["cost"]) for e in events if e["type"] == "charge"), Decimal(0))
+        recorded = sum((e.cost for e in events if e.type == "charge"), Decimal(0))
         assert recorded == self.charged
         # what a reader sees now equals the stored balance once due periods are rolled
         for user in stored:

@@ -361,7 +361,7 @@ def test_a_holder_whose_data_dir_was_replaced_changes_nothing(
     book = Ledger("p", clock=Clock())
     book.create("alice", "10")
     moved = data_dir.parent / "moved"
-    real = JsonStore._decode
+    real = JsonStore.decode
 
     def replaced_meanwhile(self: JsonStore, user: str, raw: Any) -> Any:
         data_dir.rename(moved)  # inside the transaction, after the lock was taken
@@ -369,10 +369,10 @@ def test_a_holder_whose_data_dir_was_replaced_changes_nothing(
         return real(self, user, raw)
 
     before = fingerprint(data_dir)
-    monkeypatch.setattr(JsonStore, "_decode", replaced_meanwhile)
+    monkeypatch.setattr(JsonStore, "decode", replaced_meanwhile)
     with pytest.raises(LockLostError) as caught:
         book.charge_cost("alice", "1")
-    monkeypatch.setattr(JsonStore, "_decode", real)
+    monkeypatch.setattr(JsonStore, "decode", real)
     assert caught.value.exit_code == 5 and "safe to retry" in str(caught.value)
     assert str(data_dir) in str(caught.value)
     assert list(data_dir.iterdir()) == []

@@ -7,14 +7,15 @@ reads a clock, a file or the environment.
 
 from __future__ import annotations
 
+import enum
 import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
 from types import MappingProxyType
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
-from budgetctl.core import periods
+from budgetctl.core import events, periods
 from budgetctl.core.money import EXACT, ZERO, add, check_amount, subtract
 from budgetctl.core.periods import Duration
 from budgetctl.errors import (
@@ -288,16 +289,7 @@ def would_exceed(budget: Budget, cost: Decimal) -> bool:
     return add(budget.current_cost, cost) > budget.total_budget
 
 
-def change(
-    budget: Budget,
-    now: datetime,
-    *,
-    total_budget: Decimal | None = None,
-    duration: Duration | str | None = "keep",
-    timezone: str | None = None,
-    start: datetime | str | None = "keep",
-    alert_at: Decimal | str | None = "keep",
-) -> Budget:
+def change(budget: Budget, now: datetime, changes: Changes) -> Budget:
     """The budget with some settings changed and its spend kept (``set``).
 
     A changed duration, time zone or start moves the budget onto the new grid: the current period
@@ -305,20 +297,20 @@ def change(
     """
     rolled, _ = roll_over(budget, now)
     updates: dict[str, Any] = {}
-    if total_budget is not None:
-        updates["total_budget"] = check_amount(total_budget, "budget")
-    if alert_at != "keep":
-        updates["alert_at"] = check_alert(alert_at)  # type: ignore[arg-type]
+    if changes.total_budget is not KEEP:
+        updates["total_budget"] = check_amount(changes.total_budget, "budget")
+    if changes.alert_at is not KEEP:
+        updates["alert_at"] = check_alert(changes.alert_at)
     regrid = False
-    if duration != "keep":
-        updates["duration"] = duration
+    if changes.duration is not KEEP:
+        updates["duration"] = changes.duration
         regrid = True
-    if timezone is not None:
-        periods.parse_timezone(timezone)
-        updates["timezone"] = timezone
+    if changes.timezone is not KEEP:
+        periods.parse_timezone(changes.timezone)
+        updates["timezone"] = changes.timezone
         regrid = True
-    if start != "keep":
-        updates["start"] = _utc(start) if start is not None else None  # type: ignore[arg-type]
+    if changes.start is not KEEP:
+        updates["start"] = _utc(changes.start) if changes.start is not None else None
         regrid = True
     changed = rolled._replace(**updates)
     if regrid:
@@ -335,6 +327,19 @@ def change(
 # --- request ids ----------------------------------------------------------------------------
 
 
+class ChargeRequest(NamedTuple):
+    """One cost to record for a user (its first six fields are what idempotency compares)."""
+
+    user: str
+    cost: Decimal
+    model: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    request_id: str | None = None
+    estimated: bool = False
+
+
 class RememberedCharge(NamedTuple):
     """What a request id was charged for: the fields that make a retry "the same charge".
 
@@ -349,6 +354,18 @@ class RememberedCharge(NamedTuple):
     completion_tokens: int = 0
     cached_tokens: int = 0
     known: bool = True
+
+    @classmethod
+    def of(cls, charge: ChargeRequest | Any) -> RememberedCharge:
+        """The remembered part of a request, or of a ``Charge``/``Commit`` history event."""
+        return cls(
+            charge.user,
+            charge.cost,
+            charge.model,
+            charge.prompt_tokens,
+            charge.completion_tokens,
+            charge.cached_tokens,
+        )
 
 
 def is_duplicate(request_id: str, first: RememberedCharge | None, again: RememberedCharge) -> bool:
@@ -377,51 +394,142 @@ def request_id_horizon(now: datetime, wall_clock: datetime) -> datetime:
     return min(now, wall_clock) - REQUEST_ID_TTL
 
 
-def spent_since(events: Iterable[Mapping[str, Any]], start: datetime) -> Decimal:
-    """What the project's charges among ``events`` add up to from ``start`` on: the spend a cap
+def spent_since(history: Iterable[events.Event], start: datetime) -> Decimal:
+    """What the project's charges in ``history`` add up to from ``start`` on: the spend a cap
     whose period starts there would have counted had it existed (deleted users' charges too: the
     money was spent)."""
     total = ZERO
-    for event in events:
-        moment = event.get("time")
-        if (
-            event.get("type") == "charge"
-            and isinstance(moment, str)
-            and datetime.fromisoformat(moment.replace("Z", "+00:00")) >= start
-        ):
-            total = add(total, Decimal(event["cost"]))
+    for event in history:
+        cost = events.spend(event)
+        if cost is not None and event.time is not None and event.time >= start:
+            total = add(total, cost)
     return total
 
 
 # --- replay ---------------------------------------------------------------------------------
 
 
-def replay(events: Iterable[Mapping[str, Any]]) -> dict[str, Decimal]:
-    """Each budget's current spend, recomputed from history events alone.
+def replay(history: Iterable[events.Event]) -> dict[str, Decimal]:
+    """Each budget's current spend, recomputed from history events (oldest first) alone.
 
-    Events (as the store writes them): ``create`` (with the spend it starts from), ``charge``
-    (adds ``cost``), ``period`` (closes a period: spend back to 0), ``delete``. The project cap is
-    replayed under the key :data:`CAP`: every charge also counts toward it once it exists, and
-    ``cap-period`` closes its period. The store's balance must always equal this.
+    ``create`` sets the spend it starts from, ``charge`` and ``commit`` add their cost, a closed
+    ``period`` puts it back to 0, ``delete`` drops the budget. The project cap is replayed under
+    the key :data:`CAP`: every charge counts toward it once it exists, ``cap`` sets what its
+    period counts, ``cap-period`` closes it. Holds change no spend. Every store's balances must
+    always equal this (the store contract suite checks it).
     """
     spend: dict[str, Decimal] = {}
-    for event in events:
-        kind = event["type"]
-        user = event.get("user", "")
-        if kind == "create":
-            spend[user] = Decimal(event.get("current_cost", "0"))
-        elif kind == "charge":
-            spend[user] = add(spend.get(user, ZERO), Decimal(event["cost"]))
+    for event in history:
+        if isinstance(event, events.Create):
+            spend[event.user] = event.current_cost
+        elif isinstance(event, (events.Charge, events.Commit)):
+            spend[event.user] = add(spend.get(event.user, ZERO), event.cost)
             if CAP in spend:
-                spend[CAP] = add(spend[CAP], Decimal(event["cost"]))
-        elif kind == "period":
-            spend[user] = ZERO
-        elif kind == "delete":
-            spend.pop(user, None)
-        elif kind == "cap":  # a new cap, or one moved to a new grid, counts its period's spend
-            spend[CAP] = Decimal(event.get("current_cost", "0"))
-        elif kind == "cap-period":
-            spend[CAP] = ZERO
-        elif kind == "cap-clear":
+                spend[CAP] = add(spend[CAP], event.cost)
+        elif isinstance(event, events.PeriodClosed):
+            spend[event.user if event.user is not None else CAP] = ZERO
+        elif isinstance(event, events.Delete):
+            spend.pop(event.user, None)
+        elif isinstance(event, events.CapSet):
+            spend[CAP] = event.current_cost
+        elif isinstance(event, events.CapClear):
             spend.pop(CAP, None)
     return spend
+
+
+# --- "no change" ----------------------------------------------------------------------------
+
+
+class Keep(enum.Enum):
+    """The type of :data:`KEEP`: a setting left as it is (None means "none", not "no change")."""
+
+    KEEP = "keep"
+
+    def __repr__(self) -> str:
+        return "KEEP"
+
+
+KEEP: Final = Keep.KEEP
+
+
+class Changes(NamedTuple):
+    """Settings to change on a budget (``set``); each one left at :data:`KEEP` is not changed."""
+
+    total_budget: Decimal | Keep = KEEP
+    duration: Duration | Keep | None = KEEP
+    timezone: str | Keep = KEEP
+    start: datetime | Keep | None = KEEP
+    alert_at: Decimal | Keep | None = KEEP
+
+
+# --- holds ----------------------------------------------------------------------------------
+
+DEFAULT_HOLD_TTL = timedelta(minutes=15)
+MAX_HOLD_TTL = timedelta(days=7)
+
+
+class Hold(NamedTuple):
+    """An amount reserved against a user's budget (and the project cap) until ``expires_at``."""
+
+    hold_id: str
+    user: str
+    amount: Decimal
+    created_at: datetime
+    expires_at: datetime
+
+    def is_open(self, now: datetime) -> bool:
+        """Whether it still counts at ``now``: a hold stops counting at its expiry by itself."""
+        return now < self.expires_at
+
+
+def check_ttl(ttl: timedelta) -> timedelta:
+    if ttl <= timedelta(0) or ttl > MAX_HOLD_TTL:
+        raise UsageError("a hold's time to live must be more than 0 seconds and at most 7 days")
+    return ttl
+
+
+def check_hold_id(hold_id: str) -> str:
+    if not isinstance(hold_id, str) or not _HOLD_ID.fullmatch(hold_id):
+        raise UsageError(
+            f"{hold_id!r} is not a hold id (they look like h_0123456789abcdef01234567)"
+        )
+    return hold_id
+
+
+_HOLD_ID = re.compile(r"h_[0-9a-f]{24}")
+
+
+def hold_key(hold_id: str) -> str:
+    """The idempotency key of a hold's commit: committing a hold twice follows the request-id rule
+    (the same charge again is a duplicate, a different one a conflict)."""
+    return f"hold:{hold_id}"
+
+
+def reserved(holds: Iterable[Hold], now: datetime, user: str | None = None) -> Decimal:
+    """What the holds open at ``now`` reserve: ``user``'s, or every user's (for the cap)."""
+    total = ZERO
+    for hold in holds:
+        if hold.is_open(now) and (user is None or hold.user == user):
+            total = add(total, hold.amount)
+    return total
+
+
+def fits(budget: Budget, held: Decimal, cost: Decimal) -> bool:
+    """Whether ``cost`` fits what ``budget`` has left after its spend and ``held`` (open holds)."""
+    return add(add(budget.current_cost, held), cost) <= budget.total_budget
+
+
+def available(budget: Budget, held: Decimal) -> Decimal:
+    """Budget - spent - reserved, never negative."""
+    return max(subtract(subtract(budget.total_budget, budget.current_cost), held), ZERO)
+
+
+def idempotency_keys(event: events.Event) -> tuple[str, ...]:
+    """The keys a recorded charge is remembered under: its request id, and for a commit its
+    hold's key (:func:`hold_key`)."""
+    if isinstance(event, events.Commit):
+        key = hold_key(event.hold_id)
+        return (key,) if event.request_id is None else (event.request_id, key)
+    if isinstance(event, events.Charge) and event.request_id is not None:
+        return (event.request_id,)
+    return ()

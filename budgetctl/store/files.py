@@ -16,7 +16,8 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import suppress
 from pathlib import Path
 
 from budgetctl.errors import StorageIOError
@@ -141,3 +142,53 @@ def read_all(fd: int) -> bytes:
     """Everything in the open file ``fd`` (closed afterwards)."""
     with os.fdopen(fd, "rb") as handle:
         return handle.read()
+
+
+# --- writing safely ------------------------------------------------------------------------------
+
+
+def copy_tail(fd: int, start: int, target: Path) -> int:
+    """Copy ``fd``'s bytes from ``start`` into the new file ``target`` (fsynced); their lines."""
+    out = open_file(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+    try:
+        lines = each_chunk(fd, start, lambda chunk: write_all(out, chunk))
+        os.fsync(out)
+    except BaseException:
+        with suppress(OSError):
+            os.unlink(target)  # a partial copy: the tail is still in the history
+        raise
+    finally:
+        os.close(out)
+    return lines
+
+
+def each_chunk(fd: int, start: int, use: Callable[[bytes], None] | None = None) -> int:
+    """Pass ``fd``'s bytes from ``start`` to ``use``, a MiB at a time; how many lines they are
+    (a last line cut short counts)."""
+    lines, offset, last = 0, start, b"\n"
+    while chunk := os.pread(fd, 1 << 20, offset):
+        if use is not None:
+            use(chunk)
+        lines += chunk.count(b"\n")
+        offset += len(chunk)
+        last = chunk[-1:]
+    return lines + (last != b"\n")
+
+
+def count_lines(count: int) -> str:
+    return "1 line" if count == 1 else f"{count} lines"
+
+
+def inode(path: Path) -> int | None:
+    """The inode ``path`` names now (``os.replace`` of the state gives it a new one), or None."""
+    try:
+        return os.stat(path).st_ino
+    except OSError:
+        return None
+
+
+def write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]

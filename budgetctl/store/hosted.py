@@ -43,13 +43,13 @@ import json
 import secrets
 import threading
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, suppress
+from collections.abc import Mapping
+from contextlib import suppress
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from budgetctl.core import jsontext, rules
+from budgetctl.core import events, jsontext, operations, rules
 from budgetctl.core.money import ZERO, add
 from budgetctl.core.periods import UTC
 from budgetctl.core.rules import RememberedCharge
@@ -63,7 +63,7 @@ from budgetctl.errors import (
     UsageError,
 )
 from budgetctl.store import codec, request_ids
-from budgetctl.store.json_store import FORMAT, VERSION, JsonStore, _Txn
+from budgetctl.store.document import FORMAT, VERSION, DocumentState, DocumentStore, new_document
 from budgetctl.store.lock import check_timeout
 
 LITELLM_API_BASE = "https://api.litellm.ai"  # LiteLLM's default for client_type="hosted"
@@ -89,7 +89,7 @@ class _NoAnswer(StorageIOError):
         self.sent = sent
 
 
-class HostedStore(JsonStore):
+class HostedStore(DocumentStore):
     """A project on a server that speaks LiteLLM's ``get_budget``/``set_budget`` protocol."""
 
     def __init__(
@@ -100,8 +100,6 @@ class HostedStore(JsonStore):
         timeout: float = DEFAULT_TIMEOUT,
         max_answer: int = MAX_ANSWER,
     ) -> None:
-        # Not JsonStore.__init__: there is no data dir, lock or history file. The operations this
-        # class reuses only need the project, and ``path`` to name the state in errors.
         # A project here is the server's key, never a file name: any non-empty name LiteLLM
         # accepts (its docs use "<my-unique-project>") is fine.
 
@@ -112,7 +110,8 @@ class HostedStore(JsonStore):
         if isinstance(max_answer, bool) or not isinstance(max_answer, int) or max_answer < 1:
             raise UsageError(f"max_answer must be a number of bytes >= 1, not {max_answer!r}")
         self.max_answer = max_answer
-        self.path = f"{self.api_base} (project {project!r})"  # type: ignore[assignment]
+        self.path = f"{self.api_base} (project {project!r})"
+        self.where = self.path
 
     # --- the protocol ----------------------------------------------------------------------------
 
@@ -298,16 +297,18 @@ class HostedStore(JsonStore):
     def _to_doc(self, user_dict: Mapping[str, Any], now: datetime) -> dict[str, Any]:
         from budgetctl.importer import budget_from_litellm
 
-        doc = self._new_doc()
+        doc = self.empty_document()
         meta = user_dict.get(META_KEY)
         if isinstance(meta, dict):
             doc["cap"] = meta.get("cap")
             doc["request_ids"] = dict(meta.get("request_ids") or {})
+            if meta.get("holds"):
+                doc["holds"] = dict(meta["holds"])
         for user, raw in user_dict.items():
             if user == META_KEY:
                 continue
             exact = raw.get(RECORD_KEY) if isinstance(raw, dict) else None
-            if exact is not None and _mirrors(raw, self._decode(user, exact)):
+            if exact is not None and _mirrors(raw, self.decode(user, exact)):
                 doc["users"][user] = exact
                 continue
             try:  # written by LiteLLM, or changed by another client since budgetctl wrote it
@@ -319,13 +320,15 @@ class HostedStore(JsonStore):
     def _to_user_dict(self, doc: Mapping[str, Any]) -> dict[str, Any]:
         user_dict: dict[str, Any] = {}
         for user, raw in doc["users"].items():
-            user_dict[user] = {**codec.litellm_record(self._decode(user, raw)), RECORD_KEY: raw}
+            user_dict[user] = {**codec.litellm_record(self.decode(user, raw)), RECORD_KEY: raw}
         user_dict[META_KEY] = {
             "format": FORMAT,
             "version": VERSION,
             "cap": doc.get("cap"),
             "request_ids": doc.get("request_ids", {}),
         }
+        if doc.get("holds"):
+            user_dict[META_KEY]["holds"] = doc["holds"]
         return user_dict
 
     # --- the JSON store's reading and writing, over the protocol ---------------------------------
@@ -333,7 +336,7 @@ class HostedStore(JsonStore):
     def exists(self) -> bool:
         return bool(self.fetch())
 
-    def _load(self, must_exist: bool) -> dict[str, Any] | None:
+    def load(self, must_exist: bool) -> dict[str, Any] | None:
         user_dict = self.fetch()
         if not user_dict:
             if must_exist:
@@ -341,45 +344,34 @@ class HostedStore(JsonStore):
             return None
         return self._to_doc(user_dict, datetime.now(UTC))
 
-    @contextmanager
-    def _transaction(
-        self, now: datetime | None, *, create: bool = False, dry_run: bool = False
-    ) -> Iterator[_Txn]:
-        doc = self._load(must_exist=not create)
-        txn = _Txn(self, doc if doc is not None else self._new_doc(), now)
-        yield txn
-        if txn.dirty and not dry_run:
-            if txn.now is not None:
-                from budgetctl.store.json_store import _prune_request_ids
+    def commit(self, state: DocumentState) -> None:
+        ids = state.doc["request_ids"]
+        request_ids.inline_prune(ids, rules.request_id_horizon(state.now, request_ids.wall_clock()))
+        self.store(self._to_user_dict(state.doc))
 
-                _prune_request_ids(txn.doc["request_ids"], txn.now)
-            self.store(self._to_user_dict(txn.doc))
-
-    def _new_doc(self) -> dict[str, Any]:
+    def empty_document(self) -> dict[str, Any]:
         # No history to index here: the ids, with what each was charged for, are in the document.
-        return {**super()._new_doc(), "request_ids": {}}
+        return {**new_document(self.project), "request_ids": {}}
 
-    def _remembered(self, txn: _Txn, request_id: str) -> RememberedCharge | None:
-        assert txn.now is not None
-        horizon = rules.request_id_horizon(txn.now, request_ids.wall_clock())
-        return request_ids.inline_find(txn.doc["request_ids"], request_id, horizon)
+    def remembered(self, state: DocumentState, key: str) -> RememberedCharge | None:
+        horizon = rules.request_id_horizon(state.now, request_ids.wall_clock())
+        return request_ids.inline_find(state.doc.setdefault("request_ids", {}), key, horizon)
 
-    def _remember(self, txn: _Txn, request_id: str, charge: RememberedCharge) -> None:
-        assert txn.now is not None
-        txn.doc["request_ids"][request_id] = request_ids.inline_entry(charge, txn.now)
+    def remember(self, state: DocumentState, key: str, charge: RememberedCharge) -> None:
+        state.doc.setdefault("request_ids", {})[key] = request_ids.inline_entry(charge, state.now)
 
-    def _spent_since(self, txn: _Txn, start: datetime) -> Decimal:
+    def spent_since(self, state: DocumentState, start: datetime) -> Decimal:
         """No history here: the spend of the users whose current period began at or after
         ``start`` (all of it falls in the cap's period). A lower bound: what users spent before
         their own period began is no longer known."""
         total = ZERO
-        for user in txn.users:
-            budget = txn.budget(user)
+        for user in list(state.users()):
+            budget = operations.user_budget(state, user)
             if budget.period_start >= start:
                 total = add(total, budget.current_cost)
         return total
 
-    def history(self, user: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+    def history(self, user: str | None = None, limit: int | None = None) -> list[events.Event]:
         raise NotSupportedError(
             "the hosted budget protocol keeps no history; use a local project for history"
         )

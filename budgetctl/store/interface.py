@@ -1,59 +1,42 @@
 """The store interface: ledger operations, each atomic on its own.
 
 Not "load the whole state, then save it": each method is one transaction, so a database store can
-implement a charge as one transaction touching one row (DESIGN.md section 9). The rules they apply
-live in :mod:`budgetctl.core.rules`; a store only makes them atomic and durable.
+implement a charge as one transaction touching one row (DESIGN.md section 9). What each operation
+does is decided by :mod:`budgetctl.core.operations` (every store calls it); a store only makes it
+atomic and durable. The store contract suite (tests/contract) runs every store through the same
+operations and invariants.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, NamedTuple, Protocol
+from typing import Protocol
 
+from budgetctl.core.events import Event
+from budgetctl.core.operations import (
+    ChargeOutcome,
+    CommitOutcome,
+    ProjectView,
+    ReserveOutcome,
+    ResetDue,
+    Standing,
+)
 from budgetctl.core.periods import Duration
-from budgetctl.core.rules import Budget, ClosedPeriod
+from budgetctl.core.rules import KEEP, Budget, Changes, ChargeRequest, ClosedPeriod, Hold, Keep
 from budgetctl.costing.interface import Price
 
-
-class ChargeRequest(NamedTuple):
-    """One cost to record for a user."""
-
-    user: str
-    cost: Decimal
-    model: str | None = None
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cached_tokens: int = 0
-    request_id: str | None = None
-    estimated: bool = False
-
-
-class ChargeOutcome(NamedTuple):
-    """The budget after a charge; ``duplicate`` when the request id was charged before."""
-
-    budget: Budget
-    cap: Budget | None
-    duplicate: bool
-    closed: tuple[ClosedPeriod, ...] = ()
-
-
-class ResetDue(NamedTuple):
-    """What one ``reset-due`` did (or would do, in a dry run)."""
-
-    project: str
-    checked: int
-    reset: tuple[tuple[str, ClosedPeriod], ...]
-    cap: ClosedPeriod | None = None
-
-
-class ProjectView(NamedTuple):
-    """Every budget of a project as of ``now`` (periods that ended shown as rolled over)."""
-
-    project: str
-    users: tuple[Budget, ...]
-    cap: Budget | None
+__all__ = [
+    "ChargeOutcome",
+    "ChargeRequest",
+    "CommitOutcome",
+    "ProjectView",
+    "ReserveOutcome",
+    "ResetDue",
+    "Standing",
+    "Store",
+]
 
 
 class Store(Protocol):
@@ -70,17 +53,33 @@ class Store(Protocol):
     ) -> list[Budget]: ...
 
     def change(
-        self, user: str, now: datetime, changes: Mapping[str, Any], *, dry_run: bool = False
+        self, user: str, now: datetime, changes: Changes, *, dry_run: bool = False
     ) -> Budget: ...
 
     def charge(
+        self, request: ChargeRequest, now: datetime, *, enforce: bool = False, dry_run: bool = False
+    ) -> ChargeOutcome: ...
+
+    def reserve(
         self,
-        request: ChargeRequest,
+        hold_id: str,
+        user: str,
+        amount: Decimal,
+        ttl: timedelta,
         now: datetime,
         *,
-        enforce: bool = False,
         dry_run: bool = False,
-    ) -> ChargeOutcome: ...
+    ) -> ReserveOutcome: ...
+
+    def commit_hold(
+        self, hold_id: str, request: ChargeRequest, now: datetime, *, dry_run: bool = False
+    ) -> CommitOutcome: ...
+
+    def release(
+        self, hold_ids: Sequence[str], now: datetime, *, dry_run: bool = False
+    ) -> list[Hold]: ...
+
+    def holds(self, now: datetime, user: str | None = None) -> list[Hold]: ...
 
     def reset(
         self, users: Sequence[str] | None, now: datetime, *, dry_run: bool = False
@@ -94,30 +93,32 @@ class Store(Protocol):
 
     def get_with_cap(self, user: str, now: datetime) -> tuple[Budget, Budget | None]: ...
 
+    def standing(self, user: str, now: datetime) -> Standing: ...
+
     def cap(self, now: datetime) -> Budget | None: ...
 
     def view(self, now: datetime) -> ProjectView: ...
 
     def users(self) -> list[str]: ...
 
-    def delete(self, users: Sequence[str], *, dry_run: bool = False) -> list[str]: ...
+    def delete(
+        self, users: Sequence[str], now: datetime, *, dry_run: bool = False
+    ) -> list[str]: ...
 
     def set_cap(
         self,
         now: datetime,
         total_budget: Decimal | None,
-        duration: Duration | str | None = "keep",
+        duration: Duration | Keep | None = KEEP,
         timezone: str | None = None,
         *,
         dry_run: bool = False,
     ) -> Budget: ...
 
-    def clear_cap(self, *, dry_run: bool = False) -> bool: ...
+    def clear_cap(self, now: datetime, *, dry_run: bool = False) -> bool: ...
 
     def set_price(self, price: Price | None, model: str, *, dry_run: bool = False) -> None: ...
 
     def prices(self) -> dict[str, Price]: ...
 
-    def history(
-        self, user: str | None = None, limit: int | None = None
-    ) -> list[dict[str, Any]]: ...
+    def history(self, user: str | None = None, limit: int | None = None) -> list[Event]: ...

@@ -27,7 +27,7 @@ import json
 import os
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from datetime import datetime
 from decimal import Decimal
@@ -35,28 +35,21 @@ from pathlib import Path
 from typing import Any
 
 from budgetctl import commits
-from budgetctl.core import jsontext, rules
-from budgetctl.core.money import to_text
-from budgetctl.core.periods import Duration, format_utc
-from budgetctl.core.rules import CAP, Budget, ClosedPeriod, RememberedCharge
+from budgetctl.core import events, jsontext, rules
+from budgetctl.core.rules import ClosedPeriod, RememberedCharge
 from budgetctl.costing.interface import Price
 from budgetctl.errors import (
-    BudgetExceededError,
     CorruptStateError,
-    FutureVersionError,
     HistoryKeptAsideWarning,
     StorageIOError,
     UnknownModelError,
     UnknownProjectError,
-    UnknownUserError,
     UsageError,
-    UserExistsError,
 )
-from budgetctl.store import codec, files, history, layout, lock, prices_file, request_ids
-from budgetctl.store.interface import ChargeOutcome, ChargeRequest, ProjectView, ResetDue
+from budgetctl.store import codec, document, files, history, layout, lock, prices_file, request_ids
+from budgetctl.store.document import FORMAT, VERSION, DocumentState, DocumentStore
 
-FORMAT = "budgetctl-state"
-VERSION = 2  # 2: request ids moved out of the state into their index (1 is read and migrated)
+__all__ = ["FORMAT", "VERSION", "JsonStore", "list_projects", "state_path"]
 
 
 def state_path(data_dir: Path, project: str) -> Path:
@@ -97,77 +90,7 @@ def _is_old_prices_file(path: Path) -> bool:
         os.close(fd)
 
 
-class _Txn:
-    """The raw state document of one transaction, and the history events it will append."""
-
-    def __init__(
-        self, store: JsonStore, doc: dict[str, Any], now: datetime | None, dry_run: bool = False
-    ) -> None:
-        self.store = store
-        self.doc = doc
-        self.now = now
-        self.dry_run = dry_run
-        self.index: request_ids.RequestIdIndex | None = None  # opened by the first id looked up
-        self.events: list[dict[str, Any]] = []
-        self.dirty = False
-
-    @property
-    def users(self) -> dict[str, Any]:
-        users: dict[str, Any] = self.doc["users"]
-        return users
-
-    def event(self, kind: str, **fields: Any) -> None:
-        entry: dict[str, Any] = {"type": kind}
-        if self.now is not None:
-            entry["time"] = format_utc(self.now)
-        entry.update(fields)
-        self.events.append(entry)
-        self.dirty = True
-
-    def budget(self, user: str) -> Budget:
-        """The user's budget, rolled over to ``now`` (the roll-over is recorded)."""
-        raw = self.users.get(user)
-        if raw is None:
-            raise UnknownUserError(user, self.store.project, self.users)
-        budget = self.store._decode(user, raw)
-        if self.now is not None:
-            budget = self._roll(budget)
-        return budget
-
-    def _roll(self, budget: Budget) -> Budget:
-        assert self.now is not None
-        rolled, closed = rules.roll_over(budget, self.now)
-        if closed is not None:
-            self.put(rolled)
-            self.event("period", user=budget.user, **codec.encode_period(closed))
-        return rolled
-
-    def put(self, budget: Budget, *, fresh: bool = False) -> None:
-        """Store ``budget``'s record; it keeps its link into the history unless ``fresh``."""
-        self.users[budget.user] = history.relink(
-            codec.encode(budget), None if fresh else self.users.get(budget.user)
-        )
-        self.dirty = True
-
-    def cap(self) -> Budget | None:
-        raw = self.doc.get("cap")
-        if raw is None:
-            return None
-        cap = self.store._decode(CAP, raw)
-        if self.now is not None:
-            rolled, closed = rules.roll_over(cap, self.now)
-            if closed is not None:
-                self.put_cap(rolled)
-                self.event("cap-period", **codec.encode_period(closed))
-            cap = rolled
-        return cap
-
-    def put_cap(self, cap: Budget | None) -> None:
-        self.doc["cap"] = history.relink(codec.encode(cap), self.doc.get("cap")) if cap else None
-        self.dirty = True
-
-
-class JsonStore:
+class JsonStore(DocumentStore):
     """A project's ledger in ``<data_dir>/<project>.json``. See the module docstring."""
 
     def __init__(self, project: str, data_dir: Path, lock_timeout: float | None = None) -> None:
@@ -179,6 +102,7 @@ class JsonStore:
         self.history_path = self.files.history
         self.prices_path = self.files.prices
         self.request_ids_path = self.files.request_ids
+        self.where = self.path
         # Read now, so that a bad BUDGETCTL_LOCK_TIMEOUT fails every command alike, reads too.
         self.lock_timeout = (
             lock.lock_timeout() if lock_timeout is None else lock.check_timeout(lock_timeout)
@@ -222,43 +146,10 @@ class JsonStore:
             raise CorruptStateError(
                 self.path, f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
             ) from None
-        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-            raise CorruptStateError(self.path, "not a budgetctl state file (no 'format' field)")
-        version = doc.get("version")
-        if not isinstance(version, int) or isinstance(version, bool):
-            raise CorruptStateError(self.path, "the 'version' field is missing or not a number")
-        if version > VERSION:
-            raise FutureVersionError(self.path, version, VERSION)
-        if version < 1:
-            raise CorruptStateError(self.path, f"unknown format version {version}")
-        history = doc.get("history")
-        if (
-            not isinstance(doc.get("users"), dict)
-            or not isinstance(history, dict)
-            or not isinstance(history.get("size"), int)
-            or history["size"] < 0
-            or not isinstance(doc.get("request_ids", {}), dict)
-            or not all(isinstance(seen, str) for seen in doc.get("request_ids", {}).values())
-            or not (doc.get("cap") is None or isinstance(doc.get("cap"), dict))
-        ):
+        doc = document.check_document(doc, self.path)
+        if not all(isinstance(seen, str) for seen in doc.get("request_ids", {}).values()):
             raise CorruptStateError(self.path, "the file's structure is not a budgetctl state")
         return doc
-
-    def _decode(self, user: str, raw: Any) -> Budget:
-        try:
-            return codec.decode(user, raw)
-        except codec.RecordError as exc:
-            raise CorruptStateError(self.path, str(exc)) from None
-
-    def _new_doc(self) -> dict[str, Any]:
-        return {
-            "format": FORMAT,
-            "version": VERSION,
-            "project": self.project,
-            "history": {"size": 0},
-            "cap": None,
-            "users": {},
-        }
 
     # --- writing ---------------------------------------------------------------------------------
 
@@ -278,49 +169,37 @@ class JsonStore:
             return False
         return True
 
-    @contextmanager
-    def _transaction(
-        self, now: datetime | None, *, create: bool = False, dry_run: bool = False
-    ) -> Iterator[_Txn]:
-        """Lock, read, yield the document; write it back if the block changed it (not dry-run).
+    # --- the document store's interface (budgetctl.store.document) ------------------------------
 
-        Nothing on disk changes unless the block completes and changed something: a dry run takes
-        no lock (the state is replaced atomically, so one read is a consistent snapshot), an
-        operation on a project that does not exist creates no file, and the tail of an
-        interrupted transaction is cut only when this one commits.
-        """
+    def load(self, must_exist: bool) -> dict[str, Any] | None:
+        """The committed state (the history it counts checked to be all there)."""
+        with _gc_paused():
+            doc = self._load(must_exist)
+        if doc is not None:
+            self._check_history(doc["history"]["size"])
+        return doc
+
+    @contextmanager
+    def locked(self, *, create: bool, dry_run: bool) -> Iterator[lock.Held | None]:
+        """The data dir's lock around a read-modify-write (none for a dry run: the state is
+        replaced atomically, so one read is a consistent snapshot). An operation on a project that
+        does not exist creates no file, and a dry run creates no directory."""
         if not create and not self.path.exists():
             raise self._missing()
         if dry_run:
-            doc = self._load(must_exist=not create) if self._checked_dir() else None
-            if doc is not None:
-                self._check_history(doc["history"]["size"])
-            txn = _Txn(self, doc if doc is not None else self._new_doc(), now, dry_run=True)
-            try:
-                yield txn
-            finally:
-                if txn.index is not None:
-                    txn.index.close()
+            yield None
             return
         if create:
             self._ensure_dir()
         else:
             self._checked_dir()
         with lock.exclusive(self.data_dir, self.lock_timeout) as held, _gc_paused():
-            doc = self._load(must_exist=not create)
-            if doc is None:
-                doc = self._new_doc()
-            else:
-                self._check_history(doc["history"]["size"])
-            txn = _Txn(self, doc, now)
-            try:
-                yield txn
-                if txn.dirty:
-                    held.check()
-                    self._commit(txn)
-            finally:
-                if txn.index is not None:
-                    txn.index.close()
+            yield held
+
+    def close(self, state: DocumentState) -> None:
+        if state.index is not None:
+            state.index.close()
+            state.index = None
 
     def _check_history(self, recorded: int) -> None:
         """A history shorter than the state counts has lost entries: the state is not trusted."""
@@ -401,11 +280,11 @@ class JsonStore:
             if actual <= recorded:
                 return
             if recorded == 0:
-                lines = _each_chunk(fd, 0)
+                lines = files.each_chunk(fd, 0)
                 os.rename(self.history_path, kept)
                 self._sync_dir()
             else:
-                lines = _copy_tail(fd, recorded, kept)
+                lines = files.copy_tail(fd, recorded, kept)
                 self._sync_dir()
                 os.ftruncate(fd, recorded)
                 os.fsync(fd)
@@ -418,7 +297,8 @@ class JsonStore:
         state = self.path.name
         warnings.warn(
             HistoryKeptAsideWarning(
-                f"{self.history_path} held {actual - recorded} bytes ({_lines(lines)}) that "
+                f"{self.history_path} held {actual - recorded} bytes "
+                f"({files.count_lines(lines)}) that "
                 f"{state} does not count: moved to {kept} (a command that was interrupted, or, "
                 f"if {state} was restored from a backup, what was recorded after that backup, "
                 "which its balances do not include)"
@@ -430,7 +310,7 @@ class JsonStore:
         try:
             fd = files.open_file(self.history_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
             try:
-                _write_all(fd, lines)
+                files.write_all(fd, lines)
                 os.fsync(fd)
             finally:
                 os.close(fd)
@@ -451,65 +331,66 @@ class JsonStore:
             finally:
                 os.close(fd)
 
-    def _commit(self, txn: _Txn) -> None:
-        doc = txn.doc
+    def commit(self, state: DocumentState) -> None:
+        """Append the transaction's events to the history, index their request ids, then replace
+        the state that counts them (the commit point); a failure before it takes back the history
+        this transaction appended."""
+        if state.held is not None:
+            state.held.check()
+        doc = state.doc
         recorded = doc["history"]["size"]
         self._adopt_old_names()
         self._sweep_temp_files()
         self._keep_tail(recorded)
-        before = _inode(self.path)
+        before = files.inode(self.path)
         try:
-            if "request_ids" in doc:  # a 0.1 state: its ids move to the index (once: it is then v2)
-                self._ids(txn).build(recorded, doc.pop("request_ids"))
-            if txn.events:
-                lines = history.link_and_encode(txn.events, doc, recorded)
+            if "request_ids" in doc:  # a 0.1 state: its ids move to the index (once)
+                self._ids(state).build(recorded, doc.pop("request_ids"))
+            if state.events:
+                encoded = [event.to_json() for event in state.events]
+                lines = history.link_and_encode(encoded, doc, recorded)
                 self._append(lines)
-                self._index_request_ids(txn, lines, recorded)
+                self._index_request_ids(state, lines, recorded)
                 doc["history"] = {"size": recorded + len(lines)}
-            doc["version"] = VERSION
+            doc["version"] = document.VERSION
             data = history.ENCODER.encode(doc).encode("utf-8")
             self._replace(data)
         except BaseException:  # a failure, or an interrupt (Ctrl-C in a library caller, too)
-            if _inode(self.path) == before:  # not committed: the old state does not count them
+            if files.inode(self.path) == before:  # not committed: the old state does not count
                 self._take_back(recorded)
             raise
 
-    def _index_request_ids(self, txn: _Txn, lines: bytes, offset: int) -> None:
-        """Remember the request ids of the charges in ``lines`` (appended at ``offset``), after
-        the history's fsync and before the state's replace (see budgetctl.store.request_ids)."""
-        if not any("request_id" in event for event in txn.events):
-            return
-        assert txn.now is not None
+    def _index_request_ids(self, state: DocumentState, lines: bytes, offset: int) -> None:
+        """Remember the idempotency keys of the charges in ``lines`` (appended at ``offset``),
+        after the history's fsync and before the state's replace (budgetctl.store.request_ids)."""
         entries = []
-        for event, line in zip(txn.events, lines.split(b"\n"), strict=False):
-            if "request_id" in event:
-                entries.append((event["request_id"], offset, txn.now))
+        for event, line in zip(state.events, lines.split(b"\n"), strict=False):
+            for key in rules.idempotency_keys(event):
+                entries.append((key, offset, state.now))
             offset += len(line) + 1
-        self._ids(txn).add(entries, rules.request_id_horizon(txn.now, request_ids.wall_clock()))
+        if entries:
+            horizon = rules.request_id_horizon(state.now, request_ids.wall_clock())
+            self._ids(state).add(entries, horizon)
 
-    def _ids(self, txn: _Txn) -> request_ids.RequestIdIndex:
+    def _ids(self, state: DocumentState) -> request_ids.RequestIdIndex:
         """The transaction's own handle on the index (closed with it: a store may be shared by
         threads, and a dry run takes no lock)."""
-        if txn.index is None:
-            txn.index = request_ids.RequestIdIndex(self.request_ids_path, self.history_path)
-        return txn.index
+        if state.index is None:
+            state.index = request_ids.RequestIdIndex(self.request_ids_path, self.history_path)
+        index: request_ids.RequestIdIndex = state.index
+        return index
 
-    def _remembered(self, txn: _Txn, request_id: str) -> RememberedCharge | None:
-        """What ``request_id`` was charged for in this project, or None (never, or forgotten)."""
-        assert txn.now is not None
-        horizon = rules.request_id_horizon(txn.now, request_ids.wall_clock())
-        size = txn.doc["history"]["size"]
-        inline = txn.doc.get("request_ids")
+    def remembered(self, state: DocumentState, key: str) -> RememberedCharge | None:
+        """What ``key`` was charged for in this project, or None (never, or forgotten)."""
+        horizon = rules.request_id_horizon(state.now, request_ids.wall_clock())
+        size = state.doc["history"]["size"]
+        inline = state.doc.get("request_ids")
         if inline is not None:  # a 0.1 state, until a commit moves its ids to the index
-            if request_ids.inline_find(inline, request_id, horizon) is None:
+            if request_ids.inline_find(inline, key, horizon) is None:
                 return None
-            found = self._ids(txn).scan(request_id, size, horizon)
-            return found or rules.RememberedCharge(user="", cost=Decimal(0), known=False)
-        return self._ids(txn).find(request_id, size, horizon, build=not txn.dry_run)
-
-    def _remember(self, txn: _Txn, request_id: str, charge: RememberedCharge) -> None:
-        """Note that this transaction charges ``request_id``. Here its charge event carries it,
-        and the commit indexes it; a store that keeps ids in its document writes them there."""
+            found = self._ids(state).scan(key, size, horizon)
+            return found or RememberedCharge(user="", cost=Decimal(0), known=False)
+        return self._ids(state).find(key, size, horizon, build=not state.dry_run)
 
     def _sweep_temp_files(self) -> None:
         """Delete temp files a writer killed before its ``os.replace`` left behind.
@@ -542,7 +423,7 @@ class JsonStore:
         try:
             fd, tmp = self._temp_file()
             try:
-                _write_all(fd, data)
+                files.write_all(fd, data)
                 os.fsync(fd)
             finally:
                 os.close(fd)
@@ -567,172 +448,13 @@ class JsonStore:
         finally:
             os.close(dir_fd)
 
-    # --- operations ------------------------------------------------------------------------------
+    def spent_since(self, state: DocumentState, start: datetime) -> Decimal:
+        """The project's spend from ``start`` on, exactly: its charges in the history (the part
+        the state counts). Read only when a cap is set or moved onto a new grid."""
+        size = state.doc["history"]["size"]
+        return rules.spent_since(self._events(size), start)
 
-    def create(self, budget: Budget, *, replace: bool = False, dry_run: bool = False) -> Budget:
-        return self.create_many([budget], replace=replace, dry_run=dry_run)[0]
-
-    def create_many(
-        self, budgets: Sequence[Budget], *, replace: bool = False, dry_run: bool = False
-    ) -> list[Budget]:
-        now = max((b.created_at for b in budgets), default=None)
-        with self._transaction(now, create=True, dry_run=dry_run) as txn:
-            for budget in budgets:
-                if budget.user in txn.users and not replace:
-                    raise UserExistsError(budget.user)
-            for budget in budgets:
-                txn.put(budget, fresh=True)
-                txn.event(
-                    "create",
-                    user=budget.user,
-                    total_budget=to_text(budget.total_budget),
-                    duration=budget.duration.text if budget.duration else None,
-                    current_cost=to_text(budget.current_cost),
-                )
-        return list(budgets)
-
-    def change(
-        self, user: str, now: datetime, changes: Mapping[str, Any], *, dry_run: bool = False
-    ) -> Budget:
-        with self._transaction(now, dry_run=dry_run) as txn:
-            budget = rules.change(txn.budget(user), now, **changes)
-            txn.put(budget)
-            txn.event("set", user=user, **_settings(budget))
-        return budget
-
-    def charge(
-        self,
-        request: ChargeRequest,
-        now: datetime,
-        *,
-        enforce: bool = False,
-        dry_run: bool = False,
-    ) -> ChargeOutcome:
-        with self._transaction(now, dry_run=dry_run) as txn:
-            budget = txn.budget(request.user)
-            cap = txn.cap()
-            rid = request.request_id
-            this = _as_remembered(request)
-            if rid is not None and rules.is_duplicate(rid, self._remembered(txn, rid), this):
-                return ChargeOutcome(budget=budget, cap=cap, duplicate=True)
-            if enforce:
-                if rules.would_exceed(budget, request.cost):
-                    raise BudgetExceededError(budget.current_cost, budget.total_budget)
-                if cap is not None and rules.would_exceed(cap, request.cost):
-                    raise BudgetExceededError(cap.current_cost, cap.total_budget, scope="project")
-            budget = rules.charge(budget, request.cost, request.model)
-            txn.put(budget)
-            if cap is not None:
-                cap = rules.charge(cap, request.cost, None)
-                txn.put_cap(cap)
-            event: dict[str, Any] = {
-                "user": request.user,
-                "model": request.model,
-                "cost": to_text(request.cost),
-                "prompt_tokens": request.prompt_tokens,
-                "completion_tokens": request.completion_tokens,
-                "cached_tokens": request.cached_tokens,
-            }
-            if rid is not None:
-                event["request_id"] = rid
-                self._remember(txn, rid, this)
-            if request.estimated:
-                event["estimated"] = True
-            txn.event("charge", **event)
-        return ChargeOutcome(budget=budget, cap=cap, duplicate=False)
-
-    def reset(
-        self, users: Sequence[str] | None, now: datetime, *, dry_run: bool = False
-    ) -> list[tuple[str, ClosedPeriod]]:
-        done: list[tuple[str, ClosedPeriod]] = []
-        with self._transaction(now, dry_run=dry_run) as txn:
-            names = list(txn.users) if users is None else list(users)
-            for user in names:
-                budget, closed = rules.reset(txn.budget(user), now)
-                txn.put(budget)
-                txn.event("period", user=user, **codec.encode_period(closed))
-                done.append((user, closed))
-        return done
-
-    def reset_due(
-        self, now: datetime, *, users: Sequence[str] | None = None, dry_run: bool = False
-    ) -> ResetDue:
-        # Stored boundaries are whole seconds: compare with now's whole second, or a boundary at
-        # 00:00:00 would wait until 00:00:01 ("00:00:00.5Z" sorts before "00:00:00Z").
-        now_text = format_utc(now.replace(microsecond=0))
-        done: list[tuple[str, ClosedPeriod]] = []
-        with self._transaction(now, dry_run=dry_run) as txn:
-            raw_users = txn.users
-            if users is None:
-                selected = list(raw_users.items())
-            else:
-                for user in users:
-                    if user not in raw_users:
-                        raise UnknownUserError(user, self.project, raw_users)
-                selected = [(user, raw_users[user]) for user in users]
-            for user, raw in selected:
-                # Timestamps are fixed-width UTC text: comparing text skips decoding idle users.
-                if not isinstance(raw, dict):
-                    raise CorruptStateError(self.path, f"user {user!r}: record is not an object")
-                due_at = raw.get("next_reset_at")
-                if due_at is None or due_at > now_text:
-                    continue
-                try:
-                    rolled = codec.roll_over_record(user, raw, now)
-                except codec.RecordError as exc:
-                    raise CorruptStateError(self.path, str(exc)) from None
-                if rolled is not None:
-                    record, closed, period = rolled
-                    raw_users[user] = record
-                    txn.event("period", user=user, **closed)
-                    done.append((user, period))
-            cap_closed = None
-            raw_cap = txn.doc.get("cap")
-            if raw_cap is not None:
-                cap = self._decode(CAP, raw_cap)
-                rolled_cap, cap_closed = rules.roll_over(cap, now)
-                if cap_closed is not None:
-                    txn.put_cap(rolled_cap)
-                    txn.event("cap-period", **codec.encode_period(cap_closed))
-            checked = len(selected)
-        return ResetDue(self.project, checked, tuple(done), cap_closed)
-
-    def _snapshot(self) -> dict[str, Any]:
-        with _gc_paused():
-            doc = self._load(must_exist=True)
-        assert doc is not None
-        return doc
-
-    def get(self, user: str, now: datetime) -> Budget:
-        return self.get_with_cap(user, now)[0]
-
-    def get_with_cap(self, user: str, now: datetime) -> tuple[Budget, Budget | None]:
-        """One user's budget (with its recent closed periods) and the project cap, from one
-        read, as of ``now``."""
-        doc = self._snapshot()
-        raw = doc["users"].get(user)
-        if raw is None:
-            raise UnknownUserError(user, self.project, doc["users"])
-        budget = self._decode(user, raw)._replace(recent_periods=self._periods(doc, raw))
-        return rules.roll_over(budget, now)[0], self._cap_of(doc, now, with_periods=True)
-
-    def cap(self, now: datetime) -> Budget | None:
-        """The project cap as of ``now`` (None when there is none or no project yet)."""
-        doc = self._load(must_exist=False)
-        return None if doc is None else self._cap_of(doc, now, with_periods=True)
-
-    def _cap_of(
-        self, doc: Mapping[str, Any], now: datetime, *, with_periods: bool = False
-    ) -> Budget | None:
-        raw = doc.get("cap")
-        if raw is None:
-            return None
-        cap = self._decode(CAP, raw)
-        if with_periods:
-            cap = cap._replace(recent_periods=self._periods(doc, raw))
-        return rules.roll_over(cap, now)[0]
-
-    def _periods(self, doc: Mapping[str, Any], raw: Any) -> tuple[ClosedPeriod, ...]:
+    def recent_periods(self, doc: Mapping[str, Any], raw: Any) -> tuple[ClosedPeriod, ...]:
         """A record's most recent closed periods, newest first, following its history links."""
         offset = raw.get(history.LINK) if isinstance(raw, dict) else None
         if offset is None:
@@ -745,81 +467,24 @@ class JsonStore:
         except codec.RecordError as exc:
             raise CorruptStateError(self.history_path, str(exc)) from None
 
-    def view(self, now: datetime) -> ProjectView:
-        doc = self._snapshot()
-        users = tuple(
-            rules.roll_over(self._decode(name, raw), now)[0] for name, raw in doc["users"].items()
-        )
-        return ProjectView(self.project, users, self._cap_of(doc, now))
+    def history(self, user: str | None = None, limit: int | None = None) -> list[events.Event]:
+        """History events (newest first), only as far as the state counts them."""
+        size = self._snapshot()["history"]["size"]
+        return self._events(size, user, limit)
 
-    def users(self) -> list[str]:
-        doc = self._load(must_exist=False)
-        return [] if doc is None else list(doc["users"])
+    def _events(
+        self, size: int, user: str | None = None, limit: int | None = None
+    ) -> list[events.Event]:
+        found = history.read_events(self._history_paths(), size, user, limit)
+        try:
+            return [events.from_json(raw) for raw in found]
+        except events.EventError as exc:
+            raise CorruptStateError(self.history_path, str(exc)) from None
 
-    def delete(self, users: Sequence[str], *, dry_run: bool = False) -> list[str]:
-        with self._transaction(None, dry_run=dry_run) as txn:
-            for user in users:
-                if user not in txn.users:
-                    raise UnknownUserError(user, self.project, txn.users)
-            for user in users:
-                del txn.users[user]
-                txn.event("delete", user=user)
-        return list(users)
-
-    def set_cap(
-        self,
-        now: datetime,
-        total_budget: Decimal | None,
-        duration: Duration | str | None = "keep",
-        timezone: str | None = None,
-        *,
-        dry_run: bool = False,
-    ) -> Budget:
-        with self._transaction(now, create=True, dry_run=dry_run) as txn:
-            cap = txn.cap()
-            if cap is None:
-                if total_budget is None:
-                    raise UsageError("there is no project cap yet: give --budget AMOUNT to set one")
-                cap = rules.new_budget(
-                    CAP,
-                    total_budget,
-                    now,
-                    duration=None if duration == "keep" else duration,  # type: ignore[arg-type]
-                    timezone=timezone or "UTC",
-                )
-                cap = cap._replace(current_cost=self._spent_since(txn, cap.period_start))
-            else:
-                changes: dict[str, Any] = {"duration": duration, "timezone": timezone}
-                if total_budget is not None:
-                    changes["total_budget"] = total_budget
-                moved = rules.change(cap, now, **changes)
-                if moved.period_start != cap.period_start:  # a new grid: count its period
-                    moved = moved._replace(current_cost=self._spent_since(txn, moved.period_start))
-                cap = moved
-            txn.put_cap(cap)
-            txn.event("cap", current_cost=to_text(cap.current_cost), **_settings(cap))
-        return cap
-
-    def _spent_since(self, txn: _Txn, start: datetime) -> Decimal:
-        """The project's spend from ``start`` on, exactly: its charges in the history (the part
-        the state counts). Read only when a cap is set or moved onto a new grid."""
-        size = txn.doc["history"]["size"]
-        return rules.spent_since(history.read_events(self._history_paths(), size), start)
-
-    def clear_cap(self, *, dry_run: bool = False) -> bool:
-        with self._transaction(None, dry_run=dry_run) as txn:
-            if txn.doc.get("cap") is None:
-                return False
-            txn.put_cap(None)
-            txn.event("cap-clear")
-        return True
+    # --- prices (their own small file: a charge reads them without parsing the state) -----------
 
     def set_price(self, price: Price | None, model: str, *, dry_run: bool = False) -> None:
-        """Add, change or (``price=None``) remove a per-project custom price.
-
-        Custom prices live in their own small file, ``<project>+prices.json``, so a charge reads
-        them without parsing the (possibly large) state.
-        """
+        """Add, change or (``price=None``) remove a per-project custom price."""
         if not dry_run:
             self._ensure_dir()
         elif not self._checked_dir():
@@ -843,22 +508,9 @@ class JsonStore:
             return {}
         return prices_file.read(self.prices_path, self.old_files.prices)
 
-    def history(self, user: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
-        """History events (newest first), only as far as the state counts them."""
-        size = self._snapshot()["history"]["size"]
-        return history.read_events(self._history_paths(), size, user, limit)
-
     def _history_paths(self) -> tuple[Path, Path]:
         """Where readers look for the history: its name, then budgetctl 0.1's."""
         return self.history_path, self.old_files.history
-
-
-def _settings(budget: Budget) -> dict[str, Any]:
-    return {
-        "total_budget": to_text(budget.total_budget),
-        "duration": budget.duration.text if budget.duration else None,
-        "timezone": budget.timezone,
-    }
 
 
 @contextmanager
@@ -875,66 +527,3 @@ def _gc_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
-
-
-def _copy_tail(fd: int, start: int, target: Path) -> int:
-    """Copy ``fd``'s bytes from ``start`` into the new file ``target`` (fsynced); their lines."""
-    out = files.open_file(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
-    try:
-        lines = _each_chunk(fd, start, lambda chunk: _write_all(out, chunk))
-        os.fsync(out)
-    except BaseException:
-        with suppress(OSError):
-            os.unlink(target)  # a partial copy: the tail is still in the history
-        raise
-    finally:
-        os.close(out)
-    return lines
-
-
-def _each_chunk(fd: int, start: int, use: Callable[[bytes], None] | None = None) -> int:
-    """Pass ``fd``'s bytes from ``start`` to ``use``, a MiB at a time; how many lines they are
-    (a last line cut short counts)."""
-    lines, offset, last = 0, start, b"\n"
-    while chunk := os.pread(fd, 1 << 20, offset):
-        if use is not None:
-            use(chunk)
-        lines += chunk.count(b"\n")
-        offset += len(chunk)
-        last = chunk[-1:]
-    return lines + (last != b"\n")
-
-
-def _lines(count: int) -> str:
-    return "1 line" if count == 1 else f"{count} lines"
-
-
-def _inode(path: Path) -> int | None:
-    """The inode ``path`` names now (``os.replace`` of the state gives it a new one), or None."""
-    try:
-        return os.stat(path).st_ino
-    except OSError:
-        return None
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
-
-
-def _as_remembered(request: ChargeRequest) -> RememberedCharge:
-    return RememberedCharge(
-        user=request.user,
-        cost=request.cost,
-        model=request.model,
-        prompt_tokens=request.prompt_tokens,
-        completion_tokens=request.completion_tokens,
-        cached_tokens=request.cached_tokens,
-    )
-
-
-def _prune_request_ids(ids: dict[str, Any], now: datetime) -> None:
-    """Forget the ids kept in a document (the hosted store's) that are past the horizon."""
-    request_ids.inline_prune(ids, rules.request_id_horizon(now, request_ids.wall_clock()))

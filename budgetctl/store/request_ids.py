@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from budgetctl.core.periods import UTC, format_utc
-from budgetctl.core.rules import RememberedCharge
+from budgetctl.core.rules import RememberedCharge, hold_key
 from budgetctl.errors import CorruptStateError, StorageIOError
 
 if TYPE_CHECKING:
@@ -53,6 +53,7 @@ _SCHEMA = (
     "CREATE INDEX request_ids_seen ON request_ids (seen)",
 )
 _MARK = b'"request_id":'  # how a history line that may carry an id is spotted before parsing it
+_HOLD_MARK = b'"hold_id":'  # a commit: remembered under its hold's key too
 
 
 def wall_clock() -> datetime:
@@ -192,7 +193,7 @@ class RequestIdIndex:
             raise StorageIOError(self.history_path, f"cannot read ({exc.strerror})") from None
         try:
             event = json.loads(line)
-            if event.get("type") != "charge" or event.get("request_id") != request_id:
+            if request_id not in _keys(event):
                 return None  # the tail it pointed at was cut, and other events written there
             return remembered(event)
         except (ValueError, AttributeError):
@@ -268,8 +269,21 @@ def _transaction(db: sqlite3.Connection) -> Iterator[None]:
         raise
 
 
+def _keys(event: Any) -> tuple[str, ...]:
+    """The idempotency keys of a history event read as JSON (rules.idempotency_keys)."""
+    if not isinstance(event, dict):
+        return ()
+    kind, rid = event.get("type"), event.get("request_id")
+    keys: tuple[str, ...] = (rid,) if isinstance(rid, str) and kind in ("charge", "commit") else ()
+    hold_id = event.get("hold_id")
+    if kind == "commit" and isinstance(hold_id, str):
+        keys += (hold_key(hold_id),)
+    return keys
+
+
 def _charges(path: Path, size: int) -> Iterator[tuple[str, int, dict[str, Any]]]:
-    """(id, offset, event) of every charge with a request id in the first ``size`` bytes."""
+    """(key, offset, event) of every charge or commit with an idempotency key (a request id, a
+    hold's) in the first ``size`` bytes."""
     try:
         handle = open(path, "rb")  # noqa: SIM115 (closed below; a generator)
     except FileNotFoundError:
@@ -282,14 +296,13 @@ def _charges(path: Path, size: int) -> Iterator[tuple[str, int, dict[str, Any]]]
             line = handle.readline(size - offset)
             if not line:
                 break
-            if _MARK in line:
+            if _MARK in line or _HOLD_MARK in line:
                 try:
                     event = _DECODER.decode(line.decode("utf-8"))
                 except ValueError:
                     raise CorruptStateError(path, f"no JSON event at byte {offset}") from None
-                rid = event.get("request_id") if isinstance(event, dict) else None
-                if isinstance(rid, str) and event.get("type") == "charge":
-                    yield rid, offset, event
+                for key in _keys(event):
+                    yield key, offset, event
             offset += len(line)
 
 

@@ -206,6 +206,6 @@ def history(
     Example: budgetctl history alice --limit 20
     """
     ledger = open_ledger(project, data_dir)
-    events = ledger.history(user, limit)
+    events = [event.to_json() for event in ledger.history(user, limit)]
     zone = ledger.get(user).timezone if user is not None and not as_json else None
     Output(as_json=as_json).show(views.history(events, user, ledger.project, zone))

@@ -15,7 +15,7 @@ from budgetctl.errors import BudgetExceededError
 from budgetctl.ledger import ChargeResult, CheckResult
 
 # History fields that hold money as decimal text; --json writes them as numbers.
-MONEY_FIELDS = ("cost", "spent", "budget", "total_budget", "current_cost")
+MONEY_FIELDS = ("cost", "spent", "budget", "total_budget", "current_cost", "amount", "held")
 
 
 def _tokens(prompt: int, completion: int, cached: int = 0) -> str:
@@ -160,15 +160,25 @@ def _charge_detail(event: Mapping[str, Any]) -> str:
         detail = f"{model or '-'}: " + _tokens(prompt, completion, event.get("cached_tokens", 0))
     if event.get("request_id"):
         detail += f" [{event['request_id']}]"
+    if event.get("type") == "commit":
+        held = event.get("held")
+        detail += f" (hold {event.get('hold_id')}" + (
+            f" of {usd(Decimal(held))})" if held is not None else ", no longer open)"
+        )
     return detail
 
 
 def _event_row(event: Mapping[str, Any], with_user: bool, zone: str | None) -> tuple[Cell, ...]:
     kind = event.get("type", "?")
     amount, detail = "", ""
-    if kind == "charge":
+    if kind in ("charge", "commit"):
         amount = usd(Decimal(event["cost"]))
         detail = _charge_detail(event)
+    elif kind in ("hold", "release", "expire"):
+        amount = usd(Decimal(event["amount"]))
+        detail = f"hold {event.get('hold_id')}"
+        if kind == "hold":
+            detail += f" until {event.get('expires_at')}"
     elif kind in ("period", "cap-period"):
         amount = usd(Decimal(event["spent"]))
         detail = (

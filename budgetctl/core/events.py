@@ -1,0 +1,481 @@
+"""History events: typed values, one class per kind, and their public JSON.
+
+Every change to a ledger is recorded as one or more of these, in the same atomic step as the
+balances they explain (DESIGN.md section 9). The JSON form (:meth:`Event.to_json`,
+:func:`from_json`) is what ``history --json`` prints and what docs/history.md documents: flat
+objects with ``type`` and ``time`` (ISO 8601 UTC to the second, or to the microsecond when a
+microsecond is set), money as decimal strings. Each store encodes events its own way (the JSON store
+writes this form plus its own links, a database writes rows); nothing about how a store keeps them
+reaches the output.
+
+Kinds: ``create``, ``set``, ``charge``, ``commit`` (a charge that settles a hold), ``period`` (a
+closed period: rolled over at its boundary, or ``reason: "reset"`` by hand), ``delete``, ``cap``,
+``cap-period``, ``cap-clear``, ``hold``, ``release``, ``expire``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, NamedTuple
+
+from budgetctl.core.money import to_text
+from budgetctl.core.periods import format_utc, parse_utc
+
+
+class EventError(ValueError):
+    """An event's JSON that is not one of ours (the store reports where it was read)."""
+
+
+def _time(value: datetime | None) -> str | None:
+    return None if value is None else format_utc(value)
+
+
+def _moment(raw: Mapping[str, Any], key: str) -> datetime:
+    value = raw.get(key)
+    if not isinstance(value, str):
+        raise EventError(f"{raw.get('type')!r} event: {key!r} is missing or not text")
+    try:
+        return parse_utc(value)
+    except ValueError:
+        raise EventError(f"{raw.get('type')!r} event: {key!r} is not a time: {value!r}") from None
+
+
+def _opt_moment(raw: Mapping[str, Any], key: str) -> datetime | None:
+    return None if raw.get(key) is None else _moment(raw, key)
+
+
+def _money(raw: Mapping[str, Any], key: str, default: str | None = None) -> Decimal:
+    value = raw.get(key, default)
+    if not isinstance(value, (str, int)) or isinstance(value, bool):
+        raise EventError(f"{raw.get('type')!r} event: {key!r} is missing or not an amount")
+    try:
+        amount = Decimal(value)
+    except ArithmeticError:
+        raise EventError(f"{raw.get('type')!r} event: {key!r} is not an amount") from None
+    if not amount.is_finite():
+        raise EventError(f"{raw.get('type')!r} event: {key!r} is not an amount")
+    return amount
+
+
+def _opt_money(raw: Mapping[str, Any], key: str) -> Decimal | None:
+    return None if raw.get(key) is None else _money(raw, key)
+
+
+def _text(raw: Mapping[str, Any], key: str) -> str:
+    value = raw.get(key)
+    if not isinstance(value, str):
+        raise EventError(f"{raw.get('type')!r} event: {key!r} is missing or not text")
+    return value
+
+
+def _opt_text(raw: Mapping[str, Any], key: str) -> str | None:
+    return None if raw.get(key) is None else _text(raw, key)
+
+
+def _count(raw: Mapping[str, Any], key: str) -> int:
+    value = raw.get(key, 0)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise EventError(f"{raw.get('type')!r} event: {key!r} is not a token count")
+    return value
+
+
+class Create(NamedTuple):
+    """A budget was created (or replaced), starting from ``current_cost``."""
+
+    time: datetime | None
+    user: str
+    total_budget: Decimal
+    duration: str | None
+    current_cost: Decimal
+
+    @property
+    def type(self) -> str:
+        return "create"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "time": _time(self.time),
+            "user": self.user,
+            "total_budget": to_text(self.total_budget),
+            "duration": self.duration,
+            "current_cost": to_text(self.current_cost),
+        }
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> Create:
+        return cls(
+            _opt_moment(raw, "time"),
+            _text(raw, "user"),
+            _money(raw, "total_budget"),
+            _opt_text(raw, "duration"),
+            _money(raw, "current_cost", "0"),
+        )
+
+
+class Set(NamedTuple):
+    """A budget's settings changed (its spend kept)."""
+
+    time: datetime | None
+    user: str
+    total_budget: Decimal
+    duration: str | None
+    timezone: str
+
+    @property
+    def type(self) -> str:
+        return "set"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "time": _time(self.time),
+            "user": self.user,
+            "total_budget": to_text(self.total_budget),
+            "duration": self.duration,
+            "timezone": self.timezone,
+        }
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> Set:
+        return cls(
+            _opt_moment(raw, "time"),
+            _text(raw, "user"),
+            _money(raw, "total_budget"),
+            _opt_text(raw, "duration"),
+            raw.get("timezone") or "UTC",
+        )
+
+
+class Charge(NamedTuple):
+    """A cost recorded against a user's budget (and the project cap, if there is one)."""
+
+    time: datetime | None
+    user: str
+    cost: Decimal
+    model: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    request_id: str | None = None
+    estimated: bool = False
+
+    @property
+    def type(self) -> str:
+        return "charge"
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "type": self.type,
+            "time": _time(self.time),
+            "user": self.user,
+            "model": self.model,
+            "cost": to_text(self.cost),
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "cached_tokens": self.cached_tokens,
+        }
+        if self.request_id is not None:
+            data["request_id"] = self.request_id
+        if self.estimated:
+            data["estimated"] = True
+        return data
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> Charge:
+        return cls(
+            _opt_moment(raw, "time"),
+            _text(raw, "user"),
+            _money(raw, "cost"),
+            _opt_text(raw, "model"),
+            _count(raw, "prompt_tokens"),
+            _count(raw, "completion_tokens"),
+            _count(raw, "cached_tokens"),
+            _opt_text(raw, "request_id"),
+            raw.get("estimated") is True,
+        )
+
+
+class Commit(NamedTuple):
+    """A charge that settles a hold: the actual cost replaces what was held.
+
+    ``held`` is the amount the hold reserved, or None when the hold was no longer open (expired or
+    released: the cost is recorded all the same, the money was spent).
+    """
+
+    time: datetime | None
+    user: str
+    cost: Decimal
+    model: str | None
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int
+    request_id: str | None
+    estimated: bool
+    hold_id: str
+    held: Decimal | None
+
+    @property
+    def type(self) -> str:
+        return "commit"
+
+    def to_json(self) -> dict[str, Any]:
+        data = Charge(*self[:9]).to_json()
+        data["type"] = self.type
+        data["hold_id"] = self.hold_id
+        data["held"] = None if self.held is None else to_text(self.held)
+        return data
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> Commit:
+        c = Charge.from_json(raw)
+        return cls(
+            c.time,
+            c.user,
+            c.cost,
+            c.model,
+            c.prompt_tokens,
+            c.completion_tokens,
+            c.cached_tokens,
+            c.request_id,
+            c.estimated,
+            _text(raw, "hold_id"),
+            _opt_money(raw, "held"),
+        )
+
+
+class PeriodClosed(NamedTuple):
+    """A period that ended (``reason`` "rollover") or was reset by hand ("reset"); ``user`` is
+    None for the project cap's (JSON type ``cap-period``)."""
+
+    time: datetime | None
+    user: str | None
+    start: datetime
+    end: datetime
+    spent: Decimal
+    budget: Decimal
+    reason: str = "rollover"
+
+    @property
+    def type(self) -> str:
+        return "period"
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "type": "period" if self.user is not None else "cap-period",
+            "time": _time(self.time),
+        }
+        if self.user is not None:
+            data["user"] = self.user
+        data.update(
+            start=format_utc(self.start),
+            end=format_utc(self.end),
+            spent=to_text(self.spent),
+            budget=to_text(self.budget),
+            reason=self.reason,
+        )
+        return data
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> PeriodClosed:
+        return cls(
+            _opt_moment(raw, "time"),
+            _text(raw, "user") if raw.get("type") == "period" else None,
+            _moment(raw, "start"),
+            _moment(raw, "end"),
+            _money(raw, "spent"),
+            _money(raw, "budget"),
+            "reset" if raw.get("reason") == "reset" else "rollover",
+        )
+
+
+class Delete(NamedTuple):
+    """A budget was removed (its history stays)."""
+
+    time: datetime | None
+    user: str
+
+    @property
+    def type(self) -> str:
+        return "delete"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": self.type, "time": _time(self.time), "user": self.user}
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> Delete:
+        return cls(_opt_moment(raw, "time"), _text(raw, "user"))
+
+
+class CapSet(NamedTuple):
+    """The project cap was set or changed; ``current_cost`` is what its period counts from then."""
+
+    time: datetime | None
+    total_budget: Decimal
+    duration: str | None
+    timezone: str
+    current_cost: Decimal
+
+    @property
+    def type(self) -> str:
+        return "cap"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "time": _time(self.time),
+            "current_cost": to_text(self.current_cost),
+            "total_budget": to_text(self.total_budget),
+            "duration": self.duration,
+            "timezone": self.timezone,
+        }
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> CapSet:
+        return cls(
+            _opt_moment(raw, "time"),
+            _money(raw, "total_budget"),
+            _opt_text(raw, "duration"),
+            raw.get("timezone") or "UTC",
+            _money(raw, "current_cost", "0"),
+        )
+
+
+class CapClear(NamedTuple):
+    """The project cap was removed."""
+
+    time: datetime | None
+
+    @property
+    def type(self) -> str:
+        return "cap-clear"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": self.type, "time": _time(self.time)}
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> CapClear:
+        return cls(_opt_moment(raw, "time"))
+
+
+class HoldPlaced(NamedTuple):
+    """A hold reserved ``amount`` of the user's budget (and the cap's) until ``expires_at``."""
+
+    time: datetime | None
+    hold_id: str
+    user: str
+    amount: Decimal
+    expires_at: datetime
+
+    @property
+    def type(self) -> str:
+        return "hold"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "time": _time(self.time),
+            "user": self.user,
+            "hold_id": self.hold_id,
+            "amount": to_text(self.amount),
+            "expires_at": format_utc(self.expires_at),
+        }
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> HoldPlaced:
+        return cls(
+            _opt_moment(raw, "time"),
+            _text(raw, "hold_id"),
+            _text(raw, "user"),
+            _money(raw, "amount"),
+            _moment(raw, "expires_at"),
+        )
+
+
+class HoldReleased(NamedTuple):
+    """A hold was freed: the call was not made (``release``) or its time ran out (``expire``)."""
+
+    time: datetime | None
+    hold_id: str
+    user: str
+    amount: Decimal
+    expired: bool = False
+
+    @property
+    def type(self) -> str:
+        return "expire" if self.expired else "release"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "time": _time(self.time),
+            "user": self.user,
+            "hold_id": self.hold_id,
+            "amount": to_text(self.amount),
+        }
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> HoldReleased:
+        return cls(
+            _opt_moment(raw, "time"),
+            _text(raw, "hold_id"),
+            _text(raw, "user"),
+            _money(raw, "amount"),
+            raw.get("type") == "expire",
+        )
+
+
+Event = (
+    Create
+    | Set
+    | Charge
+    | Commit
+    | PeriodClosed
+    | Delete
+    | CapSet
+    | CapClear
+    | HoldPlaced
+    | HoldReleased
+)
+
+_DECODERS: dict[str, Callable[[Mapping[str, Any]], Event]] = {
+    "create": Create.from_json,
+    "set": Set.from_json,
+    "charge": Charge.from_json,
+    "commit": Commit.from_json,
+    "period": PeriodClosed.from_json,
+    "cap-period": PeriodClosed.from_json,
+    "delete": Delete.from_json,
+    "cap": CapSet.from_json,
+    "cap-clear": CapClear.from_json,
+    "hold": HoldPlaced.from_json,
+    "release": HoldReleased.from_json,
+    "expire": HoldReleased.from_json,
+}
+
+KINDS = tuple(_DECODERS)
+
+
+def from_json(raw: Any) -> Event:
+    """The event a JSON object describes; EventError when it is not one (keys a store adds for
+    itself, such as the JSON store's links, are ignored)."""
+    if not isinstance(raw, Mapping):
+        raise EventError("an event is not a JSON object")
+    decode = _DECODERS.get(str(raw.get("type")))
+    if decode is None:
+        raise EventError(f"unknown event type {raw.get('type')!r}")
+    return decode(raw)
+
+
+def spend(event: Event) -> Decimal | None:
+    """What ``event`` added to its user's spend (a charge or a commit), else None."""
+    if isinstance(event, (Charge, Commit)):
+        return event.cost
+    return None
+
+
+def subject(event: Event) -> str | None:
+    """The user an event is about (None for the project cap's events)."""
+    return getattr(event, "user", None)
