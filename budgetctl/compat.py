@@ -34,7 +34,7 @@ from budgetctl.errors import (
     UsageError,
 )
 from budgetctl.ledger import Ledger, system_clock
-from budgetctl.store import codec
+from budgetctl.store.litellm_format import litellm_record
 
 LITELLM_API_BASE = "https://api.litellm.ai"  # LiteLLM's api_base when none is given
 _log = logging.getLogger("budgetctl.compat")
@@ -81,7 +81,7 @@ class BudgetManager:
         """Every user's record, as LiteLLM's ``user_dict`` (read-only snapshot)."""
         if not self.ledger.exists():
             return {}
-        return {budget.user: codec.litellm_record(budget) for budget in self.ledger.view().users}
+        return {budget.user: litellm_record(budget) for budget in self.ledger.view().users}
 
     def create_budget(
         self,
@@ -101,7 +101,7 @@ class BudgetManager:
         budget = self.ledger.create(
             _key(user), total_budget, duration=duration, start=created_at, replace=True
         )
-        record = codec.litellm_record(budget)
+        record = litellm_record(budget)
         if isinstance(created_at, (int, float)) and not isinstance(created_at, bool):
             record["created_at"] = created_at  # as given, as LiteLLM returns it (stored to the µs)
         return record
@@ -139,7 +139,7 @@ class BudgetManager:
                 result = self.ledger.charge_text(key, model, input_text, output_text)
             else:
                 result = self.ledger.charge_response(key, completion_obj)
-        return {"user": codec.litellm_record(result.budget)}
+        return {"user": litellm_record(result.budget)}
 
     def get_current_cost(self, user: str) -> float:
         return float(self._get(user).current_cost)
@@ -163,7 +163,7 @@ class BudgetManager:
         """Zero the user's spend now (saved at once, archived as a closed period)."""
         with self._known(user) as key:
             self.ledger.reset([key])
-        return {"user": codec.litellm_record(self._get(key))}
+        return {"user": litellm_record(self._get(key))}
 
     def reset_on_duration(self, user: str) -> None:
         """Reset the user's spend if their period has ended (at the period's boundary)."""

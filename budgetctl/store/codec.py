@@ -164,44 +164,6 @@ def _who(user: str) -> str:
     return "the project cap" if user == rules.CAP else f"user {user!r}"
 
 
-def _epoch(moment: datetime | None) -> float | None:
-    return None if moment is None else moment.timestamp()
-
-
-def _litellm_period(budget: Budget) -> tuple[datetime, int | float | None]:
-    """The current period's grid start and its length in days (None for a lifetime budget).
-
-    A reset by hand zeroes the spend mid-period but keeps the period's boundaries, as LiteLLM's
-    ``reset_cost`` keeps ``duration`` and ``last_updated_at``: a LiteLLM reader of the record
-    (``last_updated_at + duration * 86400``) still finds the period's end.
-    """
-    if budget.next_reset_at is None or budget.duration is None:
-        return budget.period_start, None
-    start, _ = rules.current_period(
-        budget.duration, budget.timezone, budget.start, budget.created_at, budget.period_start
-    )
-    days = (budget.next_reset_at - start).total_seconds() / 86400
-    return start, int(days) if days == int(days) else days
-
-
-def litellm_record(budget: Budget) -> dict[str, Any]:
-    """A budget in the shape of a LiteLLM ``user_dict`` entry (floats and epoch seconds).
-
-    A lifetime budget has no ``duration`` key, as in LiteLLM, whose reset job resets every record
-    that has one (and would fail on ``None * 86400``).
-    """
-    period_start, days = _litellm_period(budget)
-    record: dict[str, Any] = {"total_budget": float(budget.total_budget)}
-    if days is not None:
-        record["duration"] = days
-    # LiteLLM's created_at is the time its periods count from: the anchor when one was given
-    record["created_at"] = _epoch(budget.start or budget.created_at)
-    record["last_updated_at"] = _epoch(period_start)
-    record["current_cost"] = float(budget.current_cost)
-    record["model_cost"] = {model: float(cost) for model, cost in budget.model_cost.items()}
-    return record
-
-
 def _moment(text: str) -> datetime:
     """A stored time, within the range every time budgetctl takes is in (years 1970 to 9000)."""
     return check_moment(parse_utc(text), text)

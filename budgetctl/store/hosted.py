@@ -64,11 +64,16 @@ from budgetctl.errors import (
 )
 from budgetctl.store import codec, request_ids
 from budgetctl.store.document import FORMAT, VERSION, DocumentState, DocumentStore, new_document
+from budgetctl.store.litellm_format import (
+    META_KEY,
+    RECORD_KEY,
+    budget_from_litellm,
+    litellm_record,
+    mirrors,
+)
 from budgetctl.store.lock import check_timeout
 
 LITELLM_API_BASE = "https://api.litellm.ai"  # LiteLLM's default for client_type="hosted"
-META_KEY = "__budgetctl__"  # no "duration", so LiteLLM's reset job passes over it
-RECORD_KEY = "budgetctl"
 WRITE_KEY = "write"  # in the META_KEY record: the id of the write that stored this user_dict
 DEFAULT_TIMEOUT = 30.0  # seconds for a whole request: connect, send, and read the answer
 MAX_ANSWER = 64 * 2**20  # bytes; a 100,000-user project's user_dict is about 40 MiB
@@ -295,8 +300,6 @@ class HostedStore(DocumentStore):
     # --- user_dict <-> the JSON store's document --------------------------------------------------
 
     def _to_doc(self, user_dict: Mapping[str, Any], now: datetime) -> dict[str, Any]:
-        from budgetctl.importer import budget_from_litellm
-
         doc = self.empty_document()
         meta = user_dict.get(META_KEY)
         if isinstance(meta, dict):
@@ -308,7 +311,7 @@ class HostedStore(DocumentStore):
             if user == META_KEY:
                 continue
             exact = raw.get(RECORD_KEY) if isinstance(raw, dict) else None
-            if exact is not None and _mirrors(raw, self.decode(user, exact)):
+            if exact is not None and mirrors(raw, self.decode(user, exact)):
                 doc["users"][user] = exact
                 continue
             try:  # written by LiteLLM, or changed by another client since budgetctl wrote it
@@ -320,7 +323,7 @@ class HostedStore(DocumentStore):
     def _to_user_dict(self, doc: Mapping[str, Any]) -> dict[str, Any]:
         user_dict: dict[str, Any] = {}
         for user, raw in doc["users"].items():
-            user_dict[user] = {**codec.litellm_record(self.decode(user, raw)), RECORD_KEY: raw}
+            user_dict[user] = {**litellm_record(self.decode(user, raw)), RECORD_KEY: raw}
         user_dict[META_KEY] = {
             "format": FORMAT,
             "version": VERSION,
@@ -400,19 +403,3 @@ def _check_api_base(api_base: Any) -> str:
             repr(api_base), "api_base must be an http:// or https:// URL with a host name"
         )
     return str(api_base).rstrip("/")
-
-
-def _mirrors(litellm: Mapping[str, Any], budget: Any) -> bool:
-    """True when a record's LiteLLM fields still say what budgetctl's exact record says.
-
-    Compared as floats: the server's numbers are read as Decimals of the text it sent, which is
-    the shortest repr of the float budgetctl wrote (a sub-second time's Decimal is not that float).
-    """
-    mirror = codec.litellm_record(budget)
-    try:
-        return all(
-            float(litellm.get(field, 0)) == mirror[field]
-            for field in ("current_cost", "total_budget", "last_updated_at")
-        )
-    except (TypeError, ValueError):
-        return False
