@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -93,7 +93,7 @@ def test_a_duplicate_is_not_refused_by_enforcement(charged: Store) -> None:
     ids=lambda change: "-".join(f"{k}={v}" for k, v in change.items()),
 )
 def test_the_same_id_with_another_charge_is_a_conflict_and_changes_nothing(
-    charged: Store, change: dict[str, object]
+    charged: Store, change: dict[str, Any]
 ) -> None:
     before = spend(charged, T0 + HOUR)
     with pytest.raises(RequestIdConflictError) as conflict:

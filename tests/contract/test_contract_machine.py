@@ -145,8 +145,8 @@ class ContractMachine(RuleBasedStateMachine):
         if self.model.backfilled and not self.factory.has_history:
             assert isinstance(got, Balance) and isinstance(want, Balance)
             assert Decimal(0) <= got.spent <= want.spent
-            assert got._replace(spent=0, over_budget=False) == want._replace(
-                spent=0, over_budget=False
+            assert got._replace(spent=Decimal(0), over_budget=False) == want._replace(
+                spent=Decimal(0), over_budget=False
             )
             model = self.model.model
             assert model.cap is not None
