@@ -101,7 +101,8 @@ def _create_connection(address: tuple[str, int], timeout: Any = None, *_: Any, *
 @contextmanager
 def running(httpd: ThreadingHTTPServer) -> Iterator[str]:
     """Serve ``httpd`` in a thread; its URL. Stopped and closed afterwards."""
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    # A short poll: shutdown() waits for it, and every hosted test stops a server.
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.02,), daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{httpd.server_address[1]}"

@@ -1,0 +1,182 @@
+"""The stores the contract suite runs on, and the one place that reads a store's history.
+
+A store joins the suite with one line in :data:`STORES`: a context manager that, given the test's
+``request``, sets up what the store needs (a temp dir, a server) and yields a function returning a
+fresh, empty project each time it is called, and whether the store keeps a history. The fixtures:
+
+- ``store_factory``: every store, one test each;
+- ``history_store_factory``: the stores that keep a history (the hosted store's LiteLLM protocol
+  keeps none: ``history`` raises NotSupportedError there, so the tests that read history are
+  parametrised over the other stores only, never skipped);
+- ``all_store_factories``: every store at once, for the differential test.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import NamedTuple
+
+import pytest
+
+from budgetctl.core import rules
+from budgetctl.core.periods import parse_utc
+from budgetctl.core.rules import CAP, ClosedPeriod
+from budgetctl.store.hosted import HostedStore
+from budgetctl.store.interface import Store
+from budgetctl.store.json_store import JsonStore
+from tests.helpers.budget_server import budget_server
+
+
+@dataclass(frozen=True)
+class StoreFactory:
+    """Makes fresh, empty projects of one kind of store."""
+
+    name: str
+    has_history: bool
+    new: Callable[[], Store]
+
+    def __call__(self) -> Store:
+        return self.new()
+
+
+class StoreKind(NamedTuple):
+    setup: Callable[[pytest.FixtureRequest], AbstractContextManager[Callable[[], Store]]]
+    has_history: bool
+
+
+def _names() -> Callable[[], str]:
+    counter = itertools.count()
+    return lambda: f"contract-{next(counter)}"
+
+
+@contextmanager
+def _json_store(request: pytest.FixtureRequest) -> Iterator[Callable[[], Store]]:
+    data_dir = request.getfixturevalue("tmp_path") / "json-store"
+    name = _names()
+    yield lambda: JsonStore(name(), data_dir, lock_timeout=10)
+
+
+@contextmanager
+def _hosted_store(request: pytest.FixtureRequest) -> Iterator[Callable[[], Store]]:
+    with budget_server(request.getfixturevalue("monkeypatch")) as server:
+        name = _names()
+        yield lambda: HostedStore(name(), api_base=server.url, timeout=10)
+
+
+STORES: dict[str, StoreKind] = {
+    "json": StoreKind(_json_store, has_history=True),
+    "hosted": StoreKind(_hosted_store, has_history=False),
+}
+
+
+@contextmanager
+def _factory(name: str, request: pytest.FixtureRequest) -> Iterator[StoreFactory]:
+    kind = STORES[name]
+    with kind.setup(request) as new:
+        yield StoreFactory(name, kind.has_history, new)
+
+
+@pytest.fixture(params=list(STORES))
+def store_factory(request: pytest.FixtureRequest) -> Iterator[StoreFactory]:
+    with _factory(request.param, request) as factory:
+        yield factory
+
+
+@pytest.fixture(params=[name for name, kind in STORES.items() if kind.has_history])
+def history_store_factory(request: pytest.FixtureRequest) -> Iterator[StoreFactory]:
+    with _factory(request.param, request) as factory:
+        yield factory
+
+
+@pytest.fixture
+def all_store_factories(request: pytest.FixtureRequest) -> Iterator[dict[str, StoreFactory]]:
+    with ExitStack() as stack:
+        yield {name: stack.enter_context(_factory(name, request)) for name in STORES}
+
+
+# --- history: the one place the suite reads it ----------------------------------------------
+
+
+class Replayed(NamedTuple):
+    """What a store's history says."""
+
+    balances: dict[str, Decimal]  # rules.replay: each user's spend, the cap's under CAP
+    touched: dict[str, datetime]  # when each of those balances was last written
+    closed: list[tuple[str, ClosedPeriod]]  # every closed period, oldest first (user, or CAP)
+    charged: Decimal  # every charge recorded, summed
+
+
+def replay_history(store: Store) -> Replayed:
+    """Replay ``store``'s history (newest first from ``history()``) oldest first."""
+    events = list(reversed(store.history()))
+    touched: dict[str, datetime] = {}
+    closed: list[tuple[str, ClosedPeriod]] = []
+    charged = Decimal(0)
+    for event in events:
+        kind, moment = event["type"], event.get("time")
+        names = {
+            "create": [event.get("user")],
+            "set": [event.get("user")],
+            "period": [event.get("user")],
+            "charge": [event.get("user"), CAP],  # a charge rolls the cap over too
+            "cap": [CAP],
+            "cap-period": [CAP],
+        }.get(kind, [])
+        if moment is not None:
+            for name in names:
+                touched[str(name)] = parse_utc(moment)
+        if kind in ("period", "cap-period"):
+            period = ClosedPeriod(
+                parse_utc(event["start"]),
+                parse_utc(event["end"]),
+                Decimal(event["spent"]),
+                Decimal(event["budget"]),
+                event["reason"],
+            )
+            closed.append((event.get("user", CAP), period))
+        if kind == "charge":
+            charged += Decimal(event["cost"])
+    return Replayed(rules.replay(events), touched, closed, charged)
+
+
+def replayed_as_of(store: Store, now: datetime) -> dict[str, Decimal]:
+    """Each balance as the history replays it, as of ``now``: a balance last written before its
+    current period began (a boundary passed since, and no write rolled it over yet) is 0."""
+    replayed = replay_history(store)
+    view = store.view(now)
+    starts = {budget.user: budget.period_start for budget in view.users}
+    if view.cap is not None:
+        starts[CAP] = view.cap.period_start
+    return {
+        name: (Decimal(0) if name in starts and replayed.touched[name] < starts[name] else spent)
+        for name, spent in replayed.balances.items()
+    }
+
+
+def balances(store: Store, now: datetime) -> dict[str, Decimal]:
+    """Each user's spend as the store shows it at ``now``, and the cap's under CAP."""
+    view = store.view(now)
+    shown = {budget.user: budget.current_cost for budget in view.users}
+    if view.cap is not None:
+        shown[CAP] = view.cap.current_cost
+    return shown
+
+
+@pytest.fixture
+def check_replay() -> Callable[[Store, datetime], None]:
+    """Assert the replay invariant for a store at ``now``: its history replays to every balance."""
+
+    def check(store: Store, now: datetime) -> None:
+        assert replayed_as_of(store, now) == balances(store, now)
+
+    return check
+
+
+@pytest.fixture
+def history_of() -> Callable[[Store], Replayed]:
+    return replay_history
