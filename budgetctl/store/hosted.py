@@ -14,11 +14,12 @@ request ids under the reserved user key :data:`META_KEY`. A user record that ano
 changed (its LiteLLM fields no longer mirror budgetctl's record), or that only LiteLLM ever wrote,
 is taken from its LiteLLM fields, as ``import-litellm`` reads them.
 
-Every operation runs the same ledger rules as the JSON store (this class reuses its operations):
-one ``get_budget``, the change, one ``set_budget``. The protocol has no lock and no history, so two
-clients that write at once can still lose an update, and ``history`` is not available: that is the
-protocol's limit, and why the JSON store (or, later, a database store) is the one to use when
-several processes charge one project.
+Every operation is the same :mod:`budgetctl.core.operations` call as on the JSON store, over the
+same document (:class:`budgetctl.store.document.DocumentStore`, whose ``load`` is one
+``get_budget`` and whose ``commit`` is one ``set_budget``). The protocol has no lock and no
+history, so two clients that write at once can still lose an update, and ``history`` is not
+available: that is the protocol's limit, and why the JSON store (or, later, a database store) is
+the one to use when several processes charge one project.
 
 The client trusts the server only as far as it must (docs/library.md, "client_type=hosted"):
 
@@ -49,10 +50,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from budgetctl.core import events, jsontext, operations, rules
+from budgetctl.core import events, jsontext, rules
 from budgetctl.core.money import ZERO, add
-from budgetctl.core.periods import UTC
-from budgetctl.core.rules import RememberedCharge
+from budgetctl.core.periods import UTC, format_utc
+from budgetctl.core.rules import Budget, RememberedCharge
 from budgetctl.costing.interface import Price
 from budgetctl.errors import (
     BudgetctlError,
@@ -307,6 +308,8 @@ class HostedStore(DocumentStore):
             doc["request_ids"] = dict(meta.get("request_ids") or {})
             if meta.get("holds"):
                 doc["holds"] = dict(meta["holds"])
+            if meta.get("carried"):
+                doc["carried"] = dict(meta["carried"])
         for user, raw in user_dict.items():
             if user == META_KEY:
                 continue
@@ -330,8 +333,9 @@ class HostedStore(DocumentStore):
             "cap": doc.get("cap"),
             "request_ids": doc.get("request_ids", {}),
         }
-        if doc.get("holds"):
-            user_dict[META_KEY]["holds"] = doc["holds"]
+        for key in ("holds", "carried"):
+            if doc.get(key):
+                user_dict[META_KEY][key] = doc[key]
         return user_dict
 
     # --- the JSON store's reading and writing, over the protocol ---------------------------------
@@ -348,6 +352,7 @@ class HostedStore(DocumentStore):
         return self._to_doc(user_dict, datetime.now(UTC))
 
     def commit(self, state: DocumentState) -> None:
+        _note_carried(state)
         ids = state.doc["request_ids"]
         request_ids.inline_prune(ids, rules.request_id_horizon(state.now, request_ids.wall_clock()))
         self.store(self._to_user_dict(state.doc))
@@ -365,13 +370,18 @@ class HostedStore(DocumentStore):
 
     def spent_since(self, state: DocumentState, start: datetime) -> Decimal:
         """No history here: the spend of the users whose current period began at or after
-        ``start`` (all of it falls in the cap's period). A lower bound: what users spent before
-        their own period began is no longer known."""
+        ``start`` (all of it falls in the cap's period), except those whose settings changed in
+        that period (a new grid keeps the spend so far, some of which may be older). A lower
+        bound: what users spent before their own period began is no longer known."""
+        carried = state.doc.get("carried") or {}
         total = ZERO
         for user in list(state.users()):
-            budget = operations.user_budget(state, user)
-            if budget.period_start >= start:
-                total = add(total, budget.current_cost)
+            budget = rules.roll_over(_stored_budget(state, user), state.now)[0]
+            if budget.period_start < start:
+                continue
+            if carried.get(user) == format_utc(budget.period_start):
+                continue
+            total = add(total, budget.current_cost)
         return total
 
     def history(self, user: str | None = None, limit: int | None = None) -> list[events.Event]:
@@ -403,3 +413,29 @@ def _check_api_base(api_base: Any) -> str:
             repr(api_base), "api_base must be an http:// or https:// URL with a host name"
         )
     return str(api_base).rstrip("/")
+
+
+def _stored_budget(state: DocumentState, user: str) -> Budget:
+    budget = state.budget(user)
+    assert budget is not None
+    return budget
+
+
+def _note_carried(state: DocumentState) -> None:
+    """Keep, for each user whose settings changed, the period that change happened in: a new grid
+    keeps the spend so far, so that period's spend may predate it (see spent_since)."""
+    carried: dict[str, str] = state.doc.get("carried") or {}
+    for event in state.events:
+        if isinstance(event, events.Set):
+            budget = state.budget(event.user)
+            if budget is not None:
+                carried[event.user] = format_utc(budget.period_start)
+        elif (
+            isinstance(event, (events.Create, events.Delete, events.PeriodClosed))
+            and event.user is not None
+        ):
+            carried.pop(event.user, None)
+    if carried:
+        state.doc["carried"] = carried
+    else:
+        state.doc.pop("carried", None)

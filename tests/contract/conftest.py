@@ -23,8 +23,8 @@ from typing import NamedTuple
 
 import pytest
 
+from budgetctl.core import events as ev
 from budgetctl.core import rules
-from budgetctl.core.periods import parse_utc
 from budgetctl.core.rules import CAP, ClosedPeriod
 from budgetctl.store.hosted import HostedStore
 from budgetctl.store.interface import Store
@@ -118,29 +118,25 @@ def replay_history(store: Store) -> Replayed:
     closed: list[tuple[str, ClosedPeriod]] = []
     charged = Decimal(0)
     for event in events:
-        kind, moment = event["type"], event.get("time")
-        names = {
-            "create": [event.get("user")],
-            "set": [event.get("user")],
-            "period": [event.get("user")],
-            "charge": [event.get("user"), CAP],  # a charge rolls the cap over too
-            "cap": [CAP],
-            "cap-period": [CAP],
-        }.get(kind, [])
-        if moment is not None:
+        if isinstance(event, (ev.Create, ev.Set)):
+            names: list[str] = [event.user]
+        elif isinstance(event, (ev.Charge, ev.Commit)):
+            names = [event.user, CAP]  # a charge rolls the cap over too
+        elif isinstance(event, ev.PeriodClosed):
+            names = [event.user if event.user is not None else CAP]
+        elif isinstance(event, ev.CapSet):
+            names = [CAP]
+        else:
+            names = []
+        if event.time is not None:
             for name in names:
-                touched[str(name)] = parse_utc(moment)
-        if kind in ("period", "cap-period"):
-            period = ClosedPeriod(
-                parse_utc(event["start"]),
-                parse_utc(event["end"]),
-                Decimal(event["spent"]),
-                Decimal(event["budget"]),
-                event["reason"],
-            )
-            closed.append((event.get("user", CAP), period))
-        if kind == "charge":
-            charged += Decimal(event["cost"])
+                touched[name] = event.time
+        if isinstance(event, ev.PeriodClosed):
+            period = ClosedPeriod(event.start, event.end, event.spent, event.budget, event.reason)
+            closed.append((event.user if event.user is not None else CAP, period))
+        spent = ev.spend(event)
+        if spent is not None:
+            charged += spent
     return Replayed(rules.replay(events), touched, closed, charged)
 
 

@@ -3,7 +3,10 @@
 ``StoreDriver(store)`` and ``ModelDriver(model)`` have the same methods and return the same
 values (the model's :class:`Balance`, :class:`Outcome` and :class:`Period`), so a test runs an
 operation on both and compares with ``==``. :meth:`Driver.run` turns a budgetctl error into a
-:class:`Failed` value (its class and the facts it carries), so errors compare too.
+:class:`Failed` value (its ANY_TIME = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+class and the facts it carries), so errors compare too.
 
 Only :class:`StoreDriver` speaks the store interface (budgetctl/store/interface.py): when the
 interface changes, this is the one place to follow it.
@@ -12,7 +15,7 @@ interface changes, this is the one place to follow it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any, NamedTuple
 
@@ -38,6 +41,9 @@ from tests.contract.model import (
 )
 
 NewBudget = tuple[str, Decimal, str | None]  # user, total, duration
+
+
+ANY_TIME = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 
 class Failed(NamedTuple):
@@ -137,11 +143,10 @@ class StoreDriver(Driver):
         total: Decimal | None = None,
         duration: str | Keep | None = KEEP,
     ) -> Balance:
-        changes: dict[str, Any] = {}
-        if total is not None:
-            changes["total_budget"] = total
-        if duration is not KEEP:
-            changes["duration"] = parse_duration(duration)
+        changes = rules.Changes(
+            total_budget=rules.KEEP if total is None else total,
+            duration=rules.KEEP if duration is KEEP else parse_duration(duration),
+        )
         return balance(self.store.change(user, now, changes))
 
     def reset(self, users: list[str] | None, now: datetime) -> dict[str, Period]:
@@ -156,17 +161,18 @@ class StoreDriver(Driver):
         assert len(periods) == len(done.reset), "a user's period closed twice in one reset-due"
         return done.checked, periods, None if done.cap is None else Period(*done.cap)
 
-    def delete(self, users: list[str]) -> list[str]:
-        return self.store.delete(users)
+    def delete(self, users: list[str], now: datetime | None = None) -> list[str]:
+        # Deleting decides nothing by the time (the event records it): any moment will do.
+        return self.store.delete(users, now or ANY_TIME)
 
     def set_cap(
         self, now: datetime, total: Decimal | None, duration: str | Keep | None = KEEP
     ) -> Balance:
-        moved = "keep" if duration is KEEP else parse_duration(duration)
+        moved = rules.KEEP if duration is KEEP else parse_duration(duration)
         return balance(self.store.set_cap(now, total, moved))
 
-    def clear_cap(self) -> bool:
-        return self.store.clear_cap()
+    def clear_cap(self, now: datetime | None = None) -> bool:
+        return self.store.clear_cap(now or ANY_TIME)
 
     def get(self, user: str, now: datetime) -> tuple[Balance, Balance | None]:
         budget, cap = self.store.get_with_cap(user, now)
@@ -230,7 +236,7 @@ class ModelDriver(Driver):
     ) -> tuple[int, dict[str, Period], Period | None]:
         return self.model.reset_due(now, users)
 
-    def delete(self, users: list[str]) -> list[str]:
+    def delete(self, users: list[str], now: datetime | None = None) -> list[str]:
         return self.model.delete(users)
 
     def set_cap(
@@ -240,7 +246,7 @@ class ModelDriver(Driver):
         cap, self.backfilled = self.model.set_cap(now, total, duration)
         return cap
 
-    def clear_cap(self) -> bool:
+    def clear_cap(self, now: datetime | None = None) -> bool:
         return self.model.clear_cap()
 
     def get(self, user: str, now: datetime) -> tuple[Balance, Balance | None]:

@@ -134,7 +134,7 @@ def test_an_id_is_spent_only_by_a_charge_that_was_made(store_factory: StoreFacto
     assert not store.charge(refused._replace(cost=D(1)), T0, dry_run=True).duplicate
     assert not store.charge(refused._replace(cost=D("0.25")), T0).duplicate
     assert spend(store, T0) == {"alice": D("0.25")}
-    store.delete(["alice"])
+    store.delete(["alice"], T0)
     create(store, "alice", "1", T0 + HOUR)
     assert store.charge(refused._replace(cost=D("0.25")), T0 + HOUR).duplicate
     with pytest.raises(RequestIdConflictError):
@@ -240,7 +240,7 @@ def test_a_new_cap_never_counts_charges_made_before_its_period(store_factory: St
     create(store, "alice", "5", T0, "2d")
     store.charge(ChargeRequest("alice", D(1)), T0 + HOUR)
     later = T0 + DAY  # 2026-01-16 12:00
-    store.change("alice", later, {"duration": parse_duration("daily")})
+    store.change("alice", later, rules.Changes(duration=parse_duration("daily")))
     assert store.get("alice", later).period_start == DAY1 + DAY
     cap = store.set_cap(later, D(10), parse_duration("daily"))
     assert cap.period_start == DAY1 + DAY
@@ -257,7 +257,7 @@ def test_a_new_cap_counts_the_charges_already_made_in_its_period(
     store.charge(ChargeRequest("alice", D(1)), T0 - 11 * HOUR)  # 01:00 today
     store.charge(ChargeRequest("bob", D("0.25")), T0)
     store.charge(ChargeRequest("alice", D(2)), T0 - DAY)  # yesterday: not in the cap's period
-    store.delete(["bob"])
+    store.delete(["bob"], T0)
     cap = store.set_cap(T0 + HOUR, D(10), parse_duration("daily"))
     assert cap.period_start == DAY1 and cap.current_cost == D("1.25")
 
@@ -280,18 +280,18 @@ def test_the_history_replays_to_every_balance(
         lambda: store.charge(ChargeRequest("bob", D("0.25"), request_id="b1"), now),
         lambda: store.set_cap(now, D(10), parse_duration("daily")),
         lambda: store.charge(ChargeRequest("alice", D(1)), now),
-        lambda: store.change("alice", now, {"total_budget": D(6)}),
-        lambda: store.change("bob", now, {"duration": parse_duration("6h")}),
+        lambda: store.change("alice", now, rules.Changes(total_budget=D(6))),
+        lambda: store.change("bob", now, rules.Changes(duration=parse_duration("6h"))),
         lambda: store.reset(["alice"], now),
         lambda: store.charge(ChargeRequest("alice", D("0.5")), now),
         lambda: store.set_cap(now, None, parse_duration("1h")),
         lambda: store.charge(ChargeRequest("bob", D("0.125")), now),
         lambda: store.reset_due(now),
-        lambda: store.delete(["bob"]),
+        lambda: store.delete(["bob"], now),
         lambda: store.charge(ChargeRequest("alice", D(2)), now),
         lambda: store.create(rules.new_budget("bob", D(3), now), replace=True),
         lambda: store.charge(ChargeRequest("bob", D(1)), now),
-        lambda: store.clear_cap(),
+        lambda: store.clear_cap(now),
         lambda: store.charge(ChargeRequest("alice", D("0.01")), now),
         lambda: store.set_cap(now, D(4)),
         lambda: store.charge(ChargeRequest("bob", D("0.5")), now),

@@ -129,7 +129,7 @@ class ContractMachine(RuleBasedStateMachine):
 
     @rule(users=st.lists(st.sampled_from(USERS), min_size=1, max_size=2, unique=True))
     def delete(self, users: list[str]) -> None:
-        self.both("delete", users=users)
+        self.both("delete", users=users, now=self.now)
 
     # --- the cap -------------------------------------------------------------------------------
 
@@ -137,7 +137,7 @@ class ContractMachine(RuleBasedStateMachine):
     def set_cap(self, total: Decimal | str | None, duration: Any) -> None:
         """Set the cap (or change it, or move it onto a new grid), or clear it."""
         if total == "clear":
-            self.both("clear_cap")
+            self.both("clear_cap", now=self.now)
             return
         kwargs = {"now": self.now, "total": total, "duration": duration}
         got = self.store.run("set_cap", **kwargs)
