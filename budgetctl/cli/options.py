@@ -311,7 +311,7 @@ _SHARED: dict[str, tuple[Any, Any]] = {
     "quiet": (Quiet, False),
 }
 
-Command = Callable[..., Any]
+CommandFunction = Callable[..., Any]
 
 
 def shared_options(
@@ -321,7 +321,7 @@ def shared_options(
     prices: bool = False,
     writes: bool = False,
     quiet: bool = False,
-) -> Callable[[Command], Command]:
+) -> Callable[[CommandFunction], CommandFunction]:
     """Add the shared options to a command whose function takes a ``CommonOptions`` parameter.
 
     Always ``--data-dir``; ``-p/--project`` and ``--json`` unless turned off; ``--prices`` for a
@@ -343,7 +343,7 @@ def shared_options(
     ]
     names = [parameter.name for parameter in added]
 
-    def decorate(command: Command) -> Command:
+    def decorate(command: CommandFunction) -> CommandFunction:
         signature = inspect.signature(command, eval_str=True)
         own = [p for p in signature.parameters.values() if p.annotation is not CommonOptions]
         if len(own) != len(signature.parameters) - 1:
