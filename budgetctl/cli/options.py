@@ -1,19 +1,59 @@
-"""Every option and argument of the command line, defined once as ``Annotated`` aliases, and the
-few helpers that turn them into a :class:`~budgetctl.ledger.Ledger` or read an input file.
+"""Every option and argument of the command line, defined once as ``Annotated`` aliases; the
+options most commands share, added to a command by one decorator; and the few helpers that turn
+them into a :class:`~budgetctl.ledger.Ledger` or read an input file.
 
 Amounts are taken as text and parsed by the library (exact Decimals, clear errors); token counts
 are ints that the library range-checks. Environment variables are shown in ``--help``.
+
+Adding a command
+----------------
+A command declares its own arguments and options with the aliases below, and gets the shared
+ones (``-p/--project``, ``--data-dir``, ``--json``, and where asked ``--prices``, ``--dry-run``,
+``-q/--quiet``) from :func:`shared_options`, as one :class:`CommonOptions` value::
+
+    @shared_options(writes=True)            # -p, --data-dir, --json, --dry-run, -q
+    def release(opts: CommonOptions, holds: HoldIds) -> None:
+        '''Free the holds ID... (the calls were not made).
+
+        Example: budgetctl release h-1a2b
+        '''
+        ledger = opts.ledger()
+        done = ledger.release(holds, dry_run=opts.dry_run)
+        opts.output().show(views.released(done, opts.dry_run))
+
+then one line in :data:`budgetctl.cli.root.COMMANDS` (``"release": ("holds", "release")``) and a
+section in docs/cli.md (``tests/test_docs.py`` checks it). The shared options come after the
+command's own in ``--help``, in the same order for every command, and ``-p``/``--data-dir``/
+``--prices`` also work before the command name (:func:`budgetctl.cli.root.hoist`).
+
+How it works: Typer builds a command's parameters from its function's signature
+(``inspect.signature``), so a wrapper that takes ``**kwargs`` shows Typer no option at all, and
+Typer issue #1898 reports a ``__signature__`` patched over a ``*args, **kw`` wrapper losing the
+command's positional arguments (Typer 0.26). Here the wrapper takes keywords only (Typer passes
+every parameter by keyword), and its ``__signature__`` lists every parameter with its resolved
+``Annotated`` type: the command's own, minus the ``CommonOptions`` one, then one keyword
+parameter per shared option. The wrapper gathers the shared ones into a ``CommonOptions``
+(``tests/test_cli_options.py`` runs a command with a positional argument through it). This runs
+once per command when its module is imported (under 0.1 ms each; a one-shot command imports one
+module of commands).
+
+A new option that several commands share goes into ``_SHARED`` (its alias and default, in
+``--help`` order) and gets a flag of :func:`shared_options`; an option of one command stays an
+alias that the command names in its own signature.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
 
 import typer
 
 from budgetctl.cli import complete
+from budgetctl.cli.output import Output
 from budgetctl.errors import UsageError
 
 if TYPE_CHECKING:
@@ -136,6 +176,7 @@ AlertAt = Annotated[
 ]
 Replace = Annotated[bool, _flag("--replace", help="Overwrite budgets that already exist.")]
 Yes = Annotated[bool, _flag("--yes", "-y", help="Do it without asking (needed in scripts).")]
+ClearCap = Annotated[bool, typer.Option("--clear", help="Remove the project cap.")]
 
 # --- charges and checks ---------------------------------------------------------------------------
 Model = Annotated[
@@ -200,8 +241,33 @@ MaxTokens = Annotated[
     ),
 ]
 
+Limit = Annotated[int, typer.Option("--limit", "-n", metavar="N", help="Show at most N events.")]
+
+# --- resets ---------------------------------------------------------------------------------------
+AllUsers = Annotated[bool, typer.Option("--all", help="Reset every user of the project.")]
+AllProjects = Annotated[
+    bool, typer.Option("--all-projects", help="Every project in the data directory.")
+]
+Now = Annotated[
+    str | None,
+    _opt(
+        "--now",
+        metavar="TIME",
+        help="Act as if it were TIME (ISO 8601): earlier than now, or later with --dry-run.",
+    ),
+]
+
 # --- prices ---------------------------------------------------------------------------------------
 ModelName = Annotated[str, _arg("MODEL", "The model name, as callers send it.", complete.models)]
+ModelFilter = Annotated[
+    str | None, _arg("FILTER", "Only models whose name contains FILTER.", complete.models)
+]
+LitellmFile = Annotated[
+    str,
+    typer.Argument(
+        metavar="FILE", help="A LiteLLM BudgetManager user_cost.json ('-' reads stdin)."
+    ),
+]
 InputRate = Annotated[str, _opt("--input", metavar="USD", help="USD per 1M prompt tokens.")]
 OutputRate = Annotated[str, _opt("--output", metavar="USD", help="USD per 1M completion tokens.")]
 CacheRead = Annotated[
@@ -212,6 +278,92 @@ CacheWrite = Annotated[
     str | None,
     _opt("--cache-creation", metavar="USD", help="USD per 1M tokens written to the cache."),
 ]
+
+
+# --- the shared options, added by a decorator ----------------------------------------------------
+class CommonOptions(NamedTuple):
+    """The shared options of one command run (those the command does not take keep their
+    defaults here: no ``--dry-run`` is ``dry_run=False``)."""
+
+    project: str = "default"
+    data_dir: str | None = None
+    prices: str | None = None
+    as_json: bool = False
+    dry_run: bool = False
+    quiet: bool = False
+
+    def ledger(self) -> Ledger:
+        """The project's ledger, with ``--data-dir`` and ``--prices``."""
+        return open_ledger(self.project, self.data_dir, self.prices)
+
+    def output(self) -> Output:
+        """Where the command's report goes, with ``--json`` and ``-q``."""
+        return Output(as_json=self.as_json, quiet=self.quiet)
+
+
+# name: (annotation, default), in the order --help lists them, after the command's own options
+_SHARED: dict[str, tuple[Any, Any]] = {
+    "prices": (Prices, None),
+    "project": (Project, "default"),
+    "data_dir": (DataDir, None),
+    "as_json": (AsJson, False),
+    "dry_run": (DryRun, False),
+    "quiet": (Quiet, False),
+}
+
+CommandFunction = Callable[..., Any]
+
+
+def shared_options(
+    *,
+    project: bool = True,
+    as_json: bool = True,
+    prices: bool = False,
+    writes: bool = False,
+    quiet: bool = False,
+) -> Callable[[CommandFunction], CommandFunction]:
+    """Add the shared options to a command whose function takes a ``CommonOptions`` parameter.
+
+    Always ``--data-dir``; ``-p/--project`` and ``--json`` unless turned off; ``--prices`` for a
+    command that prices calls; ``writes=True`` (a command that changes state) adds ``--dry-run``
+    and ``-q/--quiet``; ``quiet=True`` adds ``-q/--quiet`` alone.
+    """
+    wanted = {
+        "prices": prices,
+        "project": project,
+        "data_dir": True,
+        "as_json": as_json,
+        "dry_run": writes,
+        "quiet": writes or quiet,
+    }
+    added = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=kind, default=default)
+        for name, (kind, default) in _SHARED.items()
+        if wanted[name]
+    ]
+    names = [parameter.name for parameter in added]
+
+    def decorate(command: CommandFunction) -> CommandFunction:
+        signature = inspect.signature(command, eval_str=True)
+        own = [p for p in signature.parameters.values() if p.annotation is not CommonOptions]
+        if len(own) != len(signature.parameters) - 1:
+            raise TypeError(f"{command.__name__} needs exactly one CommonOptions parameter")
+        (target,) = (p.name for p in signature.parameters.values() if p not in own)
+        taken = {p.name for p in own} & set(names)
+        if taken:
+            raise TypeError(f"{command.__name__} declares shared options itself: {taken}")
+
+        @functools.wraps(command)
+        def run(**values: Any) -> Any:
+            shared = CommonOptions(**{name: values.pop(name) for name in names})
+            return command(**values, **{target: shared})
+
+        run.__signature__ = signature.replace(parameters=[*own, *added])  # type: ignore[attr-defined]
+        run.__annotations__ = {p.name: p.annotation for p in (*own, *added)}
+        run.__annotations__["return"] = signature.return_annotation
+        return run
+
+    return decorate
 
 
 def open_ledger(project: str, data_dir: str | None, prices: str | None = None) -> Ledger:

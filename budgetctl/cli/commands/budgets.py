@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-import typer
-
 from budgetctl.cli.options import (
     AlertAt,
-    AsJson,
     Budget,
-    DataDir,
-    DryRun,
+    ClearCap,
+    CommonOptions,
     Duration,
     NewBudget,
     NewDuration,
     OptionalUser,
-    Project,
-    Quiet,
     Replace,
     Start,
     TimeZone,
@@ -27,15 +20,16 @@ from budgetctl.cli.options import (
     alert_value,
     confirm,
     is_new_project,
-    open_ledger,
+    shared_options,
 )
-from budgetctl.cli.output import Output
 from budgetctl.cli.views import budgets as views
 from budgetctl.cli.views import catalog
 from budgetctl.errors import UsageError
 
 
+@shared_options(writes=True)
 def create(
+    opts: CommonOptions,
     user: User,
     budget: NewBudget,
     duration: NewDuration = None,
@@ -43,11 +37,6 @@ def create(
     tz: TimeZone = None,
     alert_at: AlertAt = None,
     replace: Replace = False,
-    project: Project = "default",
-    data_dir: DataDir = None,
-    as_json: AsJson = False,
-    dry_run: DryRun = False,
-    quiet: Quiet = False,
 ) -> None:
     """Create a budget for USER (exit 1 if there is one: use 'set', or --replace).
 
@@ -59,7 +48,7 @@ def create(
             "create needs --duration D: daily, weekly, monthly, yearly, <N>h, <N>d, <N>w, <N>mo, "
             "<N>y, or 'none' for a lifetime budget that never resets"
         )
-    ledger = open_ledger(project, data_dir)
+    ledger = opts.ledger()
     new = is_new_project(ledger)
     created = ledger.create(
         user,
@@ -69,25 +58,22 @@ def create(
         timezone=tz or "UTC",
         alert_at=alert_value(alert_at),
         replace=replace,
-        dry_run=dry_run,
+        dry_run=opts.dry_run,
     )
-    report = views.saved(created, "create", ledger.now(), dry_run)
-    catalog.new_project(report, ledger.project, ledger.data_dir, new, dry_run)
-    Output(as_json=as_json, quiet=quiet).show(report)
+    report = views.saved(created, "create", ledger.now(), opts.dry_run)
+    catalog.new_project(report, ledger.project, ledger.data_dir, new, opts.dry_run)
+    opts.output().show(report)
 
 
+@shared_options(writes=True)
 def set_budget(
+    opts: CommonOptions,
     user: User,
     budget: Budget = None,
     duration: Duration = None,
     start: Start = None,
     tz: TimeZone = None,
     alert_at: AlertAt = None,
-    project: Project = "default",
-    data_dir: DataDir = None,
-    as_json: AsJson = False,
-    dry_run: DryRun = False,
-    quiet: Quiet = False,
 ) -> None:
     """Change USER's budget, duration, start, time zone or alert threshold; the spend is kept.
 
@@ -99,7 +85,7 @@ def set_budget(
         raise UsageError(
             "nothing to change: give --budget, --duration, --start, --tz or --alert-at"
         )
-    ledger = open_ledger(project, data_dir)
+    ledger = opts.ledger()
     changed = ledger.set(
         user,
         budget=budget,
@@ -107,62 +93,57 @@ def set_budget(
         start=KEEP if start is None else start,
         timezone=tz,
         alert_at=KEEP if alert_at is None else alert_value(alert_at),
-        dry_run=dry_run,
+        dry_run=opts.dry_run,
     )
-    Output(as_json=as_json, quiet=quiet).show(views.saved(changed, "update", ledger.now(), dry_run))
+    opts.output().show(views.saved(changed, "update", ledger.now(), opts.dry_run))
 
 
+@shared_options()
 def show(
+    opts: CommonOptions,
     user: OptionalUser = None,
-    project: Project = "default",
-    data_dir: DataDir = None,
-    as_json: AsJson = False,
 ) -> None:
     """Show every budget as a table, or USER with cost per model and recent periods.
 
     Example: budgetctl show alice
     """
-    ledger = open_ledger(project, data_dir)
-    out = Output(as_json=as_json)
+    ledger = opts.ledger()
+    out = opts.output()
     if user is None:
         out.show(views.show_all(ledger.view(), ledger.now()))
     else:
         out.show(views.show_user(ledger.get(user), ledger.now(), ledger.project))
 
 
+@shared_options(writes=True)
 def delete(
+    opts: CommonOptions,
     users: Users,
     yes: Yes = False,
-    project: Project = "default",
-    data_dir: DataDir = None,
-    as_json: AsJson = False,
-    dry_run: DryRun = False,
-    quiet: Quiet = False,
 ) -> None:
     """Delete the budgets of USER... (asks first on a terminal; scripts must pass --yes).
 
     Example: budgetctl delete alice bob --yes
     """
-    ledger = open_ledger(project, data_dir)
+    ledger = opts.ledger()
     ledger.delete(users, dry_run=True)  # unknown users fail here, before any question
-    if not dry_run and not yes:
+    if not opts.dry_run and not yes:
         confirm(
-            f"Delete the budgets of {', '.join(users)} in project {project}?", "delete", "deleted"
+            f"Delete the budgets of {', '.join(users)} in project {opts.project}?",
+            "delete",
+            "deleted",
         )
-    done = ledger.delete(users, dry_run=dry_run)
-    Output(as_json=as_json, quiet=quiet).show(views.deleted(done, dry_run))
+    done = ledger.delete(users, dry_run=opts.dry_run)
+    opts.output().show(views.deleted(done, opts.dry_run))
 
 
+@shared_options(writes=True)
 def cap(
+    opts: CommonOptions,
     budget: Budget = None,
     duration: Duration = None,
     tz: TimeZone = None,
-    clear: Annotated[bool, typer.Option("--clear", help="Remove the project cap.")] = False,
-    project: Project = "default",
-    data_dir: DataDir = None,
-    as_json: AsJson = False,
-    dry_run: DryRun = False,
-    quiet: Quiet = False,
+    clear: ClearCap = False,
 ) -> None:
     """Show or set the project cap: a budget for the total spend of all users of the project.
 
@@ -170,20 +151,25 @@ def cap(
     """
     from budgetctl.ledger import KEEP
 
-    ledger = open_ledger(project, data_dir)
-    out = Output(as_json=as_json, quiet=quiet)
+    ledger = opts.ledger()
+    out = opts.output()
     changing = budget is not None or duration is not None or tz is not None
     if clear:
         if changing:
             raise UsageError("--clear cannot be combined with --budget, --duration or --tz")
-        out.show(views.cap_cleared(ledger.project, ledger.clear_cap(dry_run=dry_run), dry_run))
+        out.show(
+            views.cap_cleared(ledger.project, ledger.clear_cap(dry_run=opts.dry_run), opts.dry_run)
+        )
     elif changing:
         new = is_new_project(ledger)
         result = ledger.set_cap(
-            budget, duration=KEEP if duration is None else duration, timezone=tz, dry_run=dry_run
+            budget,
+            duration=KEEP if duration is None else duration,
+            timezone=tz,
+            dry_run=opts.dry_run,
         )
-        report = views.cap(ledger.project, result, ledger.now(), changed=True, dry_run=dry_run)
-        catalog.new_project(report, ledger.project, ledger.data_dir, new, dry_run)
+        report = views.cap(ledger.project, result, ledger.now(), changed=True, dry_run=opts.dry_run)
+        catalog.new_project(report, ledger.project, ledger.data_dir, new, opts.dry_run)
         out.show(report)
     else:
         out.show(views.cap(ledger.project, ledger.cap(), ledger.now()))

@@ -1,0 +1,91 @@
+"""Maintenance over every project of a data directory: what cron runs.
+
+``reset_due_all`` is ``budgetctl reset-due --all-projects`` as a library call: each project's
+:meth:`Ledger.reset_due <budgetctl.ledger.Ledger.reset_due>` in turn, and one broken project (a
+corrupt state file, a lock held too long) is reported with its error without stopping the others.
+Each project is its own transaction: a failure leaves the projects done before it done.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from datetime import datetime
+from typing import NamedTuple
+
+from budgetctl.errors import BudgetctlError
+from budgetctl.ledger import Clock, Ledger
+from budgetctl.projects import DataDirProjects, find_projects
+from budgetctl.store.interface import ResetDue
+
+
+class ProjectResetDue(NamedTuple):
+    """One project's outcome: its ``result``, or the ``error`` that stopped it (the other None)."""
+
+    project: str
+    result: ResetDue | None
+    error: BudgetctlError | None
+
+
+class ResetDueAll(NamedTuple):
+    """Every project's outcome, in the order of ``found.projects`` (sorted by name)."""
+
+    found: DataDirProjects
+    outcomes: tuple[ProjectResetDue, ...]
+
+    @property
+    def results(self) -> tuple[ResetDue, ...]:
+        """The results of the projects that were done."""
+        return tuple(o.result for o in self.outcomes if o.result is not None)
+
+    @property
+    def failed(self) -> tuple[str, ...]:
+        """The names of the projects that failed."""
+        return tuple(o.project for o in self.outcomes if o.error is not None)
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every project was done, else the highest ``exit_code`` of the errors."""
+        return max((o.error.exit_code for o in self.outcomes if o.error is not None), default=0)
+
+
+Progress = Callable[[int, int, ProjectResetDue], None]
+
+
+def reset_due_all(
+    data_dir: str | os.PathLike[str] | DataDirProjects | None = None,
+    *,
+    now: datetime | None = None,
+    dry_run: bool = False,
+    clock: Clock | None = None,
+    lock_timeout: float | None = None,
+    progress: Progress | None = None,
+) -> ResetDueAll:
+    """Archive and reset every budget whose period ended, in every project of ``data_dir``.
+
+    ``data_dir`` is a directory (default: ``BUDGETCTL_DATA_DIR``, else the platform's user data
+    directory), or what :func:`~budgetctl.projects.find_projects` found, to go over exactly those
+    projects. ``now``, ``dry_run``, ``clock`` and ``lock_timeout`` are each project's
+    :class:`~budgetctl.ledger.Ledger`'s. ``progress(done, total, outcome)`` is called after each
+    project, e.g. to draw a bar or to report a failure at once.
+
+    Only a :class:`~budgetctl.errors.BudgetctlError` is kept as a project's outcome; anything
+    else (a bug, ``KeyboardInterrupt``) propagates, the projects before it done.
+    """
+    found = data_dir if isinstance(data_dir, DataDirProjects) else find_projects(data_dir)
+    total = len(found.projects)
+    outcomes: list[ProjectResetDue] = []
+    for number, name in enumerate(found.projects, 1):
+        try:
+            ledger = (
+                Ledger(name, found.data_dir, lock_timeout=lock_timeout)
+                if clock is None
+                else Ledger(name, found.data_dir, clock=clock, lock_timeout=lock_timeout)
+            )
+            outcome = ProjectResetDue(name, ledger.reset_due(now=now, dry_run=dry_run), None)
+        except BudgetctlError as exc:  # one broken project must not stop the others
+            outcome = ProjectResetDue(name, None, exc)
+        outcomes.append(outcome)
+        if progress is not None:
+            progress(number, total, outcome)
+    return ResetDueAll(found, tuple(outcomes))
