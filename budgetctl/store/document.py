@@ -227,6 +227,10 @@ class DocumentStore:
     def commit(self, state: DocumentState) -> None:
         raise NotImplementedError
 
+    def load_for_change(self, must_exist: bool) -> dict[str, Any] | None:
+        """:meth:`load`, inside a transaction (a store may check more before a change)."""
+        return self.load(must_exist)
+
     def locked(self, *, create: bool, dry_run: bool) -> AbstractContextManager[Any]:
         return nullcontext()
 
@@ -266,7 +270,7 @@ class DocumentStore:
     ) -> Iterator[DocumentState]:
         """Load, yield the state, commit it if the block changed it (never in a dry run)."""
         with self.locked(create=create, dry_run=dry_run) as held:
-            doc = self.load(must_exist=not create)
+            doc = self.load_for_change(must_exist=not create)
             state = DocumentState(
                 self, doc if doc is not None else self.empty_document(), now, dry_run
             )

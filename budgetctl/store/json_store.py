@@ -172,9 +172,13 @@ class JsonStore(DocumentStore):
     # --- the document store's interface (budgetctl.store.document) ------------------------------
 
     def load(self, must_exist: bool) -> dict[str, Any] | None:
-        """The committed state (the history it counts checked to be all there)."""
+        """The committed state (one read: a consistent snapshot)."""
         with _gc_paused():
-            doc = self._load(must_exist)
+            return self._load(must_exist)
+
+    def load_for_change(self, must_exist: bool) -> dict[str, Any] | None:
+        """The committed state, the history it counts checked to be all there."""
+        doc = self.load(must_exist)
         if doc is not None:
             self._check_history(doc["history"]["size"])
         return doc
