@@ -149,10 +149,18 @@ class RequestIdConflictError(BudgetctlError, ValueError):
         self.completion_tokens = completion_tokens
         self.cached_tokens = cached_tokens
         amount = format(cost.normalize(), "f") if cost else "0"
-        super().__init__(
-            f"request id {request_id!r} was already charged to {user!r} for ${amount}: nothing "
-            "changed; a retry must repeat the same charge, a new call needs a new request id"
-        )
+        if request_id.startswith("hold:"):  # a hold's commit (budgetctl.core.rules.hold_key)
+            message = (
+                f"hold {request_id[5:]!r} was already committed to {user!r} for ${amount}: "
+                "nothing changed; a retry must repeat the same charge"
+            )
+        else:
+            message = (
+                f"request id {request_id!r} was already charged to {user!r} for ${amount}: "
+                "nothing changed; a retry must repeat the same charge, a new call needs a new "
+                "request id"
+            )
+        super().__init__(message)
 
     def __reduce__(self) -> tuple[object, ...]:
         return (

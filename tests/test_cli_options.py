@@ -42,7 +42,7 @@ def test_every_command_ends_with_the_shared_options_in_one_order() -> None:
 
 def test_writing_commands_take_dry_run_and_quiet() -> None:
     commands = _commands()
-    readers = {"show", "history", "models", "projects", "check"}
+    readers = {"show", "history", "models", "projects", "check", "holds"}
     for name, command in commands.items():
         names = {p.name for p in command.params}
         assert ("dry_run" in names) == (name not in readers), name

@@ -221,6 +221,31 @@ RequestId = Annotated[
         help="Charge this id once per project (default: the response's own id).",
     ),
 ]
+HoldId = Annotated[
+    str | None,
+    _opt(
+        "--hold",
+        metavar="ID",
+        help="The hold placed for this call (check --reserve): freed in the same step.",
+    ),
+]
+HoldIds = Annotated[list[str], _arg("ID", "One or more hold ids (from check --reserve).")]
+Reserve = Annotated[
+    bool,
+    _flag(
+        "--reserve",
+        help="If it fits, hold the projected cost until update-cost --hold or release "
+        "(prints the hold id).",
+    ),
+]
+Ttl = Annotated[
+    str | None,
+    _opt(
+        "--ttl",
+        metavar="DURATION",
+        help="How long a hold lasts: seconds, or N followed by s, m or h (default 15m).",
+    ),
+]
 Prompt = Annotated[
     str | None, _opt("--prompt", metavar="TEXT", help="The prompt, as one user message.")
 ]

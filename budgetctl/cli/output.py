@@ -111,6 +111,28 @@ class Output:
         except OSError:  # the reader left (``| head``, ``| true``), or a full or bad stdout
             interrupts.stdout_closed()  # (``> /dev/full``): the output is lost, the command goes on
 
+    def raw(self, text: str) -> None:
+        """``text`` as it is on stdout (a hold id for ``hold=$(...)``), even with ``-q``."""
+        if interrupts.is_stdout_closed():
+            return
+        if sys.stdout is None:
+            interrupts.stdout_closed()
+            return
+        try:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        except OSError:
+            interrupts.stdout_closed()
+
+    @staticmethod
+    def to_stderr(report: Report) -> None:
+        """A report as plain text on stderr (when stdout carries a value for a script)."""
+        import io
+
+        buffer = io.StringIO()
+        plain.render(report.blocks, buffer)
+        interrupts.to_stderr(buffer.getvalue())
+
     @staticmethod
     def _terminal(report: Report) -> None:
         """Coloured, fitted to the window, and paged when longer than the screen (as git)."""

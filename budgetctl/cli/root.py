@@ -152,6 +152,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "show": ("budgets", "show"),
     "update-cost": ("charges", "update_cost"),
     "check": ("charges", "check"),
+    "release": ("charges", "release"),
+    "holds": ("charges", "holds"),
     "reset": ("resets", "reset"),
     "reset-due": ("resets", "reset_due"),
     "cap": ("budgets", "cap"),

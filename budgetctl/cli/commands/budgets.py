@@ -112,7 +112,8 @@ def show(
     if user is None:
         out.show(views.show_all(ledger.view(), ledger.now()))
     else:
-        out.show(views.show_user(ledger.get(user), ledger.now(), ledger.project))
+        found = ledger.standing(user)
+        out.show(views.show_user(found.budget, ledger.now(), ledger.project, found.reserved))
 
 
 @shared_options(writes=True)

@@ -10,6 +10,8 @@ from budgetctl.cli.options import (
     CommonOptions,
     CompletionTokens,
     Cost,
+    HoldId,
+    HoldIds,
     Limit,
     MaxTokens,
     Messages,
@@ -19,12 +21,15 @@ from budgetctl.cli.options import (
     Prompt,
     PromptTokens,
     RequestId,
+    Reserve,
     Response,
     Text,
+    Ttl,
     User,
     read_input,
     shared_options,
 )
+from budgetctl.cli.output import stdout_is_terminal
 from budgetctl.cli.views import charges as views
 from budgetctl.errors import UsageError
 
@@ -46,6 +51,7 @@ def update_cost(
     response: Response = None,
     cost: Cost = None,
     request_id: RequestId = None,
+    hold: HoldId = None,
 ) -> None:
     """Record the cost of a call: from text, token counts, a response (file or stdin) or a cost.
 
@@ -72,11 +78,12 @@ def update_cost(
             read_input(response, "response"),
             model=model,
             request_id=request_id,
+            hold=hold,
             dry_run=opts.dry_run,
         )
     elif cost is not None:
         result = ledger.charge_cost(
-            user, cost, model=model, request_id=request_id, dry_run=opts.dry_run
+            user, cost, model=model, request_id=request_id, hold=hold, dry_run=opts.dry_run
         )
     elif model is None:
         raise UsageError(f"{given[0]} needs --model MODEL to price the call")
@@ -87,6 +94,7 @@ def update_cost(
             input_text or "",
             output_text or "",
             request_id=request_id,
+            hold=hold,
             dry_run=opts.dry_run,
         )
     else:
@@ -97,6 +105,7 @@ def update_cost(
             completion_tokens or 0,
             cached_tokens=cached_tokens or 0,
             request_id=request_id,
+            hold=hold,
             dry_run=opts.dry_run,
         )
     out = opts.output()
@@ -114,13 +123,20 @@ def check(
     messages: Messages = None,
     max_tokens: MaxTokens = None,
     cost: Cost = None,
+    reserve: Reserve = False,
+    ttl: Ttl = None,
 ) -> None:
     """Would a call fit? Exit 0 if it fits USER's (and the project's) budget, 3 if it does not.
+
+    With --reserve, a call that fits is also held (its projected cost counts until update-cost
+    --hold ID or release ID); the hold id is printed alone when stdout is not a terminal.
 
     Example: budgetctl check alice --model gpt-4o --prompt "Summarise this" --max-tokens 500
     """
     if prompt is not None and messages is not None:
         raise UsageError("give --prompt TEXT or --messages FILE, not both")
+    if ttl is not None and not reserve:
+        raise UsageError("--ttl is how long a hold lasts: give it with --reserve")
     out = opts.output()
     if cost is not None:
         if prompt is not None or messages is not None or max_tokens is not None:
@@ -129,7 +145,8 @@ def check(
                 "--messages or --max-tokens"
             )
         ledger = opts.ledger()
-        _answer(ledger, ledger.check_cost(user, cost, model=model), out)
+        result = ledger.check_cost(user, cost, model=model, reserve=reserve, ttl=ttl)
+        _answer(ledger, result, out, opts.quiet)
         return
     if prompt is None and messages is None:
         raise UsageError(
@@ -146,21 +163,60 @@ def check(
     if model is None:
         raise UsageError("give --model MODEL (or a request body with a 'model')")
     ledger = opts.ledger()
-    result = ledger.check(user, model, prompt=prompt, messages=chat, max_tokens=max_tokens or 0)
+    result = ledger.check(
+        user,
+        model,
+        prompt=prompt,
+        messages=chat,
+        max_tokens=max_tokens or 0,
+        reserve=reserve,
+        ttl=ttl,
+    )
     if max_tokens is None:
         out.warn(
             "the completion is not counted (only the prompt is priced): give --max-tokens N, "
             "or max_tokens in the request body"
         )
-    _answer(ledger, result, out)
+    _answer(ledger, result, out, opts.quiet)
 
 
-def _answer(ledger: Ledger, result: CheckResult, out: Output) -> None:
-    """Print a check's answer; exit 3 (the error says which budget blocks) if it does not fit."""
+def _answer(ledger: Ledger, result: CheckResult, out: Output, quiet: bool) -> None:
+    """Print a check's answer; exit 3 (the error says which budget blocks) if it does not fit.
+
+    A hold placed (``--reserve``) when stdout is not a terminal: its id alone on stdout, for
+    ``hold=$(budgetctl check ... --reserve)``, and the sentence on stderr (not with ``-q``)."""
     now = ledger.now()
-    out.show(views.check(result, now))
+    report = views.check(result, now)
+    if result.hold is not None and not out.as_json and not stdout_is_terminal():
+        if not quiet:
+            out.to_stderr(report)
+        out.raw(result.hold.hold_id + "\n")
+    else:
+        out.show(report)
     if not result.allowed:
         raise views.blocked(result, now, ledger.project)
+
+
+@shared_options(writes=True)
+def release(opts: CommonOptions, holds: HoldIds) -> None:
+    """Free holds whose calls were not made (exit 4 for an id with no open hold).
+
+    Example: budgetctl release h_5f0c8e1d9a7b3c2e4f6a8b0c
+    """
+    ledger = opts.ledger()
+    done = ledger.release(holds, dry_run=opts.dry_run)
+    opts.output().show(views.released(done, opts.dry_run))
+
+
+@shared_options()
+def holds(opts: CommonOptions, user: OptionalUser = None) -> None:
+    """The open holds (of USER, or of the whole project), oldest first.
+
+    Example: budgetctl holds alice
+    """
+    ledger = opts.ledger()
+    found = ledger.holds(user)
+    opts.output().show(views.holds(found, user, ledger.project, ledger.now()))
 
 
 @shared_options()

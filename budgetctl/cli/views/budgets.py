@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from budgetctl.cli.humanize import figures, local, pct, share, usd, utc, when
@@ -18,6 +19,7 @@ from budgetctl.cli.report import (
     Table,
     Tone,
 )
+from budgetctl.core import rules
 from budgetctl.core.periods import parse_timezone
 from budgetctl.core.rules import Budget, ClosedPeriod
 from budgetctl.store.interface import ProjectView
@@ -51,8 +53,12 @@ def period_data(period: ClosedPeriod) -> dict[str, Any]:
     }
 
 
-def budget_data(budget: Budget, *, user: bool = True) -> dict[str, Any]:
-    """The JSON record of a budget (``show USER``; DESIGN.md section 4 lists the keys)."""
+def budget_data(
+    budget: Budget, *, user: bool = True, reserved: Decimal | None = None
+) -> dict[str, Any]:
+    """The JSON record of a budget (``show USER``; docs/cli.md lists the keys). With
+    ``reserved`` (what open holds reserve of it: ``show``), also ``reserved`` and ``available``
+    (budget - spent - reserved, never negative)."""
     data: dict[str, Any] = {"user": budget.user} if user else {}
     data.update(
         total_budget=budget.total_budget,
@@ -70,6 +76,9 @@ def budget_data(budget: Budget, *, user: bool = True) -> dict[str, Any]:
         alert_at=budget.alert_at,
         recent_periods=[period_data(p) for p in budget.recent_periods],
     )
+    if reserved is not None:
+        data["reserved"] = reserved
+        data["available"] = rules.available(budget, reserved)
     return data
 
 
@@ -108,28 +117,50 @@ SHOW_COLUMNS = (
 
 
 def show_all(view: ProjectView, now: datetime) -> Report:
+    """``show``: every budget; ``reserved`` and ``available`` columns while holds are open."""
     users = sorted(view.users, key=lambda b: b.user)
+    held = {b.user: rules.reserved(view.holds, now, b.user) for b in users}
+    cap_held = rules.reserved(view.holds, now)
     report = Report(
         lambda: {
             "project": view.project,
-            "cap": budget_data(view.cap, user=False) if view.cap else None,
-            "users": [budget_data(b) for b in users],
+            "cap": budget_data(view.cap, user=False, reserved=cap_held) if view.cap else None,
+            "users": [budget_data(b, reserved=held[b.user]) for b in users],
         }
     )
     if users:  # the header on the first line, for people and for `show | head -1`
-        report.add(Table(SHOW_COLUMNS, [_row(b) for b in users]))
+        if view.holds:
+            columns = (*SHOW_COLUMNS[:4], *HELD_COLUMNS, *SHOW_COLUMNS[4:])
+            rows = [_row(b)[:4] + _held(b, held[b.user]) + _row(b)[4:] for b in users]
+            report.add(Table(columns, rows))
+        else:
+            report.add(Table(SHOW_COLUMNS, [_row(b) for b in users]))
     else:
         report.line(
             f"no budgets in project {view.project!r} yet; add one with "
             "'budgetctl create USER --budget AMOUNT --duration D'"
         )
     if view.cap is not None:
-        report.line(cap_line(view.cap, now), tone(view.cap))
+        line = cap_line(view.cap, now)
+        if cap_held:
+            line += f"; {usd(cap_held)} held, {usd(rules.available(view.cap, cap_held))} available"
+        report.line(line, tone(view.cap))
     return report
 
 
-def show_user(budget: Budget, now: datetime, project: str) -> Report:
-    report = Report(budget_data(budget))
+HELD_COLUMNS = (Column("reserved", numeric=True), Column("available", numeric=True))
+
+
+def _held(budget: Budget, held: Decimal) -> tuple[Cell, ...]:
+    return (usd(held), usd(rules.available(budget, held)))
+
+
+def show_user(
+    budget: Budget, now: datetime, project: str, reserved: Decimal = Decimal(0)
+) -> Report:
+    """``show USER``; ``reserved`` (what its open holds reserve) and ``available`` in the JSON,
+    and in the table while something is held."""
+    report = Report(budget_data(budget, reserved=reserved))
     alert = f", alert at {budget.alert_at}%" if budget.alert_at is not None else ""
     total, spent, left = figures(budget.total_budget, budget.current_cost)
     zone = budget.timezone
@@ -143,6 +174,11 @@ def show_user(budget: Budget, now: datetime, project: str) -> Report:
         ("spent", spent),
         ("used", used_bar(budget)),
         ("remaining", left),
+        *(
+            [("reserved", usd(reserved)), ("available", usd(rules.available(budget, reserved)))]
+            if reserved
+            else []
+        ),
         ("period", period),
         ("next reset", when(reset, now, zone)),
     ]

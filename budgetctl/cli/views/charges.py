@@ -10,7 +10,9 @@ from typing import Any
 from budgetctl.cli.humanize import figures, pct, stamp, usd, when
 from budgetctl.cli.report import Cell, Choice, Column, Report, Table
 from budgetctl.cli.views.budgets import budget_data, tone
-from budgetctl.core.periods import parse_utc
+from budgetctl.core import rules
+from budgetctl.core.periods import format_utc, parse_utc
+from budgetctl.core.rules import Hold
 from budgetctl.errors import BudgetExceededError
 from budgetctl.ledger import ChargeResult, CheckResult
 
@@ -39,6 +41,8 @@ def charge(result: ChargeResult, dry_run: bool) -> Report:
             "duplicate": result.duplicate,
             "total_budget": budget.total_budget,
             "request_id": result.request_id,
+            "hold_id": result.hold_id,
+            "held": result.held,
             "estimated": result.estimated,
             "dry_run": dry_run,
             "cap": budget_data(result.cap, user=False) if result.cap else None,
@@ -50,9 +54,12 @@ def charge(result: ChargeResult, dry_run: bool) -> Report:
         f"({pct(budget.current_cost, budget.total_budget)}), {left} left"
     )
     if result.duplicate:
-        return report.line(
-            f"request id {result.request_id!r} was already charged: nothing changed; {standing}"
+        what = (
+            f"request id {result.request_id!r} was already charged"
+            if result.hold_id is None
+            else f"hold {result.hold_id} was already committed"
         )
+        return report.line(f"{what}: nothing changed; {standing}")
     what = f" for {result.model}" if result.model else ""
     counted = (
         f" ({_tokens(result.prompt_tokens, result.completion_tokens, result.cached_tokens)}"
@@ -85,6 +92,16 @@ def charge_warnings(result: ChargeResult, project: str, now: datetime, dry_run: 
         )
     if result.cap is not None and result.cap.over_budget:
         warnings.append(f"project {project!r} is over its cap")
+    if result.hold_missing:
+        warnings.append(
+            f"hold {result.hold_id} was not open (expired, released or unknown): the cost is "
+            "recorded all the same"
+        )
+    elif result.over_hold is not None and result.held is not None:
+        warnings.append(
+            f"the call cost {usd(result.cost)}, {usd(result.over_hold)} more than its hold of "
+            f"{usd(result.held)}: recorded all the same"
+        )
     return warnings
 
 
@@ -104,16 +121,80 @@ def check(result: CheckResult, now: datetime) -> Report:
             "blocked_by": result.blocked_by,
             "estimated": result.estimated,
             "next_reset_at": budget.next_reset_at,
+            "reserved": result.reserved,
+            "available": result.available,
             "cap": budget_data(result.cap, user=False) if result.cap else None,
         }
     )
+    data = report.data
+    if result.hold is not None and isinstance(data, dict):
+        data["hold_id"] = result.hold.hold_id
+        data["expires_at"] = result.hold.expires_at
     if result.allowed:
         total, _, left = figures(budget.total_budget, budget.current_cost)
+        if result.reserved:
+            left = f"{usd(result.available)} (after {usd(result.reserved)} held)"
         report.line(
             f"ok: this {result.model + ' ' if result.model else ''}call may cost "
             f"{usd(result.projected_cost)}{_counted(result)}; {result.user} has "
             f"{left} of {total} left"
         )
+    if result.hold is not None:
+        report.line(
+            f"held {usd(result.hold.amount)} as {result.hold.hold_id}, expiring "
+            f"{when(result.hold.expires_at, now)}: after the call, 'budgetctl update-cost "
+            f"{result.user} ... --hold {result.hold.hold_id}', or 'budgetctl release "
+            f"{result.hold.hold_id}' if it was not made"
+        )
+    return report
+
+
+def released(holds: list[Hold], dry_run: bool) -> Report:
+    report = Report({"released": [hold_data(hold) for hold in holds], "dry_run": dry_run})
+    verb = "would release" if dry_run else "released"
+    for hold in holds:
+        report.line(f"{verb} {hold.hold_id}: {usd(hold.amount)} held for {hold.user}")
+    return report
+
+
+def hold_data(hold: Hold) -> dict[str, Any]:
+    return {
+        "hold_id": hold.hold_id,
+        "user": hold.user,
+        "amount": hold.amount,
+        "created_at": hold.created_at,
+        "expires_at": hold.expires_at,
+    }
+
+
+def holds(found: list[Hold], user: str | None, project: str, now: datetime) -> Report:
+    """``holds``: the open holds, oldest first."""
+    report = Report(
+        lambda: {"project": project, "user": user, "holds": [hold_data(h) for h in found]}
+    )
+    if not found:
+        return report.line(f"no open holds for {user!r}" if user else "no open holds")
+    columns = [Column("hold")]
+    if user is None:
+        columns.append(Column("user"))
+    columns += [
+        Column("amount", numeric=True),
+        Column("created", wrap=True),
+        Column("expires", wrap=True),
+    ]
+    rows: list[tuple[Cell, ...]] = []
+    for hold in found:
+        who = (hold.user,) if user is None else ()
+        rows.append(
+            (
+                hold.hold_id,
+                *who,
+                usd(hold.amount),
+                Choice(format_utc(hold.created_at), stamp(hold.created_at, "UTC")),
+                Choice(format_utc(hold.expires_at), when(hold.expires_at, now)),
+            )
+        )
+    report.add(Table(tuple(columns), rows))
     return report
 
 
@@ -128,10 +209,12 @@ def _counted(result: CheckResult) -> str:
 def blocked(result: CheckResult, now: datetime, project: str) -> BudgetExceededError:
     """The exit-3 error of a ``check`` that does not fit: which budget, what remains, when."""
     if result.blocked_by == "project" and result.cap is not None:
-        limit, whose = result.cap, f"the project cap of {project!r}"
+        limit, whose, held = result.cap, f"the project cap of {project!r}", result.cap_reserved
     else:
-        limit, whose = result.budget, f"{result.user}'s budget"
+        limit, whose, held = result.budget, f"{result.user}'s budget", result.reserved
     total, _, left = figures(limit.total_budget, limit.current_cost)
+    if held:
+        left = f"{usd(rules.available(limit, held))} (after {usd(held)} held)"
     return BudgetExceededError(
         limit.current_cost,
         limit.total_budget,
