@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+# tests/helpers holds no tests, so pytest would not rewrite its asserts (helpers.cli's ok() and
+# fails() report through them); this must run before any test module imports it.
+pytest.register_assert_rewrite("helpers")
 
 
 class NetworkBlocked(RuntimeError):

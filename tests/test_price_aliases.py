@@ -7,14 +7,14 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from test_cli_support import data, ok
+from helpers.cli import data, ok
 
 from budgetctl import BudgetManager
 from budgetctl.costing import load_costing, read_price_file
 from budgetctl.costing.bundled import bundled_table
 from budgetctl.costing.litellm_map import alias_targets
 
-pytest_plugins = ["test_cli_support"]
+pytest_plugins = ["helpers.cli"]
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 NEWER = SHARED / "data" / "prices" / "model_prices_and_context_window.litellm-1.110.2.json"

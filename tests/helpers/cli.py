@@ -1,5 +1,5 @@
-"""Helpers and fixtures shared by the CLI tests (this module holds no tests; the test modules
-load it with ``pytest_plugins = ["test_cli_support"]``).
+"""Helpers and fixtures shared by the CLI tests (a plugin, not a test module: the test modules
+load it with ``pytest_plugins = ["helpers.cli"]``).
 
 The CLI runs in-process through typer's ``CliRunner``; the autouse fixture in conftest.py already
 points ``BUDGETCTL_DATA_DIR`` at a temp dir. Here: pinned terminal settings (rich width, colour,
@@ -25,8 +25,8 @@ from budgetctl.cli import output
 from budgetctl.cli.root import make_app
 from budgetctl.ledger import Ledger
 
-RESPONSES = Path(__file__).parent / "fixtures" / "responses"
-CLI_FIXTURES = Path(__file__).parent / "fixtures" / "cli"
+RESPONSES = Path(__file__).parents[1] / "fixtures" / "responses"
+CLI_FIXTURES = Path(__file__).parents[1] / "fixtures" / "cli"
 NOW = datetime(2026, 3, 10, 12, 0, 0, tzinfo=timezone.utc)  # a Tuesday
 APP = make_app()
 
