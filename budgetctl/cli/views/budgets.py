@@ -52,7 +52,7 @@ def period_data(period: ClosedPeriod) -> dict[str, Any]:
 
 
 def budget_data(budget: Budget, *, user: bool = True) -> dict[str, Any]:
-    """The JSON record of a budget (``show USER``; DESIGN.md section 4 lists the keys)."""
+    """The JSON record of a budget (``show USER``; docs/cli.md lists the keys)."""
     data: dict[str, Any] = {"user": budget.user} if user else {}
     data.update(
         total_budget=budget.total_budget,
