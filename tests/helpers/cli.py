@@ -19,6 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import typer
+import typer.main
+import typer.testing
 from typer.testing import CliRunner, Result
 
 from budgetctl.cli import output
@@ -29,6 +32,18 @@ RESPONSES = Path(__file__).parents[1] / "fixtures" / "responses"
 CLI_FIXTURES = Path(__file__).parents[1] / "fixtures" / "cli"
 NOW = datetime(2026, 3, 10, 12, 0, 0, tzinfo=timezone.utc)  # a Tuesday
 APP = make_app()
+# typer's CliRunner turns the Typer app into a click command on every invoke, reading every
+# command's signature again: ~70 of the ~90 ms of an in-process call. The real CLI builds it once
+# per process; so do the tests, for APP (any other app is still built on each invoke).
+_COMMAND = typer.main.get_command(APP)
+_build_command = typer.main.get_command
+
+
+def _get_command(typer_instance: typer.Typer) -> Any:
+    return _COMMAND if typer_instance is APP else _build_command(typer_instance)
+
+
+typer.testing._get_command = _get_command
 
 
 def run(*args: str, input: str | bytes | None = None, env: dict[str, str] | None = None) -> Result:
