@@ -84,7 +84,7 @@ PHASES = textwrap.dedent(
     gc.freeze()
     gc.enable()
     marks.append(("import and build the CLI command", time.perf_counter()))
-    from budgetctl.costing.prices import bundled_table
+    from budgetctl.costing.bundled import bundled_table
     bundled_table()
     marks.append(("load the bundled price table", time.perf_counter()))
     import budgetctl.cli.commands.charges, budgetctl.cli.views.charges

@@ -80,8 +80,9 @@ def in_process_times(runs: int) -> dict[str, list[float]]:
     import tiktoken
     import tiktoken.load
 
+    from budgetctl.costing.bundled import load_bundled_table
     from budgetctl.costing.encodings import SPECS, build_encoding, load_ranks
-    from budgetctl.costing.prices import load_bundled_table, price_book
+    from budgetctl.costing.prices import price_book
 
     spec = SPECS["o200k_base"]
 

@@ -42,7 +42,7 @@ BENCH = Path(__file__).resolve().parent
 SCRIPTS = BENCH / "scripts"
 RESULTS = BENCH / "results"
 LITELLM_VENV = BENCH / ".venv-litellm"
-LITELLM_VERSION = "1.110.2"  # the release whose budget_manager.py DESIGN.md section 1 describes
+LITELLM_VERSION = "1.110.2"  # the release whose budget_manager.py budgetctl is measured against
 
 INPUT_TEXT = (
     "Summarise the following support ticket in two sentences and suggest a priority. The customer "

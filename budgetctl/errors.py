@@ -1,8 +1,8 @@
 """One error hierarchy for budgetctl.
 
 Every error the library raises on purpose is a :class:`BudgetctlError` whose message is a sentence
-a person can act on (what was wrong, what to do). Each class carries the CLI exit code of
-DESIGN.md section 4, so the command line maps errors to exit codes in exactly one place.
+a person can act on (what was wrong, what to do). Each class carries its CLI exit code (docs/cli.md,
+"Exit codes"), so the command line maps errors to exit codes in exactly one place.
 """
 
 from __future__ import annotations
@@ -126,9 +126,9 @@ class RequestIdConflictError(BudgetctlError, ValueError):
     """A request id already charged, reused for a different charge (user, cost, model or tokens).
 
     Nothing is changed: the first charge stands. The same charge again is a duplicate, not this
-    error (DESIGN.md section 9). Also a ``ValueError``, so code written against LiteLLM's
-    ``BudgetManager`` that catches bad values keeps working. ``user``, ``cost``, ``model`` and the
-    token counts are the charge the id was first recorded for.
+    error (docs/state-format.md, "Request ids"). Also a ``ValueError``, so code written against
+    LiteLLM's ``BudgetManager`` that catches bad values keeps working. ``user``, ``cost``,
+    ``model`` and the token counts are the charge the id was first recorded for.
     """
 
     def __init__(

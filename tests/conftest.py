@@ -9,6 +9,33 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+# tests/helpers holds no tests, so pytest would not rewrite its asserts (helpers.cli's ok() and
+# fails() report through them); this must run before any test module imports it.
+pytest.register_assert_rewrite("helpers")
+
+
+# The default run leaves out the slow tests (pyproject.toml's addopts: -m "not slow"), so that the
+# suite a developer runs while working takes well under a minute; `pytest -m ""` runs every test
+# (.ci/run does), `pytest -m slow` only these. Slow are the tests of these markers (real processes,
+# kill -9, fault injection and load, LiteLLM's differential) and the few tests named below.
+SLOW_MARKERS = ("process", "reliability", "litellm")
+SLOW_TESTS = frozenset(
+    {
+        # Hypothesis' state machine over the ledger: ~8 s alone. The replay invariant stays in the
+        # default run through the store and ledger tests; this explores it at length.
+        "tests/test_rules.py::test_ledger_replay",
+    }
+)
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest's own hook deselects by -m
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        named = item.nodeid.split("::")[:2]
+        if "::".join(named) in SLOW_TESTS or any(
+            item.get_closest_marker(marker) for marker in SLOW_MARKERS
+        ):
+            item.add_marker(pytest.mark.slow)
 
 
 class NetworkBlocked(RuntimeError):

@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_cli_support import RESPONSES, digest, fails
+from helpers.cli import RESPONSES, digest, fails
 
-pytest_plugins = ["test_cli_support"]
+pytest_plugins = ["helpers.cli"]
 pytestmark = pytest.mark.usefixtures("cli_env", "frozen")
 
 CHAT = (RESPONSES / "openai_chat_cached.json").read_text()

@@ -7,9 +7,9 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from test_cli_support import CLI_FIXTURES, data, digest, fails, ok, run
+from helpers.cli import CLI_FIXTURES, data, digest, fails, ok, run
 
-pytest_plugins = ["test_cli_support"]
+pytest_plugins = ["helpers.cli"]
 pytestmark = pytest.mark.usefixtures("cli_env", "frozen")
 
 LITELLM = CLI_FIXTURES / "litellm_user_cost.json"

@@ -7,9 +7,9 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from test_cli_support import RESPONSES, data, digest, fails, ok, run
+from helpers.cli import RESPONSES, data, digest, fails, ok, run
 
-pytest_plugins = ["test_cli_support"]
+pytest_plugins = ["helpers.cli"]
 pytestmark = pytest.mark.usefixtures("cli_env", "frozen")
 
 CHARGE_KEYS = {

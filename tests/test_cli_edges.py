@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_cli_support import digest, fails, ok, run
+from helpers.cli import digest, fails, ok, run
 
-pytest_plugins = ["test_cli_support"]
+pytest_plugins = ["helpers.cli"]
 pytestmark = pytest.mark.usefixtures("cli_env", "frozen")
 
 BUDGETCTL = Path(sys.executable).parent / "budgetctl"

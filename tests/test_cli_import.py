@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_cli_support import CLI_FIXTURES, NOW, RESPONSES, data, digest, fails, ok, run
+from helpers.cli import CLI_FIXTURES, NOW, RESPONSES, data, digest, fails, ok, run
 
-pytest_plugins = ["test_cli_support"]
+pytest_plugins = ["helpers.cli"]
 pytestmark = pytest.mark.usefixtures("cli_env", "frozen")
 
 LITELLM = CLI_FIXTURES / "litellm_user_cost.json"

@@ -9,7 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from test_cli_support import APP, data, fails, ok, run
+from helpers.cli import APP, data, fails, ok, run
 from typer.testing import CliRunner
 
 from budgetctl._version import __version__
@@ -17,7 +17,7 @@ from budgetctl.cli import root as app_module
 from budgetctl.cli.jsonout import dumps
 from budgetctl.ledger import Ledger
 
-pytest_plugins = ["test_cli_support"]
+pytest_plugins = ["helpers.cli"]
 pytestmark = pytest.mark.usefixtures("cli_env")
 
 

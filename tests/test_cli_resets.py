@@ -8,13 +8,13 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from test_cli_support import NOW, data, digest, fails, ok, run
+from helpers.cli import NOW, data, digest, fails, ok, run
 
 from budgetctl.cli import output
 from budgetctl.core.periods import parse_utc
 from budgetctl.ledger import Ledger
 
-pytest_plugins = ["test_cli_support"]
+pytest_plugins = ["helpers.cli"]
 pytestmark = pytest.mark.usefixtures("cli_env", "frozen")
 
 MoveClock = Callable[[str], None]

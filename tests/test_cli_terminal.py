@@ -194,7 +194,7 @@ def test_show_user_in_the_budgets_zone(people: Ledger, columns: int) -> None:
 def test_a_paris_monthly_budget_resets_at_midnight_paris_time(
     data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from test_cli_support import ok, run
+    from helpers.cli import ok, run
 
     monkeypatch.setattr(Ledger, "now", lambda self: datetime(2026, 12, 15, tzinfo=timezone.utc))
     monkeypatch.setenv("TZ", "UTC")

@@ -225,7 +225,7 @@ def test_a_completion_recorded_twice_is_charged_once(bm: BudgetManager) -> None:
     )
 
 
-# --- LiteLLM's behaviour to the last detail (DESIGN.md section 14) -------------------------------
+# --- LiteLLM's behaviour to the last detail (docs/library.md, Differences from LiteLLM) ----------
 
 
 def test_created_at_keeps_the_microsecond(clock: Clock, data_dir: Path) -> None:

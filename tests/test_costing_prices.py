@@ -17,15 +17,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from budgetctl.costing import Price, Usage, cost_of, list_prices, load_costing, read_price_file
-from budgetctl.costing.prices import (
+from budgetctl.costing.bundled import (
     BUNDLED_PRICES,
     DATA_DIR,
-    MAX_PRICE_FILE,
     BundledTable,
     bundled_table,
     load_bundled_table,
     price_from_row,
 )
+from budgetctl.costing.litellm_map import MAX_PRICE_FILE
 from budgetctl.errors import StateError, UnknownModelError, UsageError
 
 REPO = Path(__file__).resolve().parents[1]

@@ -390,12 +390,12 @@ socket.create_connection = refuse
 socket.getaddrinfo = refuse
 
 from budgetctl.costing import load_costing
-from budgetctl.costing import prices
+from budgetctl.costing import bundled
 costing = load_costing()
 assert "tiktoken" not in sys.modules, "imported tiktoken before counting"
-assert prices.bundled_table.cache_info().currsize == 0, "read the price table before a price"
+assert bundled.bundled_table.cache_info().currsize == 0, "read the price table before a price"
 costing.price("gpt-4o")
-assert prices.bundled_table.cache_info().currsize == 1
+assert bundled.bundled_table.cache_info().currsize == 1
 assert "tiktoken" not in sys.modules, "imported tiktoken for a price"
 print(costing.count_text("gpt-4o", "hello world").tokens)
 assert "tiktoken" in sys.modules

@@ -7,13 +7,14 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from test_cli_support import data, ok
+from helpers.cli import data, ok
 
 from budgetctl import BudgetManager
 from budgetctl.costing import load_costing, read_price_file
-from budgetctl.costing.prices import alias_targets, bundled_table
+from budgetctl.costing.bundled import bundled_table
+from budgetctl.costing.litellm_map import alias_targets
 
-pytest_plugins = ["test_cli_support"]
+pytest_plugins = ["helpers.cli"]
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 NEWER = SHARED / "data" / "prices" / "model_prices_and_context_window.litellm-1.110.2.json"
@@ -107,3 +108,21 @@ def test_the_cli_resolves_aliases(alice: Path) -> None:
     listed = {m["model"] for m in data("models", "opus-latest")["models"]}
     assert {"claude-opus-latest", "bedrock/claude-opus-latest"} <= listed
     assert "claude-opus-latest" in ok("models", "claude-opus-latest").stdout
+
+
+def test_an_alias_row_is_priced_as_its_target_never_by_rates_of_its_own(tmp_path: Path) -> None:
+    """As tools/build_prices.py reads LiteLLM's map: one reader (litellm_map.parse_price_map)."""
+    path = tmp_path / "prices.json"
+    own = {"input_cost_per_token": "9", "output_cost_per_token": "9"}
+    path.write_text(
+        json.dumps(
+            {
+                "real": {"input_cost_per_token": "1e-6", "output_cost_per_token": "2e-6"},
+                "latest": {"alias_of": "real", **own},
+                "dangling": {"alias_of": "nothing", **own},
+            }
+        )
+    )
+    prices = read_price_file(path)
+    assert rates(prices["latest"]) == (Decimal("0.000001"), Decimal("0.000002"))
+    assert "dangling" not in prices

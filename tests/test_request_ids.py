@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from helpers import T0, Clock, digest
-from test_cli_support import data, fails, ok
+from helpers.cli import data, fails, ok
 
 from budgetctl import Ledger
 from budgetctl.core.periods import UTC, format_utc
@@ -33,7 +33,7 @@ from budgetctl.importer import import_litellm
 from budgetctl.store import json_store, request_ids
 from budgetctl.store.interface import ChargeRequest
 
-pytest_plugins = ["test_cli_support"]
+pytest_plugins = ["helpers.cli"]
 
 FAR = datetime(2100, 1, 1, tzinfo=UTC)
 

@@ -23,21 +23,20 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from budgetctl.costing.bundled import ROW_FIELDS, price_to_row, render_table  # noqa: E402
 from budgetctl.costing.encodings import RANK_FILES, SPECS  # noqa: E402
-from budgetctl.costing.prices import (  # noqa: E402
-    ROW_FIELDS,
-    SAMPLE_SPEC,
-    TABLE_FORMAT,
-    Row,
-    alias_targets,
-    price_from_entry,
-    price_to_row,
+from budgetctl.costing.litellm_map import (  # noqa: E402
+    EntryError,
+    PriceMap,
+    parse_price_map,
+    priced_aliases,
 )
 
 DEFAULT_SHARED = REPO.parent / "shared"
 DEFAULT_OUT = REPO / "budgetctl" / "costing" / "data"
 NEWER = "model_prices_and_context_window.litellm-1.110.2.json"
 OLDER = "model_prices_and_context_window.litellm-1.75.0.json"
+GENERATED_BY = "tools/build_prices.py (see PROVENANCE.md); do not edit"
 LICENCES = {"LICENSE-litellm.txt": "prices", "LICENSE-tiktoken.txt": "tiktoken"}
 
 
@@ -62,43 +61,12 @@ def read_verified(path: Path, expected: str) -> bytes:
     return data
 
 
-def priced_rows(price_map: dict[str, Any], source: str) -> tuple[dict[str, Row], int]:
-    """Rows of every entry with a per-token price, and how many entries were skipped."""
-    rows: dict[str, Row] = {}
-    skipped = 0
-    for name, entry in price_map.items():
-        if name == SAMPLE_SPEC or (isinstance(entry, dict) and "alias_of" in entry):  # aliases
-            continue
-        try:
-            price = price_from_entry(name, entry, "bundled")
-        except ValueError as error:
-            raise SystemExit(f"{source}: model {name!r}: {error}") from None
-        if price is None:
-            skipped += 1
-        else:
-            rows[name] = price_to_row(price)
-    return rows, skipped
-
-
-def render_table(rows: dict[str, Row]) -> bytes:
-    """prices.json: one model a line, sorted, so that a regenerated table diffs well."""
-    head = {
-        "format": TABLE_FORMAT,
-        "generated_by": "tools/build_prices.py (see PROVENANCE.md); do not edit",
-        "fields": list(ROW_FIELDS),
-    }
-    lines = [json.dumps(head, separators=(",", ":"))[:-1] + ',"models":{']
-    models = sorted(rows.items())
-    for index, (name, row) in enumerate(models):
-        comma = "," if index < len(models) - 1 else ""
-        lines.append(
-            json.dumps(name, ensure_ascii=False)
-            + ":"
-            + json.dumps(row, separators=(",", ":"), ensure_ascii=False)
-            + comma
-        )
-    lines.append("}}")
-    return ("\n".join(lines) + "\n").encode()
+def read_map(price_map: dict[str, Any], source: str) -> PriceMap:
+    """The priced models and aliases of one LiteLLM map, by budgetctl's own reader."""
+    try:
+        return parse_price_map(price_map, "bundled")
+    except EntryError as error:
+        raise SystemExit(f"{source}: model {error.model!r}: {error}") from None
 
 
 def render_provenance(
@@ -161,23 +129,23 @@ def build(shared: Path) -> dict[str, bytes]:
     for name in (NEWER, OLDER):
         data = read_verified(prices_dir / name, price_sums[name])
         maps[name] = json.loads(data, parse_float=Decimal)
-    newer_rows, skipped_newer = priced_rows(maps[NEWER], NEWER)
+    newer = read_map(maps[NEWER], NEWER)
     dropped = {k: v for k, v in maps[OLDER].items() if k not in maps[NEWER]}
-    older_rows, skipped_older = priced_rows(dropped, OLDER)
-    rows = {**older_rows, **newer_rows}
+    older = read_map(dropped, OLDER)
+    models = {**older.models, **newer.models}
     # LiteLLM serves an alias as its target's entry: its row is the target's, plus the target.
-    targets = {**alias_targets(dropped), **alias_targets(maps[NEWER])}
-    aliases = {alias: [*rows[t], t] for alias, t in sorted(targets.items()) if t in rows}
-    rows.update(aliases)
+    targets = {**older.aliases, **newer.aliases}
+    aliases = priced_aliases(models, dict(sorted(targets.items())))
+    rows = {name: price_to_row(price) for name, price in {**models, **aliases}.items()}
     counts = {
         "total": len(rows),
-        "newer": len(newer_rows),
-        "older": len(older_rows),
+        "newer": len(newer.models),
+        "older": len(older.models),
         "aliases": len(aliases),
-        "skipped_newer": skipped_newer,
-        "skipped_older": skipped_older,
+        "skipped_newer": newer.skipped,
+        "skipped_older": older.skipped,
     }
-    out = {"prices.json": render_table(rows)}
+    out = {"prices.json": render_table(rows, GENERATED_BY)}
     expected_ranks = {rank_file.name: rank_file.sha256 for rank_file in RANK_FILES}
     tiktoken_sums = read_sums(tiktoken_dir)
     for name, digest in sorted(expected_ranks.items()):

@@ -26,7 +26,7 @@ def debug() -> bool:
 
 
 def exit_code(exc: BaseException) -> int:
-    """The documented exit code for ``exc`` (DESIGN.md section 4)."""
+    """The documented exit code for ``exc`` (docs/cli.md, "Exit codes")."""
     if isinstance(exc, BudgetctlError):
         return exc.exit_code
     if isinstance(exc, _click.exceptions.UsageError):

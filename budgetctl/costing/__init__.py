@@ -19,7 +19,8 @@ from budgetctl.costing.interface import Costing, Price, TokenCount, Usage
 if TYPE_CHECKING:
     from budgetctl.costing.default import DefaultCosting, list_prices, load_costing
     from budgetctl.costing.encodings import encoding_for_model, get_encoding
-    from budgetctl.costing.prices import cost_of, read_price_file
+    from budgetctl.costing.litellm_map import read_price_file
+    from budgetctl.costing.prices import cost_of
     from budgetctl.costing.responses import usage_from_response
 
 __all__ = [
@@ -44,7 +45,7 @@ _LAZY = {
     "get_encoding": "budgetctl.costing.encodings",
     "cost_of": "budgetctl.costing.prices",
     "list_prices": "budgetctl.costing.default",
-    "read_price_file": "budgetctl.costing.prices",
+    "read_price_file": "budgetctl.costing.litellm_map",
     "usage_from_response": "budgetctl.costing.responses",
 }
 

@@ -18,7 +18,7 @@ from _support import Counts, cli
 from helpers import fingerprint
 
 from budgetctl import Ledger
-from budgetctl.costing.prices import MAX_PRICE_FILE
+from budgetctl.costing.litellm_map import MAX_PRICE_FILE
 
 pytestmark = pytest.mark.reliability
 

@@ -1,2 +1,2 @@
 """Command functions: parse options, call one Ledger method, show a report. Registered in
-:mod:`budgetctl.cli.app`; their docstrings are their ``--help`` text."""
+:mod:`budgetctl.cli.root`; their docstrings are their ``--help`` text."""

@@ -1,5 +1,5 @@
-"""Helpers and fixtures shared by the CLI tests (this module holds no tests; the test modules
-load it with ``pytest_plugins = ["test_cli_support"]``).
+"""Helpers and fixtures shared by the CLI tests (a plugin, not a test module: the test modules
+load it with ``pytest_plugins = ["helpers.cli"]``).
 
 The CLI runs in-process through typer's ``CliRunner``; the autouse fixture in conftest.py already
 points ``BUDGETCTL_DATA_DIR`` at a temp dir. Here: pinned terminal settings (rich width, colour,
@@ -19,16 +19,31 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import typer
+import typer.main
+import typer.testing
 from typer.testing import CliRunner, Result
 
 from budgetctl.cli import output
 from budgetctl.cli.root import make_app
 from budgetctl.ledger import Ledger
 
-RESPONSES = Path(__file__).parent / "fixtures" / "responses"
-CLI_FIXTURES = Path(__file__).parent / "fixtures" / "cli"
+RESPONSES = Path(__file__).parents[1] / "fixtures" / "responses"
+CLI_FIXTURES = Path(__file__).parents[1] / "fixtures" / "cli"
 NOW = datetime(2026, 3, 10, 12, 0, 0, tzinfo=timezone.utc)  # a Tuesday
 APP = make_app()
+# typer's CliRunner turns the Typer app into a click command on every invoke, reading every
+# command's signature again: ~70 of the ~90 ms of an in-process call. The real CLI builds it once
+# per process; so do the tests, for APP (any other app is still built on each invoke).
+_COMMAND = typer.main.get_command(APP)
+_build_command = typer.main.get_command
+
+
+def _get_command(typer_instance: typer.Typer) -> Any:
+    return _COMMAND if typer_instance is APP else _build_command(typer_instance)
+
+
+typer.testing._get_command = _get_command
 
 
 def run(*args: str, input: str | bytes | None = None, env: dict[str, str] | None = None) -> Result:
