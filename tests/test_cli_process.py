@@ -253,3 +253,87 @@ def test_completion_offers_users_projects_models_durations_and_zones(data_dir: P
     assert complete("budgetctl check alice -m gpt-4o-mini-2") == ["gpt-4o-mini-2024-07-18"]
     assert "claude-3-5-sonnet-20241022" in complete("budgetctl models claude-3-5")
     assert complete("budgetctl price remove gpt-4o-mini-2") == ["gpt-4o-mini-2024-07-18"]
+
+
+def _holds_recipe() -> str:
+    """The script of docs/cli.md's "Holds: reserve, then commit", as the docs print it."""
+    doc = (Path(__file__).parent.parent / "docs" / "cli.md").read_text()
+    section = doc.split("## Holds: reserve, then commit", 1)[1]
+    return section.split("```sh\n", 1)[1].split("```", 1)[0]
+
+
+def _fake_curl(folder: Path, response: Path | None) -> Path:
+    """A ``curl`` on the PATH that writes ``response`` to its ``-o FILE``, or fails (exit 22)."""
+    folder.mkdir()
+    curl = folder / "curl"
+    if response is None:
+        curl.write_text(
+            "#!/bin/sh\necho 'curl: (22) The requested URL returned error: 503' >&2\nexit 22\n"
+        )
+    else:
+        curl.write_text(
+            "#!/bin/sh\nwhile [ $# -gt 0 ]; do\n"
+            '  if [ "$1" = -o ]; then cp "' + str(response) + '" "$2"; fi; shift\n'
+            "done\n"
+        )
+    curl.chmod(0o755)
+    return folder
+
+
+@pytest.mark.parametrize("call_succeeds", [True, False])
+def test_holds_recipe_reserve_call_commit_or_release(
+    data_dir: Path, tmp_path: Path, call_succeeds: bool
+) -> None:
+    """docs/cli.md's holds recipe, run verbatim with a stand-in for curl: the call's cost is
+    recorded and its hold freed, or (the call failed) the hold is released; nothing stays held."""
+    assert cli("create", "alice", "--budget", "5", "--duration", "monthly").returncode == 0
+    shim = _fake_curl(tmp_path / "bin", RESPONSE if call_succeeds else None)
+    env = with_budgetctl()
+    env["PATH"] = f"{shim}{os.pathsep}{env['PATH']}"
+    env["OPENAI_API_KEY"] = "sk-test"
+    script = tmp_path / "recipe.sh"
+    script.write_text(_holds_recipe())
+    result = run(["bash", str(script)], cwd=tmp_path, env=env)
+    assert result.returncode == (0 if call_succeeds else 1), result.stderr
+    shown = state("show", "alice")
+    assert shown["reserved"] == 0 and state("holds")["holds"] == []
+    events = state("history", "alice")["events"]
+    kinds = [e["type"] for e in events]
+    assert kinds == (
+        ["commit", "hold", "create"] if call_succeeds else ["release", "hold", "create"]
+    )
+    held = events[1]["amount"]
+    assert held > 0  # the worst case: the prompt and 300 completion tokens of gpt-4o
+    if call_succeeds:
+        assert shown["current_cost"] == RESPONSE_COST and events[0]["held"] == held
+        assert events[0]["hold_id"] == events[1]["hold_id"]
+        # the commit line again: the same hold and charge, a duplicate
+        again = run(
+            [
+                "bash",
+                "-c",
+                f"budgetctl update-cost alice --response response.json "
+                f"--hold {events[0]['hold_id']}",
+            ],
+            cwd=tmp_path,
+            env=env,
+        )
+        assert again.returncode == 0 and "already committed" in again.stdout, again.stderr
+        assert state("show", "alice")["current_cost"] == RESPONSE_COST
+    else:
+        assert shown["current_cost"] == 0
+
+
+def test_holds_recipe_stops_when_the_call_does_not_fit(data_dir: Path, tmp_path: Path) -> None:
+    assert cli("create", "alice", "--budget", "0.0001", "--duration", "monthly").returncode == 0
+    shim = _fake_curl(tmp_path / "bin", RESPONSE)
+    env = with_budgetctl()
+    env["PATH"] = f"{shim}{os.pathsep}{env['PATH']}"
+    env["OPENAI_API_KEY"] = "sk-test"
+    script = tmp_path / "recipe.sh"
+    script.write_text(_holds_recipe())
+    result = run(["bash", str(script)], cwd=tmp_path, env=env)
+    assert result.returncode == 3
+    assert result.stderr.startswith("error: alice's budget does not cover this call")
+    assert not (tmp_path / "response.json").exists()  # no call was made
+    assert state("holds")["holds"] == []
