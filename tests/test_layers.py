@@ -1,4 +1,4 @@
-"""Arrows point down only (DESIGN.md section 9): what each layer of the package may import.
+"""Arrows point down only (docs/library.md, "Layers"): what each layer of the package may import.
 
 Read from the source with ``ast``, so an import inside a function (the lazy ones that keep a
 command fast) counts as much as one at the top of a module.

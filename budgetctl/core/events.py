@@ -1,7 +1,7 @@
 """History events: typed values, one class per kind, and their public JSON.
 
 Every change to a ledger is recorded as one or more of these, in the same atomic step as the
-balances they explain (DESIGN.md section 9). The JSON form (:meth:`Event.to_json`,
+balances they explain (docs/library.md, "Writing a store"). The JSON form (:meth:`Event.to_json`,
 :func:`from_json`) is what ``history --json`` prints and what docs/history.md documents: flat
 objects with ``type`` and ``time`` (ISO 8601 UTC to the second, or to the microsecond when a
 microsecond is set), money as decimal strings. Each store encodes events its own way (the JSON store

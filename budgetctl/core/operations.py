@@ -6,7 +6,7 @@ transaction. A store opens the transaction (a lock and a document, a database tr
 locks, ...), hands its state to the operation, and makes what the operation did atomic and durable.
 The operation decides everything about money, periods, holds and idempotency, by the pure rules of
 :mod:`budgetctl.core.rules`, and records what it did as typed :mod:`~budgetctl.core.events`. So two
-stores cannot disagree on a charge: neither decides it (DESIGN.md section 9).
+stores cannot disagree on a charge: neither decides it (docs/library.md, "Writing a store").
 
 Nothing here reads a clock, a file or the environment: ``state.now`` is the transaction's time.
 """

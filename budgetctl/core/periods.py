@@ -1,6 +1,6 @@
 """Budget periods: durations, calendar boundaries, and the period that contains a moment.
 
-Pure functions of their arguments; the clock is always a parameter. Rules (DESIGN.md section 3):
+Pure functions of their arguments; the clock is always a parameter. Rules (docs/periods.md):
 
 - named durations (daily, weekly, monthly, yearly) align to calendar boundaries in the budget's
   time zone: 00:00, Monday 00:00, the 1st 00:00, Jan 1 00:00;

@@ -369,7 +369,7 @@ class RememberedCharge(NamedTuple):
 
 
 def is_duplicate(request_id: str, first: RememberedCharge | None, again: RememberedCharge) -> bool:
-    """Idempotency (DESIGN.md section 9) of a charge ``again`` under ``request_id``.
+    """Idempotency (docs/library.md, request_id=) of a charge ``again`` under ``request_id``.
 
     False when the id was never charged (``first`` is None): charge it. True when ``again`` is the
     charge the id was recorded for (same user, cost, model and token counts): a duplicate that

@@ -1,10 +1,10 @@
 """The store interface: ledger operations, each atomic on its own.
 
 Not "load the whole state, then save it": each method is one transaction, so a database store can
-implement a charge as one transaction touching one row (DESIGN.md section 9). What each operation
-does is decided by :mod:`budgetctl.core.operations` (every store calls it); a store only makes it
-atomic and durable. The store contract suite (tests/contract) runs every store through the same
-operations and invariants.
+implement a charge as one transaction touching one row (docs/library.md, "Writing a store"). What
+each operation does is decided by :mod:`budgetctl.core.operations` (every store calls it); a
+store only makes it atomic and durable. The store contract suite (tests/contract) runs every store
+through the same operations and invariants.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """A reference ledger for the store contract suite: dicts of Decimals, written for the tests.
 
-It does what DESIGN.md sections 2-3 and 9 say a project does, without calling the core's rules:
+It does what docs/periods.md and docs/library.md say a project does, without the core's rules:
 a charge rolls its user's period (and the cap's) over first, then counts against the user's budget
 and the project cap (``enforce`` refuses one that would go past either total: landing exactly on
 it is allowed); a request id charged once is a duplicate when the same charge comes again and a

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 
 def refuse_future(moment: datetime, clock: datetime) -> None:
-    """Nothing in the future is written (DESIGN.md section 14): periods closed early would stay
+    """Nothing in the future is written (docs/cli.md, reset-due): periods closed early would stay
     closed, so a later ``--now`` is only a preview."""
     from budgetctl.core.periods import format_utc
 
