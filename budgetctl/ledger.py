@@ -7,6 +7,7 @@ are frozen values with exact Decimals; nothing here prints.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from collections.abc import Callable, Mapping, Sequence
@@ -178,12 +179,24 @@ class Ledger:
         clock: Clock = system_clock,
         lock_timeout: float | None = None,
         store: Store | None = None,
+        database_url: str | None = None,
     ) -> None:
         if store is not None:
             self.project = store.project  # the store validated it (a hosted name is no path)
         else:
             self.project = rules.check_project_name(project)
         self.data_dir = resolve_data_dir(data_dir)
+        if database_url is None and store is None:
+            database_url = os.environ.get("BUDGETCTL_DATABASE_URL") or None
+        self.database_url = database_url
+        if store is None and database_url is not None:
+            from budgetctl.store.postgres.store import PostgresStore
+
+            # The database's clock decides periods and hold expiry, unless a clock is given
+            # (tests, backfills): hosts whose clocks disagree then agree.
+            store = PostgresStore(
+                self.project, database_url, use_database_clock=clock is system_clock
+            )
         self.store: Store = store or JsonStore(project, self.data_dir, lock_timeout)
         if prices_file is None:
             prices_file = os.environ.get("BUDGETCTL_PRICES") or None
@@ -580,8 +593,11 @@ class Ledger:
 
     def reset_due(self, *, now: datetime | None = None, dry_run: bool = False) -> ResetDue:
         """Archive and reset every budget whose period ended (for cron). Idempotent."""
-        moment = now.astimezone(UTC) if now is not None else self.now()
-        return self.store.reset_due(moment, dry_run=dry_run)
+        if now is None:
+            return self.store.reset_due(self.now(), dry_run=dry_run)
+        given = getattr(self.store, "at_given_time", None)  # a database store's own clock
+        with given() if given is not None else contextlib.nullcontext():
+            return self.store.reset_due(now.astimezone(UTC), dry_run=dry_run)
 
     def roll_over(self, users: Sequence[str], *, dry_run: bool = False) -> ResetDue:
         """Archive and reset the given users' budgets if their period ended."""

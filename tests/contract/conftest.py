@@ -68,9 +68,23 @@ def _hosted_store(request: pytest.FixtureRequest) -> Iterator[Callable[[], Store
         yield lambda: HostedStore(name(), api_base=server.url, timeout=10)
 
 
+@contextmanager
+def _postgres_store(request: pytest.FixtureRequest) -> Iterator[Callable[[], Store]]:
+    from budgetctl.store.postgres.store import Database, PostgresStore
+    from tests.helpers.postgres import fresh_schema
+
+    with fresh_schema() as url:
+        database = Database(url)
+        name = _names()
+        # The suite's times are fixed moments: the store uses them, not the database's clock.
+        yield lambda: PostgresStore(name(), database, use_database_clock=False)
+        database.close()
+
+
 STORES: dict[str, StoreKind] = {
     "json": StoreKind(_json_store, has_history=True),
     "hosted": StoreKind(_hosted_store, has_history=False),
+    "postgres": StoreKind(_postgres_store, has_history=True),
 }
 
 

@@ -1,0 +1,54 @@
+"""The PostgreSQL schema, versioned: ``budgetctl db migrate`` applies what a database lacks.
+
+Portable SQL only (docs/scale-out.md): plain tables with natural primary keys that lead with the
+project (so Citus can distribute every table by it), ``numeric`` money, ``timestamptz`` times,
+text for JSON. No sequences as keys, no triggers, stored procedures, advisory locks or
+LISTEN/NOTIFY, so CockroachDB and YugabyteDB run it too.
+"""
+
+from __future__ import annotations
+
+VERSION_TABLE = "budgetctl_schema"
+
+_RECORD = """
+    total_budget numeric NOT NULL,
+    current_cost numeric NOT NULL,
+    model_cost text NOT NULL DEFAULT '{}',
+    duration text,
+    timezone text NOT NULL DEFAULT 'UTC',
+    start_at timestamptz,
+    created_at timestamptz NOT NULL,
+    period_start timestamptz NOT NULL,
+    next_reset_at timestamptz,
+    alert_at numeric"""
+
+# Each migration is a list of statements, applied in one transaction with its version row.
+MIGRATIONS: list[list[str]] = [
+    [
+        f"CREATE TABLE {VERSION_TABLE} (version integer PRIMARY KEY, "
+        "applied_at timestamptz NOT NULL)",
+        "CREATE TABLE budgetctl_projects (project text PRIMARY KEY, "
+        "created_at timestamptz NOT NULL)",
+        f"CREATE TABLE budgetctl_budgets (project text NOT NULL, name text NOT NULL,{_RECORD},"
+        " PRIMARY KEY (project, name))",
+        "CREATE INDEX budgetctl_budgets_due ON budgetctl_budgets (project, next_reset_at)",
+        f"CREATE TABLE budgetctl_caps (project text PRIMARY KEY,{_RECORD})",
+        "CREATE TABLE budgetctl_holds (project text NOT NULL, hold_id text NOT NULL, "
+        "name text NOT NULL, amount numeric NOT NULL, created_at timestamptz NOT NULL, "
+        "expires_at timestamptz NOT NULL, PRIMARY KEY (project, hold_id))",
+        "CREATE TABLE budgetctl_request_ids (project text NOT NULL, key text NOT NULL, "
+        "name text NOT NULL, cost numeric NOT NULL, model text, prompt_tokens bigint NOT NULL, "
+        "completion_tokens bigint NOT NULL, cached_tokens bigint NOT NULL, "
+        "seen_at timestamptz NOT NULL, PRIMARY KEY (project, key))",
+        # History: insert only. Ordered by (at, tx, ord): at is the database's clock read after
+        # the transaction's row locks, so events touching one row are in commit order.
+        "CREATE TABLE budgetctl_history (project text NOT NULL, at timestamptz NOT NULL, "
+        "tx text NOT NULL, ord integer NOT NULL, name text, type text NOT NULL, cost numeric, "
+        "event text NOT NULL, PRIMARY KEY (project, at, tx, ord))",
+        "CREATE INDEX budgetctl_history_name ON budgetctl_history (project, name, at)",
+        "CREATE TABLE budgetctl_prices (project text NOT NULL, model text NOT NULL, "
+        "price text NOT NULL, PRIMARY KEY (project, model))",
+    ],
+]
+
+VERSION = len(MIGRATIONS)

@@ -1,0 +1,995 @@
+"""The PostgreSQL store: projects are rows, every ledger operation one transaction.
+
+How an operation runs (docs/scale-out.md has the SQL):
+
+1. ``BEGIN``; lock the rows the operation touches, in one order everywhere (the users' budget
+   rows by name, then the project cap's row, then the project's holds: ``SELECT ... FOR UPDATE``),
+   then read the database's clock (``clock_timestamp()``): every transaction that touches a row
+   reads a later time than the one before it, whatever the hosts' clocks say;
+2. the operation of :mod:`budgetctl.core.operations` decides, on those rows (:class:`PgState`);
+3. what it changed is written (``UPDATE``/``INSERT``/``DELETE``) with its history rows and
+   request ids, and ``COMMIT``: the balance and the history that explains it commit together.
+
+Reads and locks go to the server as one pipeline, and so do the writes and the commit: a charge is
+two or three round trips. A serialization failure, a deadlock, or a unique key taken by a
+concurrent transaction (the same request id, the same new user) rolls back and runs the whole
+operation again, which then sees what the other one committed.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+import uuid
+from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from budgetctl.core import events, operations, rules
+from budgetctl.core.money import to_text
+from budgetctl.core.operations import (
+    ChargeOutcome,
+    CommitOutcome,
+    ProjectView,
+    ReserveOutcome,
+    ResetDue,
+    Standing,
+)
+from budgetctl.core.periods import UTC, Duration, parse_duration
+from budgetctl.core.rules import (
+    CAP,
+    KEEP,
+    Budget,
+    ChargeRequest,
+    ClosedPeriod,
+    Hold,
+    Keep,
+    RememberedCharge,
+)
+from budgetctl.costing.interface import Price
+from budgetctl.errors import (
+    CorruptStateError,
+    StateError,
+    StorageIOError,
+    UnknownModelError,
+    UnknownProjectError,
+    UnknownUserError,
+    UsageError,
+)
+from budgetctl.store import prices_file
+from budgetctl.store.postgres import schema
+
+if TYPE_CHECKING:
+    import psycopg
+
+T = TypeVar("T")
+
+RETRIES = 30  # attempts of one operation against serialization failures and deadlocks
+_COLUMNS = (
+    "total_budget, current_cost, model_cost, duration, timezone, start_at, created_at, "
+    "period_start, next_reset_at, alert_at"
+)
+
+
+class SchemaMissingError(StateError):
+    """The database has no budgetctl schema, or an older one."""
+
+
+def _import_psycopg() -> Any:
+    try:
+        import psycopg
+    except ImportError:
+        raise UsageError(
+            "a database URL needs the PostgreSQL driver: pip install 'budgetctl[postgres]'"
+        ) from None
+    return psycopg
+
+
+def redact(url: str) -> str:
+    """``url`` without its password (for messages)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "the database URL"
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host += f":{parts.port}"
+    user = f"{parts.username}:***@" if parts.username else ""
+    return urlunsplit((parts.scheme, user + host, parts.path, parts.query, ""))
+
+
+def check_url(url: str) -> str:
+    if not isinstance(url, str) or not url.startswith(("postgresql://", "postgres://")):
+        raise UsageError(
+            f"{url!r} is not a PostgreSQL URL: give postgresql://USER@HOST:PORT/DATABASE"
+        )
+    return url
+
+
+class Database:
+    """One connection to the database at ``url`` (opened on first use), and the schema's state."""
+
+    def __init__(self, url: str, connect_timeout: float = 10.0) -> None:
+        self.url = check_url(url)
+        self.connect_timeout = connect_timeout
+        self._conn: psycopg.Connection[Any] | None = None
+        self._checked = False
+
+    @property
+    def where(self) -> str:
+        return redact(self.url)
+
+    def connection(self) -> psycopg.Connection[Any]:
+        if self._conn is None or self._conn.closed:
+            psycopg = _import_psycopg()
+            try:
+                self._conn = psycopg.connect(
+                    self.url, connect_timeout=max(1, int(self.connect_timeout)), autocommit=False
+                )
+            except psycopg.Error as exc:
+                raise self.unreachable(exc) from None
+        return self._conn
+
+    def unreachable(self, exc: Exception) -> StorageIOError:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        return StorageIOError(
+            self.where,
+            f"cannot reach the PostgreSQL server ({reason})",
+            "nothing was changed; check the server and the URL (--database-url, "
+            "BUDGETCTL_DATABASE_URL)",
+        )
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def version(self) -> int:
+        """The schema version of the database (0: none)."""
+        conn = self.connection()
+        with self.failures():
+            try:
+                with conn.transaction():
+                    row = conn.execute(
+                        f"SELECT max(version) FROM {schema.VERSION_TABLE}"
+                    ).fetchone()
+            except _import_psycopg().errors.UndefinedTable:
+                return 0
+        return int(row[0] or 0) if row else 0
+
+    def check_schema(self) -> None:
+        if self._checked:
+            return
+        found = self.version()
+        if found < schema.VERSION:
+            raise SchemaMissingError(
+                self.where,
+                f"the database has budgetctl schema version {found}, this budgetctl needs "
+                f"{schema.VERSION}",
+                "run 'budgetctl db migrate' first",
+            )
+        if found > schema.VERSION:
+            raise SchemaMissingError(
+                self.where,
+                f"the database has budgetctl schema version {found}, newer than this "
+                f"budgetctl knows ({schema.VERSION})",
+                "upgrade budgetctl",
+            )
+        self._checked = True
+
+    def migrate(self) -> tuple[int, int]:
+        """Apply the migrations the database lacks; (version before, version after). Safe to
+        run at once from several hosts: each migration commits with its version row, and a
+        second runner's insert of the same version fails and rolls its copy back."""
+        before = self.version()
+        conn = self.connection()
+        psycopg = _import_psycopg()
+        for number, statements in enumerate(schema.MIGRATIONS, start=1):
+            if number <= before:
+                continue
+            try:
+                with self.failures(), conn.transaction():
+                    if number == 1:
+                        conn.execute(statements[0])
+                        rest = statements[1:]
+                    else:
+                        rest = statements
+                    conn.execute(
+                        f"INSERT INTO {schema.VERSION_TABLE} VALUES (%s, clock_timestamp())",
+                        (number,),
+                    )
+                    for statement in rest:
+                        conn.execute(statement)
+            except (psycopg.errors.UniqueViolation, psycopg.errors.DuplicateTable):
+                continue  # another runner applied it
+        self._checked = False
+        return before, self.version()
+
+    @contextmanager
+    def failures(self) -> Iterator[None]:
+        """Driver errors as budgetctl's: a lost connection is StorageIOError (exit 1); a
+        serialization failure or a deadlock goes up as it is (the operation is run again)."""
+        psycopg = _import_psycopg()
+        try:
+            yield
+        except psycopg.Error as exc:
+            if isinstance(
+                exc, (psycopg.errors.TransactionRollback, psycopg.errors.LockNotAvailable)
+            ):
+                raise
+            conn = self._conn
+            if (
+                conn is None
+                or conn.closed
+                or conn.broken
+                or isinstance(exc, psycopg.OperationalError)
+            ):
+                self.close()
+                raise self.unreachable(exc) from None
+            raise
+
+
+def _retryable(exc: BaseException) -> bool:
+    psycopg = _import_psycopg()
+    return isinstance(
+        exc,
+        (
+            psycopg.errors.SerializationFailure,
+            psycopg.errors.DeadlockDetected,
+            psycopg.errors.UniqueViolation,
+            psycopg.errors.LockNotAvailable,
+        ),
+    )
+
+
+def _budget(user: str, row: Sequence[Any]) -> Budget:
+    (total, spent, model_cost, duration, tz, start, created, period_start, next_reset, alert) = row
+    return Budget(
+        user=user,
+        total_budget=total,
+        duration=parse_duration(duration) if duration else None,
+        timezone=tz,
+        start=start.astimezone(UTC) if start else None,
+        created_at=created.astimezone(UTC),
+        period_start=period_start.astimezone(UTC),
+        next_reset_at=next_reset.astimezone(UTC) if next_reset else None,
+        current_cost=spent,
+        model_cost={m: Decimal(c) for m, c in json.loads(model_cost).items()},
+        alert_at=alert,
+    )
+
+
+def _values(budget: Budget) -> tuple[Any, ...]:
+    return (
+        budget.total_budget,
+        budget.current_cost,
+        json.dumps({m: to_text(c) for m, c in sorted(budget.model_cost.items())}),
+        budget.duration.text if budget.duration else None,
+        budget.timezone,
+        budget.start,
+        budget.created_at,
+        budget.period_start,
+        budget.next_reset_at,
+        budget.alert_at,
+    )
+
+
+class PgState:
+    """:class:`budgetctl.core.operations.State` over the rows of one transaction."""
+
+    def __init__(self, store: PostgresStore, conn: psycopg.Connection[Any], now: datetime) -> None:
+        self.store = store
+        self.project = store.project
+        self.conn = conn
+        self.now = now
+        self.events: list[events.Event] = []
+        self._budgets: dict[str, Budget | None] = {}
+        self._existed: set[str] = set()
+        self._dirty: dict[str, Budget] = {}
+        self._removed: set[str] = set()
+        self._cap: Budget | None = None
+        self._cap_loaded = False
+        self._cap_existed = False
+        self._cap_dirty = False
+        self._holds: dict[str, Hold] | None = None
+        self._added: dict[str, Hold] = {}
+        self._dropped: set[str] = set()
+        self._remember: list[tuple[str, RememberedCharge]] = []
+        self._all_users: list[str] | None = None
+        # Orders this transaction's history rows among those with the same time: the database's
+        # clock after the row locks, so transactions that share a row are in commit order.
+        self.order = uuid.uuid4().hex
+
+    # --- locking reads ---------------------------------------------------------------------------
+
+    def lock(
+        self, users: Sequence[str], cap: bool, holds: bool, clock: bool = False
+    ) -> datetime | None:
+        """Lock (and read) ``users``' rows, the cap's and the project's holds, in that order, in
+        one round trip; with ``clock``, then read the database's clock (after the locks)."""
+        conn, project = self.conn, self.project
+        wanted = sorted(set(users) - set(self._budgets))
+        with conn.pipeline():
+            user_cur = conn.execute(
+                f"SELECT name, {_COLUMNS} FROM budgetctl_budgets WHERE project = %s "
+                "AND name = ANY(%s) ORDER BY name FOR UPDATE",
+                (project, wanted),
+            )
+            cap_cur = (
+                conn.execute(
+                    f"SELECT {_COLUMNS} FROM budgetctl_caps WHERE project = %s FOR UPDATE",
+                    (project,),
+                )
+                if cap and not self._cap_loaded
+                else None
+            )
+            hold_cur = (
+                conn.execute(
+                    "SELECT hold_id, name, amount, created_at, expires_at FROM budgetctl_holds "
+                    "WHERE project = %s ORDER BY created_at, hold_id FOR UPDATE",
+                    (project,),
+                )
+                if holds and self._holds is None
+                else None
+            )
+            clock_cur = conn.execute("SELECT clock_timestamp()") if clock else None
+            users_rows = user_cur.fetchall()
+            cap_row = cap_cur.fetchone() if cap_cur is not None else None
+            hold_rows = hold_cur.fetchall() if hold_cur is not None else None
+            clock_row = clock_cur.fetchone() if clock_cur is not None else None
+        found = {row[0]: _budget(row[0], row[1:]) for row in users_rows}
+        for user in wanted:
+            self._budgets[user] = found.get(user)
+            if user in found:
+                self._existed.add(user)
+        if cap_cur is not None:
+            self._cap_loaded = True
+            self._cap = _budget(CAP, cap_row) if cap_row else None
+            self._cap_existed = cap_row is not None
+        if hold_rows is not None:
+            self._holds = {
+                row[0]: Hold(row[0], row[1], row[2], row[3].astimezone(UTC), row[4].astimezone(UTC))
+                for row in hold_rows
+            }
+        return clock_row[0].astimezone(UTC) if clock_row else None
+
+    def budget(self, user: str) -> Budget | None:
+        if user not in self._budgets:
+            self.lock([user], cap=False, holds=False)
+        return self._budgets[user]
+
+    def users(self) -> Collection[str]:
+        if self._all_users is None:
+            rows = self.conn.execute(
+                "SELECT name FROM budgetctl_budgets WHERE project = %s ORDER BY name",
+                (self.project,),
+            ).fetchall()
+            self._all_users = [row[0] for row in rows]
+        names = [u for u in self._all_users if u not in self._removed]
+        names += [u for u in self._dirty if u not in names]
+        return names
+
+    def put(self, budget: Budget) -> None:
+        self._budgets[budget.user] = budget
+        self._dirty[budget.user] = budget
+        self._removed.discard(budget.user)
+
+    def remove(self, user: str) -> None:
+        self._budgets[user] = None
+        self._dirty.pop(user, None)
+        self._removed.add(user)
+
+    def cap(self) -> Budget | None:
+        if not self._cap_loaded:
+            self.lock([], cap=True, holds=False)
+        return self._cap
+
+    def put_cap(self, cap: Budget | None) -> None:
+        self._cap_loaded = True
+        self._cap = cap
+        self._cap_dirty = True
+
+    def holds(self) -> Sequence[Hold]:
+        if self._holds is None:
+            self.lock([], cap=False, holds=True)
+        assert self._holds is not None
+        return [hold for hold_id, hold in self._holds.items() if hold_id not in self._dropped]
+
+    def put_hold(self, hold: Hold) -> None:
+        self.holds()
+        assert self._holds is not None
+        self._holds[hold.hold_id] = hold
+        self._added[hold.hold_id] = hold
+        self._dropped.discard(hold.hold_id)
+
+    def drop_hold(self, hold_id: str) -> None:
+        if self._added.pop(hold_id, None) is None:
+            self._dropped.add(hold_id)
+        elif self._holds is not None:
+            self._holds.pop(hold_id, None)
+
+    def remembered(self, key: str) -> RememberedCharge | None:
+        for known, charge in self._remember:
+            if known == key:
+                return charge
+        horizon = rules.request_id_horizon(self.now, self.store.wall_clock())
+        row = self.conn.execute(
+            "SELECT name, cost, model, prompt_tokens, completion_tokens, cached_tokens "
+            "FROM budgetctl_request_ids WHERE project = %s AND key = %s AND seen_at >= %s",
+            (self.project, key, horizon),
+        ).fetchone()
+        if row is None:
+            return None
+        return RememberedCharge(row[0], row[1], row[2], int(row[3]), int(row[4]), int(row[5]))
+
+    def remember(self, key: str, charge: RememberedCharge) -> None:
+        self._remember.append((key, charge))
+
+    def spent_since(self, start: datetime) -> Decimal:
+        row = self.conn.execute(
+            "SELECT coalesce(sum(cost), 0) FROM budgetctl_history WHERE project = %s "
+            "AND cost IS NOT NULL AND at >= %s",
+            (self.project, start),
+        ).fetchone()
+        total: Decimal = row[0] if row else Decimal(0)
+        for event in self.events:  # not written yet
+            cost = events.spend(event)
+            if cost is not None and event.time is not None and event.time >= start:
+                total += cost
+        return total
+
+    def due(self, users: Sequence[str] | None) -> list[str]:
+        query = (
+            f"SELECT name, {_COLUMNS} FROM budgetctl_budgets WHERE project = %s "
+            "AND next_reset_at <= %s"
+        )
+        params: list[Any] = [self.project, self.now]
+        if users is not None:
+            query += " AND name = ANY(%s)"
+            params.append(list(users))
+        rows = self.conn.execute(query + " ORDER BY name FOR UPDATE", params).fetchall()
+        found = []
+        for row in rows:
+            name = row[0]
+            if name not in self._budgets:
+                self._budgets[name] = _budget(name, row[1:])
+                self._existed.add(name)
+            found.append(name)
+        return found
+
+    def record(self, event: events.Event) -> None:
+        self.events.append(event)
+
+    # --- writing -------------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Write what the operation changed, with its history and request ids."""
+        conn, project = self.conn, self.project
+        inserts = [b for u, b in self._dirty.items() if u not in self._existed]
+        updates = [b for u, b in self._dirty.items() if u in self._existed]
+        removed = [u for u in self._removed if u in self._existed]
+        tx = self.order
+        with conn.pipeline(), conn.cursor() as cur:
+            if removed:
+                cur.execute(
+                    "DELETE FROM budgetctl_budgets WHERE project = %s AND name = ANY(%s)",
+                    (project, removed),
+                )
+            if updates:
+                cur.executemany(
+                    "UPDATE budgetctl_budgets SET total_budget = %s, current_cost = %s, "
+                    "model_cost = %s, duration = %s, timezone = %s, start_at = %s, "
+                    "created_at = %s, period_start = %s, next_reset_at = %s, alert_at = %s "
+                    "WHERE project = %s AND name = %s",
+                    [(*_values(b), project, b.user) for b in updates],
+                )
+            if inserts:
+                cur.executemany(
+                    f"INSERT INTO budgetctl_budgets (project, name, {_COLUMNS}) VALUES "
+                    "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                    [(project, b.user, *_values(b)) for b in inserts],
+                )
+            if self._cap_dirty:
+                if self._cap is None:
+                    cur.execute("DELETE FROM budgetctl_caps WHERE project = %s", (project,))
+                elif self._cap_existed:
+                    cur.execute(
+                        "UPDATE budgetctl_caps SET total_budget = %s, current_cost = %s, "
+                        "model_cost = %s, duration = %s, timezone = %s, start_at = %s, "
+                        "created_at = %s, period_start = %s, next_reset_at = %s, alert_at = %s "
+                        "WHERE project = %s",
+                        (*_values(self._cap), project),
+                    )
+                else:
+                    cur.execute(
+                        f"INSERT INTO budgetctl_caps (project, {_COLUMNS}) VALUES "
+                        "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                        (project, *_values(self._cap)),
+                    )
+            if self._dropped:
+                cur.execute(
+                    "DELETE FROM budgetctl_holds WHERE project = %s AND hold_id = ANY(%s)",
+                    (project, sorted(self._dropped)),
+                )
+            if self._added:
+                cur.executemany(
+                    "INSERT INTO budgetctl_holds VALUES (%s, %s, %s, %s, %s, %s)",
+                    [
+                        (project, h.hold_id, h.user, h.amount, h.created_at, h.expires_at)
+                        for h in self._added.values()
+                    ],
+                )
+            if self._remember:
+                horizon = rules.request_id_horizon(self.now, self.store.wall_clock())
+                keys = [key for key, _ in self._remember]
+                # an id past its horizon is forgotten: its row makes way for the new charge
+                cur.execute(
+                    "DELETE FROM budgetctl_request_ids WHERE project = %s AND key = ANY(%s) "
+                    "AND seen_at < %s",
+                    (project, keys, horizon),
+                )
+                cur.executemany(
+                    "INSERT INTO budgetctl_request_ids VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                    [
+                        (project, key, c.user, c.cost, c.model, c.prompt_tokens,
+                         c.completion_tokens, c.cached_tokens, self.now)
+                        for key, c in self._remember
+                    ],
+                )  # fmt: skip
+            if self.events:
+                cur.executemany(
+                    "INSERT INTO budgetctl_history VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                    [
+                        (
+                            project,
+                            self.now,
+                            tx,
+                            ord_,
+                            events.subject(event),
+                            event.to_json()["type"],
+                            events.spend(event),
+                            json.dumps(event.to_json(), separators=(",", ":")),
+                        )
+                        for ord_, event in enumerate(self.events)
+                    ],
+                )
+
+
+class PostgresStore:
+    """A project's ledger in a PostgreSQL database (see the module docstring)."""
+
+    def __init__(
+        self,
+        project: str,
+        database: Database | str,
+        *,
+        use_database_clock: bool = True,
+        wall_clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.project = rules.check_project_name(project)
+        self.db = database if isinstance(database, Database) else Database(database)
+        self.where = f"{self.db.where} (project {project!r})"
+        self.use_database_clock = use_database_clock
+        self._wall_clock = wall_clock
+        self._given_now = False
+
+    @contextmanager
+    def at_given_time(self) -> Iterator[None]:
+        """Use the ``now`` the caller gives, not the database's clock (``reset-due --now``)."""
+        self._given_now = True
+        try:
+            yield
+        finally:
+            self._given_now = False
+
+    @property
+    def _database_time(self) -> bool:
+        return self.use_database_clock and not self._given_now
+
+    def wall_clock(self) -> datetime:
+        if self._wall_clock is not None:
+            return self._wall_clock()
+        return datetime.now(UTC)
+
+    # --- transactions --------------------------------------------------------------------------
+
+    def _run(
+        self,
+        now: datetime,
+        body: Callable[[PgState], T],
+        *,
+        users: Sequence[str] = (),
+        cap: bool = False,
+        holds: bool = False,
+        create: bool = False,
+        dry_run: bool = False,
+    ) -> T:
+        """``body`` in one transaction, the rows locked first; run again on a retryable error."""
+        self.db.check_schema()
+        conn = self.db.connection()
+        for attempt in range(RETRIES):
+            try:
+                with self.db.failures():
+                    return self._attempt(conn, now, body, users, cap, holds, create, dry_run)
+            except Exception as exc:
+                if not _retryable(exc) or attempt == RETRIES - 1:
+                    raise
+                time.sleep(random.uniform(0, min(0.2, 0.002 * 2**attempt)))
+        raise AssertionError("unreachable")
+
+    def _attempt(
+        self,
+        conn: psycopg.Connection[Any],
+        now: datetime,
+        body: Callable[[PgState], T],
+        users: Sequence[str],
+        cap: bool,
+        holds: bool,
+        create: bool,
+        dry_run: bool,
+    ) -> T:
+        class _Rollback(Exception):
+            pass
+
+        result: list[T] = []
+        try:
+            with conn.transaction():
+                state = PgState(self, conn, now)
+                clock = state.lock(users, cap, holds, clock=True)
+                assert clock is not None
+                state.order = f"{clock:%Y%m%d%H%M%S%f}-{uuid.uuid4().hex[:12]}"
+                if self._database_time:
+                    state.now = clock
+                if create:
+                    conn.execute(
+                        "INSERT INTO budgetctl_projects VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                        (self.project, state.now),
+                    )
+                try:
+                    result.append(body(state))
+                except UnknownUserError:
+                    self._require_project(conn)
+                    raise
+                if dry_run:
+                    raise _Rollback
+                if not create and not state.events and not state._dirty:
+                    self._require_project(conn)
+                state.flush()
+        except _Rollback:
+            pass
+        return result[0]
+
+    def _require_project(self, conn: psycopg.Connection[Any]) -> None:
+        row = conn.execute(
+            "SELECT 1 FROM budgetctl_projects WHERE project = %s", (self.project,)
+        ).fetchone()
+        if row is None:
+            raise UnknownProjectError(self.project, self.db.where)
+
+    @contextmanager
+    def _reading(self) -> Iterator[psycopg.Connection[Any]]:
+        """A read-only snapshot (REPEATABLE READ: every query sees the same commits)."""
+        self.db.check_schema()
+        conn = self.db.connection()
+        with self.db.failures():
+            conn.isolation_level = _import_psycopg().IsolationLevel.REPEATABLE_READ
+            try:
+                with conn.transaction():
+                    yield conn
+            finally:
+                conn.isolation_level = None
+
+    def _read_now(self, conn: psycopg.Connection[Any], now: datetime) -> datetime:
+        if not self._database_time:
+            return now
+        row = conn.execute("SELECT clock_timestamp()").fetchone()
+        assert row is not None
+        moment: datetime = row[0].astimezone(UTC)
+        return moment
+
+    # --- operations ----------------------------------------------------------------------------
+
+    def exists(self) -> bool:
+        with self._reading() as conn:
+            row = conn.execute(
+                "SELECT 1 FROM budgetctl_projects WHERE project = %s", (self.project,)
+            ).fetchone()
+        return row is not None
+
+    def create(self, budget: Budget, *, replace: bool = False, dry_run: bool = False) -> Budget:
+        return self.create_many([budget], replace=replace, dry_run=dry_run)[0]
+
+    def create_many(
+        self, budgets: Sequence[Budget], *, replace: bool = False, dry_run: bool = False
+    ) -> list[Budget]:
+        if not budgets:
+            return []
+        now = max(b.created_at for b in budgets)
+        return self._run(
+            now,
+            lambda state: operations.create(state, budgets, replace=replace),
+            users=[b.user for b in budgets],
+            create=True,
+            dry_run=dry_run,
+        )
+
+    def change(
+        self, user: str, now: datetime, changes: rules.Changes, *, dry_run: bool = False
+    ) -> Budget:
+        return self._run(
+            now, lambda s: operations.change(s, user, changes), users=[user], dry_run=dry_run
+        )
+
+    def charge(
+        self, request: ChargeRequest, now: datetime, *, enforce: bool = False, dry_run: bool = False
+    ) -> ChargeOutcome:
+        return self._run(
+            now,
+            lambda s: operations.charge(s, request, enforce=enforce),
+            users=[request.user],
+            cap=True,
+            holds=True,
+            dry_run=dry_run,
+        )
+
+    def reserve(
+        self,
+        hold_id: str,
+        user: str,
+        amount: Decimal,
+        ttl: timedelta,
+        now: datetime,
+        *,
+        dry_run: bool = False,
+    ) -> ReserveOutcome:
+        return self._run(
+            now,
+            lambda s: operations.reserve(s, hold_id, user, amount, ttl),
+            users=[user],
+            cap=True,
+            holds=True,
+            dry_run=dry_run,
+        )
+
+    def commit_hold(
+        self, hold_id: str, request: ChargeRequest, now: datetime, *, dry_run: bool = False
+    ) -> CommitOutcome:
+        return self._run(
+            now,
+            lambda s: operations.commit(s, hold_id, request),
+            users=[request.user],
+            cap=True,
+            holds=True,
+            dry_run=dry_run,
+        )
+
+    def release(
+        self, hold_ids: Sequence[str], now: datetime, *, dry_run: bool = False
+    ) -> list[Hold]:
+        return self._run(
+            now,
+            lambda s: operations.release(s, hold_ids),
+            cap=True,
+            holds=True,
+            dry_run=dry_run,
+        )
+
+    def reset(
+        self, users: Sequence[str] | None, now: datetime, *, dry_run: bool = False
+    ) -> list[tuple[str, ClosedPeriod]]:
+        def body(state: PgState) -> list[tuple[str, ClosedPeriod]]:
+            if users is None:
+                state.lock(list(state.users()), cap=False, holds=False)
+            return operations.reset(state, users)
+
+        return self._run(now, body, users=list(users or ()), dry_run=dry_run)
+
+    def reset_due(
+        self, now: datetime, *, users: Sequence[str] | None = None, dry_run: bool = False
+    ) -> ResetDue:
+        return self._run(
+            now,
+            lambda s: operations.reset_due(s, users),
+            cap=True,
+            holds=True,
+            dry_run=dry_run,
+        )
+
+    def delete(self, users: Sequence[str], now: datetime, *, dry_run: bool = False) -> list[str]:
+        return self._run(
+            now,
+            lambda s: operations.delete(s, users),
+            users=list(users),
+            cap=True,
+            holds=True,
+            dry_run=dry_run,
+        )
+
+    def set_cap(
+        self,
+        now: datetime,
+        total_budget: Decimal | None,
+        duration: Duration | Keep | None = KEEP,
+        timezone: str | None = None,
+        *,
+        dry_run: bool = False,
+    ) -> Budget:
+        return self._run(
+            now,
+            lambda s: operations.set_cap(s, total_budget, duration, timezone),
+            cap=True,
+            create=True,
+            dry_run=dry_run,
+        )
+
+    def clear_cap(self, now: datetime, *, dry_run: bool = False) -> bool:
+        return self._run(now, operations.clear_cap, cap=True, dry_run=dry_run)
+
+    # --- reading -------------------------------------------------------------------------------
+
+    def _recent(self, conn: psycopg.Connection[Any], user: str | None) -> tuple[ClosedPeriod, ...]:
+        rows = conn.execute(
+            "SELECT event FROM budgetctl_history WHERE project = %s AND type = %s "
+            + ("AND name = %s " if user is not None else "")
+            + "ORDER BY at DESC, tx DESC, ord DESC LIMIT %s",
+            (self.project, "period", user, rules.RECENT_PERIODS)
+            if user is not None
+            else (self.project, "cap-period", rules.RECENT_PERIODS),
+        ).fetchall()
+        found = []
+        for (text,) in rows:
+            event = self._event(text)
+            assert isinstance(event, events.PeriodClosed)
+            found.append(
+                ClosedPeriod(event.start, event.end, event.spent, event.budget, event.reason)
+            )
+        return tuple(found)
+
+    def _event(self, text: str) -> events.Event:
+        try:
+            return events.from_json(json.loads(text))
+        except (ValueError, events.EventError) as exc:
+            raise CorruptStateError(self.where, f"a history row: {exc}") from None
+
+    def _holds_of(self, conn: psycopg.Connection[Any]) -> list[Hold]:
+        rows = conn.execute(
+            "SELECT hold_id, name, amount, created_at, expires_at FROM budgetctl_holds "
+            "WHERE project = %s ORDER BY created_at, hold_id",
+            (self.project,),
+        ).fetchall()
+        return [Hold(r[0], r[1], r[2], r[3].astimezone(UTC), r[4].astimezone(UTC)) for r in rows]
+
+    def _cap_of(self, conn: psycopg.Connection[Any]) -> Budget | None:
+        row = conn.execute(
+            f"SELECT {_COLUMNS} FROM budgetctl_caps WHERE project = %s", (self.project,)
+        ).fetchone()
+        return _budget(CAP, row) if row else None
+
+    def _user_of(self, conn: psycopg.Connection[Any], user: str) -> Budget:
+        row = conn.execute(
+            f"SELECT {_COLUMNS} FROM budgetctl_budgets WHERE project = %s AND name = %s",
+            (self.project, user),
+        ).fetchone()
+        if row is None:
+            self._require_project(conn)
+            names = conn.execute(
+                "SELECT name FROM budgetctl_budgets WHERE project = %s ORDER BY name LIMIT 1000",
+                (self.project,),
+            ).fetchall()
+            raise UnknownUserError(user, self.project, [n[0] for n in names])
+        return _budget(user, row)
+
+    def standing(self, user: str, now: datetime) -> Standing:
+        with self._reading() as conn:
+            now = self._read_now(conn, now)
+            budget = self._user_of(conn, user)._replace(recent_periods=self._recent(conn, user))
+            cap = self._cap_of(conn)
+            if cap is not None:
+                cap = cap._replace(recent_periods=self._recent(conn, None))
+            holds = self._holds_of(conn)
+        return operations.standing(budget, cap, holds, now)
+
+    def get(self, user: str, now: datetime) -> Budget:
+        return self.standing(user, now).budget
+
+    def get_with_cap(self, user: str, now: datetime) -> tuple[Budget, Budget | None]:
+        found = self.standing(user, now)
+        return found.budget, found.cap
+
+    def cap(self, now: datetime) -> Budget | None:
+        with self._reading() as conn:
+            now = self._read_now(conn, now)
+            cap = self._cap_of(conn)
+            if cap is not None:
+                cap = cap._replace(recent_periods=self._recent(conn, None))
+        return None if cap is None else rules.roll_over(cap, now)[0]
+
+    def view(self, now: datetime) -> ProjectView:
+        with self._reading() as conn:
+            now = self._read_now(conn, now)
+            self._require_project(conn)
+            rows = conn.execute(
+                f"SELECT name, {_COLUMNS} FROM budgetctl_budgets WHERE project = %s ORDER BY name",
+                (self.project,),
+            ).fetchall()
+            cap = self._cap_of(conn)
+            holds = self._holds_of(conn)
+        users = tuple(rules.roll_over(_budget(r[0], r[1:]), now)[0] for r in rows)
+        return ProjectView(
+            self.project,
+            users,
+            None if cap is None else rules.roll_over(cap, now)[0],
+            tuple(h for h in holds if h.is_open(now)),
+        )
+
+    def users(self) -> list[str]:
+        with self._reading() as conn:
+            rows = conn.execute(
+                "SELECT name FROM budgetctl_budgets WHERE project = %s ORDER BY name",
+                (self.project,),
+            ).fetchall()
+        return [row[0] for row in rows]
+
+    def holds(self, now: datetime, user: str | None = None) -> list[Hold]:
+        with self._reading() as conn:
+            now = self._read_now(conn, now)
+            if user is not None:
+                self._user_of(conn, user)
+            found = self._holds_of(conn)
+        return [h for h in found if h.is_open(now) and (user is None or h.user == user)]
+
+    def history(self, user: str | None = None, limit: int | None = None) -> list[events.Event]:
+        query = "SELECT event FROM budgetctl_history WHERE project = %s"
+        params: list[Any] = [self.project]
+        if user is not None:
+            query += " AND name = %s"
+            params.append(user)
+        query += " ORDER BY at DESC, tx DESC, ord DESC"
+        if limit is not None:
+            query += " LIMIT %s"
+            params.append(limit)
+        with self._reading() as conn:
+            self._require_project(conn)
+            rows = conn.execute(query, params).fetchall()
+        return [self._event(text) for (text,) in rows]
+
+    def set_price(self, price: Price | None, model: str, *, dry_run: bool = False) -> None:
+        def body(state: PgState) -> None:
+            conn = state.conn
+            if price is None:
+                gone = conn.execute(
+                    "DELETE FROM budgetctl_prices WHERE project = %s AND model = %s",
+                    (self.project, model),
+                )
+                if gone.rowcount == 0:
+                    rows = conn.execute(
+                        "SELECT model FROM budgetctl_prices WHERE project = %s ORDER BY model "
+                        "LIMIT 5",
+                        (self.project,),
+                    ).fetchall()
+                    raise UnknownModelError(model, [r[0] for r in rows])
+            else:
+                text = json.dumps(prices_file.encode_price(price))
+                conn.execute(
+                    "DELETE FROM budgetctl_prices WHERE project = %s AND model = %s",
+                    (self.project, model),
+                )
+                conn.execute(
+                    "INSERT INTO budgetctl_prices VALUES (%s, %s, %s)", (self.project, model, text)
+                )
+
+        self._run(datetime.now(UTC), body, create=True, dry_run=dry_run)
+
+    def prices(self) -> dict[str, Price]:
+        with self._reading() as conn:
+            rows = conn.execute(
+                "SELECT model, price FROM budgetctl_prices WHERE project = %s", (self.project,)
+            ).fetchall()
+        return {model: prices_file.decode_price(model, json.loads(text)) for model, text in rows}
