@@ -378,6 +378,25 @@ def test_release_of_a_committed_hold_is_exit_1_and_changes_nothing(
     assert written(data_dir) == before and book.holds() == [other]
 
 
+def test_release_of_an_expired_hold_is_exit_4_whether_or_not_a_write_archived_it(
+    book: Ledger, clock: Clock, data_dir: Path
+) -> None:
+    first = book.reserve("alice", "1", ttl="60s").hold
+    second = book.reserve("alice", "2", ttl="60s").hold
+    later = book.reserve("bob", "3", ttl="1h").hold
+    assert first is not None and second is not None and later is not None
+    clock.now += 2 * MINUTE  # both short holds expired; nothing has written since
+    before = written(data_dir)
+    with pytest.raises(UnknownHoldError):  # not open: as after "expire" is recorded
+        book.release([first.hold_id])
+    assert written(data_dir) == before
+    assert book.release([later.hold_id]) == [later]  # a write: it archives what expired
+    assert kinds(book)[-3:] == ["expire", "expire", "release"]
+    assert not stored_holds(book)
+    with pytest.raises(UnknownHoldError):
+        book.release([second.hold_id])
+
+
 # --- expiry ---------------------------------------------------------------------------------------
 
 
