@@ -566,7 +566,8 @@ class Ledger:
 
     def release(self, hold_ids: Sequence[str], *, dry_run: bool = False) -> list[Hold]:
         """Free holds whose call was not made. UnknownHoldError (exit 4) for an id with no open
-        hold, HoldCommittedError (exit 1) for one already committed; nothing changes then."""
+        hold (expired ones included), HoldCommittedError (exit 1) for one already committed;
+        nothing changes then."""
         if isinstance(hold_ids, str):
             hold_ids = [hold_ids]
         ids = [rules.check_hold_id(hold_id) for hold_id in _each_once(hold_ids, "hold")]

@@ -346,9 +346,10 @@ def commit(state: State, hold_id: str, request: ChargeRequest) -> CommitOutcome:
 
 
 def release(state: State, hold_ids: Sequence[str]) -> list[Hold]:
-    """Free holds whose call was not made. Unknown: UnknownHoldError; committed already:
-    HoldCommittedError; nothing changes then."""
-    stored = {hold.hold_id: hold for hold in state.holds()}
+    """Free holds whose call was not made. Unknown or expired: UnknownHoldError; committed
+    already: HoldCommittedError; nothing changes then. Holds that expired are archived on the way,
+    as by every write, so an expired hold is not open whether or not a write archived it first."""
+    stored = {hold.hold_id: hold for hold in open_holds(state)}
     for hold_id in hold_ids:
         rules.check_hold_id(hold_id)
         if hold_id in stored:
