@@ -64,6 +64,7 @@ def _isolated(
         "BUDGETCTL_PRICES",
         "BUDGETCTL_DEBUG",
         "BUDGETCTL_LOCK_TIMEOUT",
+        "BUDGETCTL_DATABASE_URL",  # a test that wants a database names its own
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(socket.socket, "connect", _refuse)

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from budgetctl.cli.options import CommonOptions, Project, User, shared_options
 from budgetctl.cli.root import make_app
 
-SHARED = ["prices", "project", "data_dir", "as_json", "dry_run", "quiet"]
+SHARED = ["prices", "project", "data_dir", "database_url", "as_json", "dry_run", "quiet"]
 
 
 def _commands() -> dict[str, _click.Command]:
@@ -36,16 +36,17 @@ def test_every_command_ends_with_the_shared_options_in_one_order() -> None:
         shared = [n for n in names if n in SHARED]
         assert names[-len(shared) :] == shared, name  # after the command's own
         assert shared == [n for n in SHARED if n in shared], name
-        assert "data_dir" in shared and "as_json" in shared, name
-        assert ("project" in shared) == (name != "projects"), name
+        assert "database_url" in shared and "as_json" in shared, name
+        assert ("data_dir" in shared) == (not name.startswith("db ")), name
+        assert ("project" in shared) == (name != "projects" and not name.startswith("db ")), name
 
 
 def test_writing_commands_take_dry_run_and_quiet() -> None:
     commands = _commands()
-    readers = {"show", "history", "models", "projects", "check", "holds"}
+    readers = {"show", "history", "models", "projects", "check", "holds", "db status"}
     for name, command in commands.items():
         names = {p.name for p in command.params}
-        assert ("dry_run" in names) == (name not in readers), name
+        assert ("dry_run" in names) == (name not in readers | {"db migrate"}), name
         assert ("quiet" in names) == (name not in readers - {"check"}), name
     priced = {n for n, c in commands.items() if "prices" in {p.name for p in c.params}}
     assert priced == {"update-cost", "check", "models"}
@@ -77,7 +78,8 @@ def test_a_new_command_gets_the_shared_options(data_dir: object) -> None:
     assert runner.invoke(app, ["hello", "bob", "--json"], env=env).exit_code == 0
     assert seen == [("bob", CommonOptions("fromenv", "/elsewhere", as_json=True))]
     help_text = runner.invoke(app, ["hello", "--help"], env={"COLUMNS": "200"}).output
-    for flag in ("--loud", "--project", "-p", "--data-dir", "--json", "--dry-run", "--quiet"):
+    flags = ("--loud", "--project", "-p", "--data-dir", "--database-url", "--json", "--dry-run")
+    for flag in (*flags, "--quiet"):
         assert flag in help_text
     assert help_text.index("--loud") < help_text.index("--project") < help_text.index("--quiet")
     assert "--prices" not in help_text
@@ -107,6 +109,7 @@ def test_the_signature_typer_reads() -> None:
         "prices",
         "project",
         "data_dir",
+        "database_url",
         "as_json",
         "quiet",
     ]
@@ -137,3 +140,17 @@ def test_the_common_options_open_the_ledger_and_the_output(data_dir: Any) -> Non
     assert (ledger.project, ledger.data_dir) == ("team", data_dir)
     out = opts.output()
     assert (out.as_json, out.quiet) == (True, True)
+
+
+def test_the_common_options_open_a_ledger_in_the_database_of_database_url(
+    data_dir: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from budgetctl.store.json_store import JsonStore
+    from budgetctl.store.postgres.store import PostgresStore
+
+    url = "postgresql://budgets@127.0.0.1:1/budgets"  # nothing connects until the first call
+    ledger = CommonOptions(project="team", database_url=url).ledger()
+    assert isinstance(ledger.store, PostgresStore) and ledger.database_url == url
+    assert isinstance(CommonOptions(project="team").ledger().store, JsonStore)
+    monkeypatch.setenv("BUDGETCTL_DATABASE_URL", url)  # the variable, as Ledger reads it
+    assert isinstance(CommonOptions(project="team").ledger().store, PostgresStore)

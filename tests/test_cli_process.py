@@ -160,7 +160,8 @@ try:
     main()
 except SystemExit as exit:
     code = exit.code
-heavy = sorted({m.split(".")[0] for m in sys.modules} & {"rich", "tiktoken", "pydantic", "sqlite3"})
+heavy = {"rich", "tiktoken", "pydantic", "sqlite3", "psycopg"}  # psycopg: only with a database
+heavy = sorted({m.split(".")[0] for m in sys.modules} & heavy)
 print(json.dumps([code, heavy]), file=sys.stderr)
 """
 
@@ -174,6 +175,10 @@ print(json.dumps([code, heavy]), file=sys.stderr)
         (["show"], []),
         (["show", "alice", "--json"], []),
         (["reset-due", "-q"], []),
+        (["reset-due", "--all-projects", "-q"], []),
+        (["projects"], []),
+        (["check", "alice", "--cost", "1"], []),
+        (["history", "alice"], []),
         (["models", "gpt-4o"], []),
         (["check", "alice", "-m", "gpt-4o", "--prompt", "hello"], ["tiktoken"]),
         (["update-cost", "alice", "-m", "gpt-4o", "--input-text", "a", "--output-text", "b"], ["tiktoken"]),  # noqa: E501

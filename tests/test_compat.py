@@ -377,3 +377,31 @@ def test_a_model_is_priced_before_the_user_is_looked_up(bm: BudgetManager) -> No
     ):
         with pytest.raises(UnknownModelError):
             call()
+
+
+def test_budget_manager_stores_in_postgresql_through_the_environment(
+    monkeypatch: pytest.MonkeyPatch, data_dir: Path
+) -> None:
+    import psycopg
+    from helpers.postgres import fresh_schema
+
+    from budgetctl.store.hosted import HostedStore
+    from budgetctl.store.postgres.store import PostgresStore
+
+    with fresh_schema() as url:
+        monkeypatch.setenv("BUDGETCTL_DATABASE_URL", url)
+        bm = BudgetManager("compat")  # LiteLLM's constructor: no new argument needed
+        assert isinstance(bm.ledger.store, PostgresStore)
+        bm.create_budget(total_budget=10, user="u", duration="monthly")
+        bm.update_cost(user="u", completion_obj=response("r1"))
+        assert BudgetManager("compat").get_current_cost("u") == bm.get_current_cost("u") > 0
+        with psycopg.connect(url) as conn:
+            rows = conn.execute(
+                "SELECT project, name, current_cost FROM budgetctl_budgets"
+            ).fetchall()
+        assert [row[:2] for row in rows] == [("compat", "u")]
+        assert float(rows[0][2]) == bm.get_current_cost("u")
+        assert not data_dir.exists()  # nothing in the data dir
+        # The hosted client keeps its server: the variable does not apply to it.
+        hosted = BudgetManager("compat", client_type="hosted", api_base="http://localhost:1")
+        assert isinstance(hosted.ledger.store, HostedStore)

@@ -1,8 +1,9 @@
 """Shell completion of values: users, projects, models, durations and time zones.
 
 Typer calls these with what the word so far is (``incomplete``) and the parameters parsed so far
-(``ctx``: ``-p``/``--data-dir``, before or after the command). They run in a completion process,
-never on a command's path, and a state that cannot be read offers nothing rather than failing.
+(``ctx``: ``-p``/``--data-dir``/``--database-url``, before or after the command). They run in a
+completion process, never on a command's path, and a state that cannot be read offers nothing
+rather than failing.
 """
 
 from __future__ import annotations
@@ -39,17 +40,20 @@ def users(ctx: typer.Context, incomplete: str) -> list[str]:
 
     project = _setting(ctx, "project") or os.environ.get("BUDGETCTL_PROJECT") or "default"
     try:
-        names = Ledger(project, _setting(ctx, "data_dir")).users()
+        names = Ledger(
+            project, _setting(ctx, "data_dir"), database_url=_setting(ctx, "database_url")
+        ).users()
     except BudgetctlError:
         return []
     return _starting(sorted(names), incomplete)
 
 
 def projects(ctx: typer.Context, incomplete: str) -> list[str]:
-    from budgetctl.ledger import list_projects
+    from budgetctl.projects import find_projects
 
     try:
-        return _starting(list_projects(_setting(ctx, "data_dir")), incomplete)
+        found = find_projects(_setting(ctx, "data_dir"), database_url=_setting(ctx, "database_url"))
+        return _starting(found.projects, incomplete)
     except (BudgetctlError, OSError):
         return []
 
@@ -60,7 +64,12 @@ def models(ctx: typer.Context, incomplete: str) -> list[str]:
 
     project = _setting(ctx, "project") or os.environ.get("BUDGETCTL_PROJECT") or "default"
     try:
-        ledger = Ledger(project, _setting(ctx, "data_dir"), prices_file=_setting(ctx, "prices"))
+        ledger = Ledger(
+            project,
+            _setting(ctx, "data_dir"),
+            prices_file=_setting(ctx, "prices"),
+            database_url=_setting(ctx, "database_url"),
+        )
         names = [price.model for price in ledger.prices(None)]
     except BudgetctlError:
         return []

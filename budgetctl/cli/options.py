@@ -8,10 +8,11 @@ are ints that the library range-checks. Environment variables are shown in ``--h
 Adding a command
 ----------------
 A command declares its own arguments and options with the aliases below, and gets the shared
-ones (``-p/--project``, ``--data-dir``, ``--json``, and where asked ``--prices``, ``--dry-run``,
-``-q/--quiet``) from :func:`shared_options`, as one :class:`CommonOptions` value::
+ones (``-p/--project``, ``--data-dir``, ``--database-url``, ``--json``, and where asked
+``--prices``, ``--dry-run``, ``-q/--quiet``) from :func:`shared_options`, as one
+:class:`CommonOptions` value::
 
-    @shared_options(writes=True)            # -p, --data-dir, --json, --dry-run, -q
+    @shared_options(writes=True)     # -p, --data-dir, --database-url, --json, --dry-run, -q
     def release(opts: CommonOptions, holds: HoldIds) -> None:
         '''Free the holds ID... (the calls were not made).
 
@@ -24,7 +25,8 @@ ones (``-p/--project``, ``--data-dir``, ``--json``, and where asked ``--prices``
 then one line in :data:`budgetctl.cli.root.COMMANDS` (``"release": ("holds", "release")``) and a
 section in docs/cli.md (``tests/test_docs.py`` checks it). The shared options come after the
 command's own in ``--help``, in the same order for every command, and ``-p``/``--data-dir``/
-``--prices`` also work before the command name (:func:`budgetctl.cli.root.hoist`).
+``--database-url``/``--prices`` also work before the command name
+(:func:`budgetctl.cli.root.hoist`).
 
 How it works: Typer builds a command's parameters from its function's signature
 (``inspect.signature``), so a wrapper that takes ``**kwargs`` shows Typer no option at all, and
@@ -104,6 +106,16 @@ DataDir = Annotated[
         metavar="DIR",
         envvar="BUDGETCTL_DATA_DIR",
         help="Directory of the state files (default: the platform's user data directory).",
+    ),
+]
+DatabaseUrl = Annotated[
+    str | None,
+    _opt(
+        "--database-url",
+        metavar="URL",
+        envvar="BUDGETCTL_DATABASE_URL",
+        help="A PostgreSQL database (postgresql://USER@HOST:PORT/DATABASE) to use instead of the "
+        "data directory; 'budgetctl db migrate' creates its tables.",
     ),
 ]
 AsJson = Annotated[
@@ -271,7 +283,7 @@ Limit = Annotated[int, typer.Option("--limit", "-n", metavar="N", help="Show at 
 # --- resets ---------------------------------------------------------------------------------------
 AllUsers = Annotated[bool, typer.Option("--all", help="Reset every user of the project.")]
 AllProjects = Annotated[
-    bool, typer.Option("--all-projects", help="Every project in the data directory.")
+    bool, typer.Option("--all-projects", help="Every project in the data directory (or database).")
 ]
 Now = Annotated[
     str | None,
@@ -312,14 +324,15 @@ class CommonOptions(NamedTuple):
 
     project: str = "default"
     data_dir: str | None = None
+    database_url: str | None = None
     prices: str | None = None
     as_json: bool = False
     dry_run: bool = False
     quiet: bool = False
 
     def ledger(self) -> Ledger:
-        """The project's ledger, with ``--data-dir`` and ``--prices``."""
-        return open_ledger(self.project, self.data_dir, self.prices)
+        """The project's ledger, with ``--data-dir`` (or ``--database-url``) and ``--prices``."""
+        return open_ledger(self.project, self.data_dir, self.prices, self.database_url)
 
     def output(self) -> Output:
         """Where the command's report goes, with ``--json`` and ``-q``."""
@@ -331,6 +344,7 @@ _SHARED: dict[str, tuple[Any, Any]] = {
     "prices": (Prices, None),
     "project": (Project, "default"),
     "data_dir": (DataDir, None),
+    "database_url": (DatabaseUrl, None),
     "as_json": (AsJson, False),
     "dry_run": (DryRun, False),
     "quiet": (Quiet, False),
@@ -342,6 +356,7 @@ CommandFunction = Callable[..., Any]
 def shared_options(
     *,
     project: bool = True,
+    data_dir: bool = True,
     as_json: bool = True,
     prices: bool = False,
     writes: bool = False,
@@ -349,14 +364,16 @@ def shared_options(
 ) -> Callable[[CommandFunction], CommandFunction]:
     """Add the shared options to a command whose function takes a ``CommonOptions`` parameter.
 
-    Always ``--data-dir``; ``-p/--project`` and ``--json`` unless turned off; ``--prices`` for a
+    Always ``--database-url``; ``-p/--project``, ``--data-dir`` and ``--json`` unless turned off
+    (``db`` has no data dir); ``--prices`` for a
     command that prices calls; ``writes=True`` (a command that changes state) adds ``--dry-run``
     and ``-q/--quiet``; ``quiet=True`` adds ``-q/--quiet`` alone.
     """
     wanted = {
         "prices": prices,
         "project": project,
-        "data_dir": True,
+        "data_dir": data_dir,
+        "database_url": True,
         "as_json": as_json,
         "dry_run": writes,
         "quiet": writes or quiet,
@@ -391,11 +408,17 @@ def shared_options(
     return decorate
 
 
-def open_ledger(project: str, data_dir: str | None, prices: str | None = None) -> Ledger:
-    """The project's ledger (imported here, so ``--help`` and completion stay light)."""
+def open_ledger(
+    project: str, data_dir: str | None, prices: str | None = None, database_url: str | None = None
+) -> Ledger:
+    """The project's ledger (imported here, so ``--help`` and completion stay light): in the
+    database at ``database_url`` when one is given, else in ``data_dir``. The driver is imported
+    only when the database is first used."""
     from budgetctl.ledger import Ledger
 
-    return Ledger(project, data_dir or None, prices_file=prices or None)
+    return Ledger(
+        project, data_dir or None, prices_file=prices or None, database_url=database_url or None
+    )
 
 
 def is_new_project(ledger: Ledger) -> bool:

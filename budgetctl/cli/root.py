@@ -94,8 +94,9 @@ HELP = "Per-user budgets for LLM API spending: exact costs, calendar periods, cr
 EPILOG = (
     "Example: budgetctl -p team create alice --budget 25 --duration monthly --tz Europe/Paris. "
     "Exit codes: 0 done, 1 could not be done, 2 usage, 3 over budget (check), 4 not found, "
-    "5 busy (retry). Environment: BUDGETCTL_PROJECT, BUDGETCTL_DATA_DIR, BUDGETCTL_PRICES, "
-    "BUDGETCTL_LOCK_TIMEOUT, BUDGETCTL_DEBUG, BUDGETCTL_PAGER (else PAGER), NO_COLOR."
+    "5 busy (retry). Environment: BUDGETCTL_PROJECT, BUDGETCTL_DATA_DIR, "
+    "BUDGETCTL_DATABASE_URL, BUDGETCTL_PRICES, BUDGETCTL_LOCK_TIMEOUT, BUDGETCTL_DEBUG, "
+    "BUDGETCTL_PAGER (else PAGER), NO_COLOR."
 )
 
 
@@ -128,6 +129,16 @@ def _root(
             "platform's user data directory). Before or after the command.",
         ),
     ] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            metavar="URL",
+            show_default=False,
+            help="A PostgreSQL database to use instead of the data directory (default: "
+            "BUDGETCTL_DATABASE_URL). Before or after the command.",
+        ),
+    ] = None,
     prices: Annotated[
         str | None,
         typer.Option(
@@ -140,8 +151,9 @@ def _root(
     ] = None,
 ) -> None:
     """Per-user budgets for LLM API spending: exact costs, calendar periods, cron resets."""
-    # -p, --data-dir and --prices written before a command are moved after it (see hoist); they
-    # arrive here only when no command follows, which click reports as a missing command.
+    # -p, --data-dir, --database-url and --prices written before a command are moved after it
+    # (see hoist); they arrive here only when no command follows, which click reports as a
+    # missing command.
 
 
 # name -> (module under budgetctl.cli.commands, attribute). Modules load only when their command
@@ -163,7 +175,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "price": ("catalog", "price_app"),
     "projects": ("catalog", "projects"),
     "import-litellm": ("catalog", "import_litellm"),
+    "db": ("database", "db_app"),
 }
+GROUPS = {"price", "db"}  # commands with subcommands: options written before go after those
 
 
 def make_app(only: str | None = None) -> typer.Typer:
@@ -191,7 +205,7 @@ def make_app(only: str | None = None) -> typer.Typer:
 
 
 ROOT_OPTIONS = {"--version", "-V", "--help", "-h", "--install-completion", "--show-completion"}
-TAKES_VALUE = {"-p", "--project", "--data-dir", "--prices"}
+TAKES_VALUE = {"-p", "--project", "--data-dir", "--database-url", "--prices"}
 
 
 def hoist(args: Sequence[str]) -> list[str]:
@@ -211,8 +225,8 @@ def hoist(args: Sequence[str]) -> list[str]:
     if not moved or not rest:
         return [*root, *moved, *rest]
     path = [rest.pop(0)]
-    if path[0] == "price" and rest and not rest[0].startswith("-"):
-        path.append(rest.pop(0))  # the one command group: options go after its subcommand
+    if path[0] in GROUPS and rest and not rest[0].startswith("-"):
+        path.append(rest.pop(0))  # a command group: options go after its subcommand
     return [*root, *path, *moved, *rest]
 
 

@@ -61,7 +61,7 @@ def create(
         dry_run=opts.dry_run,
     )
     report = views.saved(created, "create", ledger.now(), opts.dry_run)
-    catalog.new_project(report, ledger.project, ledger.data_dir, new, opts.dry_run)
+    catalog.new_project(report, ledger, new, opts.dry_run)
     opts.output().show(report)
 
 
@@ -170,7 +170,7 @@ def cap(
             dry_run=opts.dry_run,
         )
         report = views.cap(ledger.project, result, ledger.now(), changed=True, dry_run=opts.dry_run)
-        catalog.new_project(report, ledger.project, ledger.data_dir, new, opts.dry_run)
+        catalog.new_project(report, ledger, new, opts.dry_run)
         out.show(report)
     else:
         out.show(views.cap(ledger.project, ledger.cap(), ledger.now()))

@@ -71,7 +71,7 @@ def price_set(
         dry_run=opts.dry_run,
     )
     report = views.price_set(price, ledger.project, opts.dry_run)
-    views.new_project(report, ledger.project, ledger.data_dir, new, opts.dry_run)
+    views.new_project(report, ledger, new, opts.dry_run)
     opts.output().show(report)
 
 
@@ -89,17 +89,17 @@ def price_remove(opts: CommonOptions, model: ModelName) -> None:
 
 @shared_options(project=False)
 def projects(opts: CommonOptions) -> None:
-    """The projects in the data directory.
+    """The projects in the data directory (or the database).
 
     Example: budgetctl projects --data-dir /srv/budgetctl
     """
     from budgetctl.projects import find_projects
 
-    found = find_projects(opts.data_dir or None)
+    found = find_projects(opts.data_dir or None, database_url=opts.database_url)
     out = opts.output()
-    out.show(views.projects(found.data_dir, found.projects))
+    out.show(views.projects(found))
     if not found.projects:  # on stderr: a script or cron at the wrong place should hear of it
-        out.warn(views.no_projects(found.data_dir, found.exists))
+        out.warn(views.no_projects(found))
 
 
 @shared_options(writes=True)
@@ -117,7 +117,5 @@ def import_litellm(opts: CommonOptions, file: LitellmFile, replace: Replace = Fa
     with out.progress("import-litellm", minimum=1000) as advance:
         result = run_import(ledger, source, replace=replace, dry_run=opts.dry_run, progress=advance)
     report = views.imported(file, result, opts.dry_run)
-    views.new_project(
-        report, ledger.project, ledger.data_dir, new and bool(result.imported), opts.dry_run
-    )
+    views.new_project(report, ledger, new and bool(result.imported), opts.dry_run)
     out.show(report)

@@ -86,9 +86,9 @@ def reset_due(
     from budgetctl.maintenance import reset_due_all
     from budgetctl.projects import find_projects
 
-    found = find_projects(opts.data_dir or None)
+    found = find_projects(opts.data_dir or None, database_url=opts.database_url)
     if not found.projects:  # even with -q: cron at the wrong place must not stay silent and green
-        out.warn(catalog.no_projects(found.data_dir, found.exists))
+        out.warn(catalog.no_projects(found))
     with out.progress("reset-due", minimum=10) as advance:
 
         def each(number: int, total: int, outcome: ProjectResetDue) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from decimal import Decimal
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from budgetctl.cli.humanize import usd
@@ -13,6 +12,8 @@ from budgetctl.costing.interface import Price
 
 if TYPE_CHECKING:
     from budgetctl.importer import ImportResult
+    from budgetctl.ledger import Ledger
+    from budgetctl.projects import DataDirProjects
 
 
 def per_million(rate: Decimal | None) -> Decimal | None:
@@ -90,32 +91,39 @@ def price_removed(model: str, project: str, dry_run: bool) -> Report:
     )
 
 
-def no_projects(data_dir: Path, exists: bool) -> str:
-    """The warning of a data dir with no project in it (cron pointed at the wrong place)."""
-    return f"no projects in {data_dir}" + ("" if exists else " (the directory does not exist)")
+def no_projects(found: DataDirProjects) -> str:
+    """The warning of a data dir (or a database) with no project in it (cron pointed at the wrong
+    place)."""
+    missing = not found.exists and found.database_url is None
+    return f"no projects in {found.where}" + (" (the directory does not exist)" if missing else "")
 
 
-def projects(data_dir: Path, names: Sequence[str]) -> Report:
-    report = Report({"data_dir": str(data_dir), "projects": list(names)})
-    if not names:
-        return report
-    for name in names:
+def projects(found: DataDirProjects) -> Report:
+    """``--json``: ``{data_dir, projects}``, or ``{database, projects}`` on a database."""
+    key = "data_dir" if found.database_url is None else "database"
+    report = Report({key: found.where, "projects": list(found.projects)})
+    for name in found.projects:
         report.line(name)
     return report
 
 
-def new_project(
-    report: Report, project: str, data_dir: Path, created: bool, dry_run: bool
-) -> Report:
+def new_project(report: Report, ledger: Ledger, created: bool, dry_run: bool) -> Report:
     """``report`` saying whether the write created the project: the first write to a name makes
     one, and a typo in ``-p`` or in the data dir should not pass unnoticed. ``--json`` gets
-    ``created_project``: ``{project, data_dir}``, or null."""
+    ``created_project``: ``{project, data_dir}`` (``{project, database}`` on a database), or
+    null."""
+    if ledger.database_url is None:
+        key, where = "data_dir", str(ledger.data_dir)
+    else:
+        from budgetctl.store.postgres.store import redact
+
+        key, where = "database", redact(ledger.database_url)
     if isinstance(report.data, dict):
-        where = {"project": project, "data_dir": str(data_dir)}
-        report.data["created_project"] = where if created else None
+        made = {"project": ledger.project, key: where}
+        report.data["created_project"] = made if created else None
     if created:
         verb = "would create" if dry_run else "created"
-        report.blocks.insert(0, Line(f"{verb} project {project} in {data_dir}"))
+        report.blocks.insert(0, Line(f"{verb} project {ledger.project} in {where}"))
     return report
 
 

@@ -212,6 +212,14 @@ class Database:
         self._checked = False
         return before, self.version()
 
+    def projects(self) -> list[str]:
+        """The names of the projects in the database, sorted (as the data dir's are)."""
+        self.check_schema()
+        conn = self.connection()
+        with self.failures(), conn.transaction():
+            rows = conn.execute("SELECT project FROM budgetctl_projects").fetchall()
+        return sorted(row[0] for row in rows)
+
     @contextmanager
     def failures(self) -> Iterator[None]:
         """Driver errors as budgetctl's: a lost connection is StorageIOError (exit 1); a
