@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers.cli import digest, fails, ok, run
+from helpers.cli import CLI_FIXTURES, digest, fails, ok, run
 from helpers.postgres import fresh_schema
 
 from budgetctl.cli.root import hoist
@@ -140,6 +140,8 @@ def _session() -> list[tuple[str, int, Any, str]]:
     step("show", "bob")  # 4
     step("-p", "nowhere", "show")  # 4
     step("-p", "team", "show")
+    step("-p", "imported", "import-litellm", str(CLI_FIXTURES / "litellm_user_cost.json"))
+    step("-p", "imported", "show")
     step("price", "remove", "acme/llama")
     step("cap", "--clear")
     return seen
@@ -176,6 +178,18 @@ def test_db_migrate_is_idempotent_and_db_status_says_when_it_is_needed() -> None
         after = json.loads(ok("db", "status", "--database-url", url, "--json").stdout)
         assert (after["version"], after["migrate_needed"]) == (before["needed"], False)
         ok("--database-url", url, "create", "alice", "-b", "5", "-d", "none")
+
+
+def test_a_database_of_a_newer_budgetctl_is_left_alone(pg_url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO budgetctl_schema VALUES (99, now())")
+    found = json.loads(ok("db", "status", "--database-url", pg_url, "--json").stdout)
+    assert (found["version"], found["migrate_needed"]) == (99, False)
+    assert "upgrade budgetctl" in ok("db", "status", "--database-url", pg_url).stdout
+    assert "upgrade budgetctl" in fails(1, "db", "migrate", "--database-url", pg_url)
+    assert "upgrade budgetctl" in fails(1, "show", "--database-url", pg_url)
 
 
 @pytest.mark.parametrize("command", [("db", "migrate"), ("db", "status")])
