@@ -13,7 +13,7 @@ from budgetctl.cli.views.catalog import new_project
 def dump(opts: CommonOptions) -> None:
     """Write the whole project (budgets, cap, prices, holds, history) to stdout as JSON Lines.
 
-    Example: budgetctl -p team dump > team.jsonl
+    Example: budgetctl dump -p team > team.jsonl
     """
     from budgetctl import dump as dumping
 
@@ -24,7 +24,7 @@ def dump(opts: CommonOptions) -> None:
 def restore(opts: CommonOptions, file: DumpFile, replace: ReplaceProject = False) -> None:
     """Load a dump into the project, in one transaction (refused if it exists, unless --replace).
 
-    Example: budgetctl -p team restore team.jsonl
+    Example: budgetctl restore team.jsonl -p team
     """
     from budgetctl import dump as dumping
 
