@@ -163,6 +163,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "price": ("catalog", "price_app"),
     "projects": ("catalog", "projects"),
     "import-litellm": ("catalog", "import_litellm"),
+    "dump": ("backup", "dump"),
+    "restore": ("backup", "restore"),
 }
 
 
