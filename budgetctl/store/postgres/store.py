@@ -846,13 +846,22 @@ class PostgresStore:
     # --- reading -------------------------------------------------------------------------------
 
     def _recent(self, conn: psycopg.Connection[Any], user: str | None) -> tuple[ClosedPeriod, ...]:
+        """A budget's most recent closed periods, newest first: those since it was created (a
+        user deleted and created again, or replaced, starts afresh; so does a cap cleared and
+        set again), as on the JSON store."""
+        kind, began = ("period", "create") if user is not None else ("cap-period", "cap-clear")
+        who = "AND name = %s " if user is not None else ""
+        names: tuple[Any, ...] = (user,) if user is not None else ()
+        start = conn.execute(
+            f"SELECT at, tx, ord FROM budgetctl_history WHERE project = %s AND type = %s {who}"
+            "ORDER BY at DESC, tx DESC, ord DESC LIMIT 1",
+            (self.project, began, *names),
+        ).fetchone()
+        after = "AND (at, tx, ord) > (%s, %s, %s) " if start is not None else ""
         rows = conn.execute(
-            "SELECT event FROM budgetctl_history WHERE project = %s AND type = %s "
-            + ("AND name = %s " if user is not None else "")
-            + "ORDER BY at DESC, tx DESC, ord DESC LIMIT %s",
-            (self.project, "period", user, rules.RECENT_PERIODS)
-            if user is not None
-            else (self.project, "cap-period", rules.RECENT_PERIODS),
+            f"SELECT event FROM budgetctl_history WHERE project = %s AND type = %s {who}{after}"
+            "ORDER BY at DESC, tx DESC, ord DESC LIMIT %s",
+            (self.project, kind, *names, *(start or ()), rules.RECENT_PERIODS),
         ).fetchall()
         found = []
         for (text,) in rows:
