@@ -122,6 +122,17 @@ class UserExistsError(BudgetctlError):
         )
 
 
+class ProjectExistsError(BudgetctlError):
+    """``restore`` into a project that already has budgets, a cap, prices or history."""
+
+    def __init__(self, project: str, where: object) -> None:
+        self.project = project
+        super().__init__(
+            f"project {project!r} already exists in {where}; nothing was restored (restore "
+            "--replace replaces it, or choose another project with -p)"
+        )
+
+
 class RequestIdConflictError(BudgetctlError, ValueError):
     """A request id already charged, reused for a different charge (user, cost, model or tokens).
 

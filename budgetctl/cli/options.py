@@ -317,6 +317,17 @@ CacheWrite = Annotated[
 ]
 
 
+# --- dump and restore -----------------------------------------------------------------------------
+DumpFile = Annotated[
+    str,
+    typer.Argument(metavar="FILE", help="A dump written by 'budgetctl dump' ('-' reads stdin)."),
+]
+ReplaceProject = Annotated[
+    bool,
+    _flag("--replace", help="Replace the project if it exists (its budgets, prices and history)."),
+]
+
+
 # --- the shared options, added by a decorator ----------------------------------------------------
 class CommonOptions(NamedTuple):
     """The shared options of one command run (those the command does not take keep their

@@ -175,6 +175,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "price": ("catalog", "price_app"),
     "projects": ("catalog", "projects"),
     "import-litellm": ("catalog", "import_litellm"),
+    "dump": ("backup", "dump"),
+    "restore": ("backup", "restore"),
     "db": ("database", "db_app"),
 }
 GROUPS = {"price", "db"}  # commands with subcommands: options written before go after those

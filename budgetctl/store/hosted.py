@@ -73,6 +73,7 @@ from budgetctl.store.litellm_format import (
     mirrors,
 )
 from budgetctl.store.lock import check_timeout
+from budgetctl.store.snapshot import Snapshot
 
 LITELLM_API_BASE = "https://api.litellm.ai"  # LiteLLM's default for client_type="hosted"
 WRITE_KEY = "write"  # in the META_KEY record: the id of the write that stored this user_dict
@@ -387,6 +388,21 @@ class HostedStore(DocumentStore):
     def history(self, user: str | None = None, limit: int | None = None) -> list[events.Event]:
         raise NotSupportedError(
             "the hosted budget protocol keeps no history; use a local project for history"
+        )
+
+    def export(self) -> Snapshot:
+        raise NotSupportedError(
+            "the hosted budget protocol keeps no history, so a dump of it could not be restored "
+            "as it is (no history, no request ids); 'budgetctl import-litellm' takes over its "
+            "budgets from LiteLLM's user_cost.json"
+        )
+
+    def restore(
+        self, snapshot: Snapshot, now: datetime, *, replace: bool = False, dry_run: bool = False
+    ) -> bool:
+        raise NotSupportedError(
+            "the hosted budget protocol keeps no history, so a dump cannot be restored into it; "
+            "restore into a local data dir or a database (--database-url)"
         )
 
     def set_price(self, price: Price | None, model: str, *, dry_run: bool = False) -> None:

@@ -26,6 +26,7 @@ from budgetctl.core.operations import (
 from budgetctl.core.periods import Duration
 from budgetctl.core.rules import KEEP, Budget, Changes, ChargeRequest, ClosedPeriod, Hold, Keep
 from budgetctl.costing.interface import Price
+from budgetctl.store.snapshot import Snapshot
 
 __all__ = [
     "ChargeOutcome",
@@ -34,6 +35,7 @@ __all__ = [
     "ProjectView",
     "ReserveOutcome",
     "ResetDue",
+    "Snapshot",
     "Standing",
     "Store",
 ]
@@ -122,3 +124,14 @@ class Store(Protocol):
     def prices(self) -> dict[str, Price]: ...
 
     def history(self, user: str | None = None, limit: int | None = None) -> list[Event]: ...
+
+    def export(self) -> Snapshot:
+        """The whole project, from one consistent read (``budgetctl dump``)."""
+        ...
+
+    def restore(
+        self, snapshot: Snapshot, now: datetime, *, replace: bool = False, dry_run: bool = False
+    ) -> bool:
+        """Write ``snapshot`` as this project, in one transaction; True when it replaced a
+        project that existed (ProjectExistsError unless ``replace``)."""
+        ...

@@ -36,17 +36,28 @@ from typing import Any
 
 from budgetctl import commits
 from budgetctl.core import events, jsontext, rules
-from budgetctl.core.rules import ClosedPeriod, RememberedCharge
+from budgetctl.core.rules import CAP, ClosedPeriod, RememberedCharge
 from budgetctl.costing.interface import Price
 from budgetctl.errors import (
     CorruptStateError,
     HistoryKeptAsideWarning,
+    ProjectExistsError,
     StorageIOError,
     UnknownModelError,
     UnknownProjectError,
     UsageError,
 )
-from budgetctl.store import codec, document, files, history, layout, lock, prices_file, request_ids
+from budgetctl.store import (
+    codec,
+    document,
+    files,
+    history,
+    layout,
+    lock,
+    prices_file,
+    request_ids,
+    snapshot,
+)
 from budgetctl.store.document import FORMAT, VERSION, DocumentState, DocumentStore
 
 __all__ = ["FORMAT", "VERSION", "JsonStore", "list_projects", "state_path"]
@@ -512,9 +523,171 @@ class JsonStore(DocumentStore):
             return {}
         return prices_file.read(self.prices_path, self.old_files.prices)
 
+    # --- a whole project: dump and restore ------------------------------------------------------
+
+    def export(self) -> snapshot.Snapshot:
+        """The whole project: one read of the state, and the history it counts."""
+        doc = self.load(must_exist=False)
+        prices = list(self.prices().values())
+        if doc is None:
+            if not prices:
+                raise self._missing()
+            doc = document.new_document(self.project)  # a project of custom prices only
+        budgets = [self.decode(user, raw) for user, raw in doc["users"].items()]
+        cap = None if doc.get("cap") is None else self.decode(CAP, doc["cap"])
+        found = self._events(doc["history"]["size"])
+        found.reverse()
+        return snapshot.snapshot(self.project, budgets, cap, prices, self._holds(doc), found)
+
+    def restore(
+        self,
+        snap: snapshot.Snapshot,
+        now: datetime,
+        *,
+        replace: bool = False,
+        dry_run: bool = False,
+    ) -> bool:
+        """Write ``snap`` as this project (docs/state-format.md, "Restoring a project").
+
+        Under the data dir's lock: the new history and prices are written to temp files and
+        synced; then the project's files are moved aside (``P+state.<n>.replaced.json``...),
+        the new ones renamed into place, the request id index rebuilt from the new history, and
+        the new state written as every commit writes it, last. A failure on the way puts the old
+        files back; only a crash (kill -9, power loss) in that short window can leave the project
+        without a state, its old files then kept aside under those names, never destroyed.
+        """
+        doc, lines = restored_document(self.project, snap)
+        raw_prices = {price.model: prices_file.encode_price(price) for price in snap.prices}
+        if dry_run:
+            existed = self._checked_dir() and self._has_data()
+            if existed and not replace:
+                raise ProjectExistsError(self.project, self.data_dir)
+            return existed
+        self._ensure_dir()
+        with lock.exclusive(self.data_dir, self.lock_timeout) as held, _gc_paused():
+            self._adopt_old_names()
+            self._sweep_temp_files()
+            existed = self._has_data()
+            if existed and not replace:
+                raise ProjectExistsError(self.project, self.data_dir)
+            if not existed:
+                self._keep_tail(0)  # a history no state counts: kept aside, with a warning
+            staged: list[tuple[str, Path]] = []
+            try:
+                staged.append((self._stage(lines), self.history_path))
+                if raw_prices:
+                    staged.append((self._stage(prices_file.dump(raw_prices)), self.prices_path))
+                held.check()
+                self._swap(staged, history.ENCODER.encode(doc).encode("utf-8"), len(lines))
+            finally:
+                for tmp, _ in staged:
+                    with suppress(OSError):
+                        os.unlink(tmp)  # renamed into place already, unless it failed
+        return existed
+
+    def _has_data(self) -> bool:
+        """Whether the project has a state or custom prices."""
+        return self.path.exists() or bool(self.prices())
+
+    def _stage(self, data: bytes) -> str:
+        """``data`` in a new, synced temp file of this project; its path."""
+        fd, tmp = self._temp_file()
+        try:
+            files.write_all(fd, data)
+            os.fsync(fd)
+        except OSError as exc:
+            with suppress(OSError):
+                os.unlink(tmp)
+            raise StorageIOError(tmp, f"cannot write ({exc.strerror})") from None
+        finally:
+            os.close(fd)
+        return tmp
+
+    def _swap(self, staged: list[tuple[str, Path]], state: bytes, size: int) -> None:
+        """The restore's commit: old files aside, staged ones in, the index, the state last."""
+        stamp = time.time_ns()
+        moved: list[tuple[Path, Path]] = []
+        placed: list[Path] = []
+        done = False
+        try:
+            with commits.point():  # from moving the old state aside on: not stopped by Ctrl-C
+                for path in (self.path, self.history_path, self.prices_path):
+                    if os.path.lexists(path):
+                        aside = layout.replaced(path, stamp)
+                        os.rename(path, aside)
+                        moved.append((path, aside))
+                self._drop_index()
+                for tmp, target in staged:
+                    os.rename(tmp, target)
+                    placed.append(target)
+                self._sync_dir()
+                index = request_ids.RequestIdIndex(self.request_ids_path, self.history_path)
+                try:
+                    index.build(size, {})
+                finally:
+                    index.close()
+                self._replace(state)
+                done = True
+        except OSError as exc:
+            raise StorageIOError(self.path, f"cannot restore ({exc.strerror})") from None
+        finally:
+            if not done:  # put the old project back as it was
+                with suppress(OSError):
+                    for target in placed:
+                        os.unlink(target)
+                    self._drop_index()
+                    for path, aside in moved:
+                        os.rename(aside, path)
+                    self._sync_dir()
+
+    def _drop_index(self) -> None:
+        """Delete the request id index (it is rebuilt from the history when next needed)."""
+        for suffix in ("", "-wal", "-shm"):
+            with suppress(FileNotFoundError):
+                os.unlink(f"{self.request_ids_path}{suffix}")
+
     def _history_paths(self) -> tuple[Path, Path]:
         """Where readers look for the history: its name, then budgetctl 0.1's."""
         return self.history_path, self.old_files.history
+
+
+def restored_document(project: str, snap: snapshot.Snapshot) -> tuple[dict[str, Any], bytes]:
+    """The state document and the history file of ``snap``, linked as commits link them.
+
+    Closed periods are chained as they were when they happened: each ``period`` event's ``prev``
+    is its budget's previous one, and a budget deleted (or a cap cleared) starts a new chain, so
+    ``show USER`` lists the same recent periods as in the store the snapshot came from.
+    """
+    doc = document.new_document(project)
+    doc["users"] = {budget.user: codec.encode(budget) for budget in snap.budgets}
+    doc["cap"] = None if snap.cap is None else codec.encode(snap.cap)
+    if snap.holds:
+        doc["holds"] = {hold.hold_id: document.encode_hold(hold) for hold in snap.holds}
+    replay: dict[str, Any] = {"users": {}, "cap": None}  # the records as they were, for links
+    chunks: list[bytes] = []
+    offset = 0
+    for event in snap.history:
+        raw = event.to_json()
+        kind, user = raw["type"], raw.get("user")
+        if kind in ("create", "period"):
+            replay["users"].setdefault(user, {})
+        elif kind == "delete":
+            replay["users"].pop(user, None)
+        elif kind in ("cap", "cap-period"):
+            replay["cap"] = replay["cap"] or {}
+        elif kind == "cap-clear":
+            replay["cap"] = None
+        chunk = history.link_and_encode([raw], replay, offset)
+        chunks.append(chunk)
+        offset += len(chunk)
+    for user, record in doc["users"].items():
+        link = replay["users"].get(user, {}).get(history.LINK)
+        if link is not None:
+            record[history.LINK] = link
+    if doc["cap"] is not None and replay["cap"] and history.LINK in replay["cap"]:
+        doc["cap"][history.LINK] = replay["cap"][history.LINK]
+    doc["history"] = {"size": offset}
+    return doc, b"".join(chunks)
 
 
 @contextmanager

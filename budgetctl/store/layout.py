@@ -61,6 +61,17 @@ def orphan(data_dir: Path, project: str, stamp: int) -> Path:
     return data_dir / f"{project}{SEP}history.{stamp}.orphan.jsonl"
 
 
+def replaced(path: Path, stamp: int) -> Path:
+    """Where ``restore --replace`` keeps a file of the project it replaced: ``P.json`` becomes
+    ``P+state.<n>.replaced.json``, ``P+history.jsonl`` ``P+history.<n>.replaced.jsonl`` (a name
+    with ``+`` is never a project's state)."""
+    name = path.name
+    if SEP not in name:  # the state, P.json
+        name = name[: -len(STATE_SUFFIX)] + SEP + "state" + STATE_SUFFIX
+    stem, _, ext = name.rpartition(".")
+    return path.with_name(f"{stem}.{stamp}.replaced.{ext}")
+
+
 def temp(data_dir: Path, project: str, token: str) -> str:
     """A temp file of ``project`` (``token``: 8 characters of ``[a-z0-9_]``)."""
     return str(data_dir / f".{project}{SEP}{token}.tmp")

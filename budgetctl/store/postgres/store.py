@@ -52,6 +52,7 @@ from budgetctl.core.rules import (
 from budgetctl.costing.interface import Price
 from budgetctl.errors import (
     CorruptStateError,
+    ProjectExistsError,
     StateError,
     StorageIOError,
     UnknownModelError,
@@ -59,7 +60,7 @@ from budgetctl.errors import (
     UnknownUserError,
     UsageError,
 )
-from budgetctl.store import prices_file
+from budgetctl.store import prices_file, snapshot
 from budgetctl.store.postgres import schema
 
 if TYPE_CHECKING:
@@ -67,6 +68,16 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_TABLES = (  # a project's rows, the project's own last
+    "budgetctl_budgets",
+    "budgetctl_caps",
+    "budgetctl_holds",
+    "budgetctl_request_ids",
+    "budgetctl_history",
+    "budgetctl_prices",
+    "budgetctl_projects",
+)
 RETRIES = 30  # attempts of one operation against serialization failures and deadlocks
 _COLUMNS = (
     "total_budget, current_cost, model_cost, duration, timezone, start_at, created_at, "
@@ -843,13 +854,22 @@ class PostgresStore:
     # --- reading -------------------------------------------------------------------------------
 
     def _recent(self, conn: psycopg.Connection[Any], user: str | None) -> tuple[ClosedPeriod, ...]:
+        """A budget's most recent closed periods, newest first: those since it was created (a
+        user deleted and created again, or replaced, starts afresh; so does a cap cleared and
+        set again), as on the JSON store."""
+        kind, began = ("period", "create") if user is not None else ("cap-period", "cap-clear")
+        who = "AND name = %s " if user is not None else ""
+        names: tuple[Any, ...] = (user,) if user is not None else ()
+        start = conn.execute(
+            f"SELECT at, tx, ord FROM budgetctl_history WHERE project = %s AND type = %s {who}"
+            "ORDER BY at DESC, tx DESC, ord DESC LIMIT 1",
+            (self.project, began, *names),
+        ).fetchone()
+        after = "AND (at, tx, ord) > (%s, %s, %s) " if start is not None else ""
         rows = conn.execute(
-            "SELECT event FROM budgetctl_history WHERE project = %s AND type = %s "
-            + ("AND name = %s " if user is not None else "")
-            + "ORDER BY at DESC, tx DESC, ord DESC LIMIT %s",
-            (self.project, "period", user, rules.RECENT_PERIODS)
-            if user is not None
-            else (self.project, "cap-period", rules.RECENT_PERIODS),
+            f"SELECT event FROM budgetctl_history WHERE project = %s AND type = %s {who}{after}"
+            "ORDER BY at DESC, tx DESC, ord DESC LIMIT %s",
+            (self.project, kind, *names, *(start or ()), rules.RECENT_PERIODS),
         ).fetchall()
         found = []
         for (text,) in rows:
@@ -1001,3 +1021,127 @@ class PostgresStore:
                 "SELECT model, price FROM budgetctl_prices WHERE project = %s", (self.project,)
             ).fetchall()
         return {model: prices_file.decode_price(model, json.loads(text)) for model, text in rows}
+
+    # --- a whole project: dump and restore -----------------------------------------------------
+
+    def export(self) -> snapshot.Snapshot:
+        """The whole project, from one snapshot (REPEATABLE READ)."""
+        with self._reading() as conn:
+            self._require_project(conn)
+            rows = conn.execute(
+                f"SELECT name, {_COLUMNS} FROM budgetctl_budgets WHERE project = %s",
+                (self.project,),
+            ).fetchall()
+            cap = self._cap_of(conn)
+            holds = self._holds_of(conn)
+            prices = conn.execute(
+                "SELECT model, price FROM budgetctl_prices WHERE project = %s", (self.project,)
+            ).fetchall()
+            found = conn.execute(
+                "SELECT event FROM budgetctl_history WHERE project = %s ORDER BY at, tx, ord",
+                (self.project,),
+            ).fetchall()
+        return snapshot.snapshot(
+            self.project,
+            [_budget(row[0], row[1:]) for row in rows],
+            cap,
+            [prices_file.decode_price(model, json.loads(text)) for model, text in prices],
+            holds,
+            [self._event(text) for (text,) in found],
+        )
+
+    def restore(
+        self,
+        snap: snapshot.Snapshot,
+        now: datetime,
+        *,
+        replace: bool = False,
+        dry_run: bool = False,
+    ) -> bool:
+        """Write ``snap`` as this project in one transaction (with ``replace``, the project's
+        rows are deleted in it first). History rows keep the snapshot's order: each is stored at
+        its event's time (never before the one above it), all under this transaction; request
+        ids charged since the horizon are remembered again."""
+
+        def body(state: PgState) -> bool:
+            conn, project = state.conn, self.project
+            existed = (
+                conn.execute(
+                    "SELECT 1 FROM budgetctl_projects WHERE project = %s FOR UPDATE", (project,)
+                ).fetchone()
+                is not None
+            )
+            if existed and not replace:
+                raise ProjectExistsError(project, self.db.where)
+            with conn.pipeline(), conn.cursor() as cur:
+                if existed:
+                    for table in _TABLES:
+                        cur.execute(f"DELETE FROM {table} WHERE project = %s", (project,))
+                cur.execute("INSERT INTO budgetctl_projects VALUES (%s, %s)", (project, state.now))
+                self._insert_snapshot(cur, snap, state)
+            return existed
+
+        return self._run(now, body, dry_run=dry_run)
+
+    def _insert_snapshot(
+        self, cur: psycopg.Cursor[Any], snap: snapshot.Snapshot, state: PgState
+    ) -> None:
+        project = self.project
+        if snap.budgets:
+            cur.executemany(
+                f"INSERT INTO budgetctl_budgets (project, name, {_COLUMNS}) VALUES "
+                "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                [(project, b.user, *_values(b)) for b in snap.budgets],
+            )
+        if snap.cap is not None:
+            cur.execute(
+                f"INSERT INTO budgetctl_caps (project, {_COLUMNS}) VALUES "
+                "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                (project, *_values(snap.cap)),
+            )
+        if snap.holds:
+            cur.executemany(
+                "INSERT INTO budgetctl_holds VALUES (%s, %s, %s, %s, %s, %s)",
+                [
+                    (project, h.hold_id, h.user, h.amount, h.created_at, h.expires_at)
+                    for h in snap.holds
+                ],
+            )
+        if snap.prices:
+            cur.executemany(
+                "INSERT INTO budgetctl_prices VALUES (%s, %s, %s)",
+                [(project, p.model, json.dumps(prices_file.encode_price(p))) for p in snap.prices],
+            )
+        rows = []
+        remembered: dict[str, tuple[RememberedCharge, datetime]] = {}
+        at = _EPOCH
+        for number, event in enumerate(snap.history):
+            if event.time is not None and event.time > at:
+                at = event.time  # never before the row above: the order is the snapshot's
+            raw = event.to_json()
+            rows.append(
+                (project, at, state.order, number, events.subject(event), raw["type"],
+                 events.spend(event), json.dumps(raw, separators=(",", ":")))
+            )  # fmt: skip
+            if isinstance(event, (events.Charge, events.Commit)):
+                charge = RememberedCharge(
+                    event.user, event.cost, event.model, event.prompt_tokens,
+                    event.completion_tokens, event.cached_tokens,
+                )  # fmt: skip
+                for key in rules.idempotency_keys(event):
+                    remembered[key] = (charge, at)
+        if rows:
+            cur.executemany(
+                "INSERT INTO budgetctl_history VALUES (%s, %s, %s, %s, %s, %s, %s, %s)", rows
+            )
+        horizon = rules.request_id_horizon(state.now, self.wall_clock())
+        ids = [
+            (project, key, c.user, c.cost, c.model, c.prompt_tokens, c.completion_tokens,
+             c.cached_tokens, seen)
+            for key, (c, seen) in remembered.items()
+            if seen >= horizon
+        ]  # fmt: skip
+        if ids:
+            cur.executemany(
+                "INSERT INTO budgetctl_request_ids VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)", ids
+            )
