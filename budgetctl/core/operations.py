@@ -190,8 +190,6 @@ def create(state: State, budgets: Sequence[Budget], *, replace: bool = False) ->
         if not replace and state.budget(budget.user) is not None:
             raise UserExistsError(budget.user)
     for budget in budgets:
-        if state.budget(budget.user) is not None:
-            state.remove(budget.user)  # replaced: the new budget starts with no closed periods
         state.put(budget)
         state.record(
             events.Create(

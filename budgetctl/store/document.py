@@ -205,6 +205,10 @@ class DocumentState:
         return found
 
     def record(self, event: events.Event) -> None:
+        if isinstance(event, events.Create):  # a new budget: its closed periods start afresh
+            raw = self.raw_users.get(event.user)
+            if isinstance(raw, dict):
+                raw.pop(history.LINK, None)
         self.events.append(event)
         self.dirty = True
 
