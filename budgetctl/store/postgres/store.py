@@ -220,9 +220,9 @@ class Database:
         try:
             yield
         except psycopg.Error as exc:
-            if isinstance(
-                exc, (psycopg.errors.TransactionRollback, psycopg.errors.LockNotAvailable)
-            ):
+            # psycopg 3 derives these from OperationalError, as it does a lost connection: they
+            # must be told apart first, or a deadlock would read as "cannot reach the server".
+            if _retryable(exc) and not _broken(self._conn):
                 raise
             conn = self._conn
             if (
@@ -237,16 +237,23 @@ class Database:
 
 
 def _retryable(exc: BaseException) -> bool:
+    """A serialization failure, a deadlock, a lock not granted or a key a concurrent
+    transaction took: the transaction was rolled back and may run again."""
     psycopg = _import_psycopg()
     return isinstance(
         exc,
         (
+            psycopg.errors.TransactionRollback,  # 40xxx, SerializationFailure included
             psycopg.errors.SerializationFailure,
             psycopg.errors.DeadlockDetected,
             psycopg.errors.UniqueViolation,
             psycopg.errors.LockNotAvailable,
         ),
     )
+
+
+def _broken(conn: psycopg.Connection[Any] | None) -> bool:
+    return conn is None or conn.closed or conn.broken
 
 
 def _budget(user: str, row: Sequence[Any]) -> Budget:
