@@ -801,11 +801,13 @@ class PostgresStore:
     def reset_due(
         self, now: datetime, *, users: Sequence[str] | None = None, dry_run: bool = False
     ) -> ResetDue:
+        # The due users' rows are locked (by name, in state.due) before the cap's and the holds'
+        # (in the operation), the order every other operation takes them in: locking the cap
+        # first deadlocked with charges, which hold their user's row when they ask for the cap's.
         return self._run(
             now,
             lambda s: operations.reset_due(s, users),
-            cap=True,
-            holds=True,
+            users=list(users or ()),
             dry_run=dry_run,
         )
 
