@@ -239,9 +239,9 @@ class Database:
         try:
             yield
         except psycopg.Error as exc:
-            if isinstance(
-                exc, (psycopg.errors.TransactionRollback, psycopg.errors.LockNotAvailable)
-            ):
+            # psycopg 3 derives these from OperationalError, as it does a lost connection: they
+            # must be told apart first, or a deadlock would read as "cannot reach the server".
+            if _retryable(exc) and not _broken(self._conn):
                 raise
             conn = self._conn
             if (
@@ -256,16 +256,23 @@ class Database:
 
 
 def _retryable(exc: BaseException) -> bool:
+    """A serialization failure, a deadlock, a lock not granted or a key a concurrent
+    transaction took: the transaction was rolled back and may run again."""
     psycopg = _import_psycopg()
     return isinstance(
         exc,
         (
+            psycopg.errors.TransactionRollback,  # 40xxx, SerializationFailure included
             psycopg.errors.SerializationFailure,
             psycopg.errors.DeadlockDetected,
             psycopg.errors.UniqueViolation,
             psycopg.errors.LockNotAvailable,
         ),
     )
+
+
+def _broken(conn: psycopg.Connection[Any] | None) -> bool:
+    return conn is None or conn.closed or conn.broken
 
 
 def _budget(user: str, row: Sequence[Any]) -> Budget:
@@ -298,6 +305,27 @@ def _values(budget: Budget) -> tuple[Any, ...]:
         budget.next_reset_at,
         budget.alert_at,
     )
+
+
+def _restamped(budget: Budget, now: datetime) -> Budget:
+    """``budget`` made new at ``now`` if it is a new budget as of its own ``created_at`` (as
+    ``Ledger.create`` makes it, by the host's clock); else (an import's, carrying its own period
+    and spend) as it is."""
+
+    def made_at(moment: datetime) -> Budget:
+        return rules.new_budget(
+            budget.user,
+            budget.total_budget,
+            moment,
+            duration=budget.duration,
+            timezone=budget.timezone,
+            start=budget.start,
+            alert_at=budget.alert_at,
+            current_cost=budget.current_cost,
+            model_cost=budget.model_cost,
+        )
+
+    return made_at(now) if made_at(budget.created_at) == budget else budget
 
 
 class PgState:
@@ -731,9 +759,16 @@ class PostgresStore:
         if not budgets:
             return []
         now = max(b.created_at for b in budgets)
+
+        def body(state: PgState) -> list[Budget]:
+            fresh = budgets
+            if self._database_time:  # a new budget starts at the database's time, not the host's
+                fresh = [_restamped(budget, state.now) for budget in budgets]
+            return operations.create(state, fresh, replace=replace)
+
         return self._run(
             now,
-            lambda state: operations.create(state, budgets, replace=replace),
+            body,
             users=[b.user for b in budgets],
             create=True,
             dry_run=dry_run,
@@ -813,11 +848,13 @@ class PostgresStore:
     def reset_due(
         self, now: datetime, *, users: Sequence[str] | None = None, dry_run: bool = False
     ) -> ResetDue:
+        # The due users' rows are locked (by name, in state.due) before the cap's and the holds'
+        # (in the operation), the order every other operation takes them in: locking the cap
+        # first deadlocked with charges, which hold their user's row when they ask for the cap's.
         return self._run(
             now,
             lambda s: operations.reset_due(s, users),
-            cap=True,
-            holds=True,
+            users=list(users or ()),
             dry_run=dry_run,
         )
 
