@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TextIO
 
 from starlette.applications import Starlette
@@ -160,4 +161,25 @@ def serve(
         + "\n"
     )
     sys.stderr.flush()
-    uvicorn.Server(config).run()
+    with _signals_left_to_uvicorn():
+        uvicorn.Server(config).run()
+
+
+@contextmanager
+def _signals_left_to_uvicorn() -> Iterator[None]:
+    """uvicorn stops on SIGTERM/SIGINT and then raises the signal again for the handlers it
+    found: the CLI's (which would call a finished server "interrupted") are set aside meanwhile,
+    so a server stopped that way exits 0."""
+    import signal
+
+    previous = {}
+    try:
+        for number in (signal.SIGINT, signal.SIGTERM):
+            previous[number] = signal.signal(number, lambda signum, frame: None)
+    except ValueError:  # not the main thread (tests): uvicorn leaves signals alone there too
+        pass
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)

@@ -109,10 +109,15 @@ class Guard:
         started = time.perf_counter()
         scope[PROJECT_KEY] = None
         status = [500]
+        logged = [False]
 
         async def sending(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status[0] = message["status"]
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                # logged before the last byte goes out: a reader of the answer finds its line
+                logged[0] = True
+                self._write_log(scope, status[0], started)
             await send(message)
 
         try:
@@ -122,7 +127,8 @@ class Guard:
             else:
                 await self.app(scope, self._counting(receive), sending)
         finally:
-            self._write_log(scope, status[0], started)
+            if not logged[0]:  # no answer (the client went away, or the app failed)
+                self._write_log(scope, status[0], started)
 
     def _refuse(self, scope: Scope) -> tuple[int, str, str] | None:
         headers = dict(scope.get("headers") or [])
