@@ -50,6 +50,12 @@ def _http_error(request: Request, exc: Exception) -> Response:
     return response
 
 
+def _crashed(request: Request, exc: Exception) -> Response:
+    """A bug, not the client's doing: a JSON 500 (the traceback goes to uvicorn's log)."""
+    body = errors.error_body("internal", f"internal error ({type(exc).__name__}); see the log")
+    return answer(body, 500)
+
+
 def _v1(route: api.Route, backend: Backend) -> Endpoint:
     async def endpoint(request: Request) -> Response:
         params = dict(request.path_params)
@@ -72,10 +78,10 @@ LitellmHandler = Callable[[Backend, dict[str, Any]], dict[str, Any]]
 
 def _litellm(handler: LitellmHandler, backend: Backend) -> Endpoint:
     async def endpoint(request: Request) -> Response:
-        body = read_json(await request.body())
-        if isinstance(body.get("project_name"), str):
-            request.scope[PROJECT_KEY] = body["project_name"][:64]
         try:
+            body = read_json(await request.body())
+            if isinstance(body.get("project_name"), str):
+                request.scope[PROJECT_KEY] = body["project_name"][:64]
             found = await run_in_threadpool(handler, backend, body)
         except BudgetctlError as exc:  # in the protocol's shape, with budgetctl's error inside
             status, described = errors.describe(exc)
@@ -122,7 +128,11 @@ def build_app(
             routes.append(StarletteRoute(pattern, _v1(route, backend), methods=[route.method]))
     app = Starlette(
         routes=routes,
-        exception_handlers={BudgetctlError: _failed, HTTPException: _http_error},
+        exception_handlers={
+            BudgetctlError: _failed,
+            HTTPException: _http_error,
+            Exception: _crashed,
+        },
     )
     return Guard(app, token=token, max_body=max_body, log=log)
 
