@@ -212,6 +212,13 @@ class Ledger:
             raise UsageError("the clock must return an aware datetime")
         return moment.astimezone(UTC)
 
+    def _creation_time(self) -> datetime:
+        """When a new budget starts: the store's own clock where it keeps one (a database's, so
+        hosts with skewed clocks agree), else :meth:`now`."""
+        store_clock = getattr(self.store, "clock", None)
+        moment = store_clock() if callable(store_clock) else None
+        return moment if moment is not None else self.now()
+
     @property
     def costing(self) -> Costing:
         """Prices and token counts (loaded on first use, with the project's custom prices)."""
@@ -244,7 +251,7 @@ class Ledger:
         record = rules.new_budget(
             user,
             parse_amount(budget, "budget"),
-            self.now(),
+            self._creation_time(),
             duration=parse_duration_arg(duration),
             timezone=timezone,
             start=parse_time_arg(start, timezone),

@@ -307,27 +307,6 @@ def _values(budget: Budget) -> tuple[Any, ...]:
     )
 
 
-def _restamped(budget: Budget, now: datetime) -> Budget:
-    """``budget`` made new at ``now`` if it is a new budget as of its own ``created_at`` (as
-    ``Ledger.create`` makes it, by the host's clock); else (an import's, carrying its own period
-    and spend) as it is."""
-
-    def made_at(moment: datetime) -> Budget:
-        return rules.new_budget(
-            budget.user,
-            budget.total_budget,
-            moment,
-            duration=budget.duration,
-            timezone=budget.timezone,
-            start=budget.start,
-            alert_at=budget.alert_at,
-            current_cost=budget.current_cost,
-            model_cost=budget.model_cost,
-        )
-
-    return made_at(now) if made_at(budget.created_at) == budget else budget
-
-
 class PgState:
     """:class:`budgetctl.core.operations.State` over the rows of one transaction."""
 
@@ -627,6 +606,14 @@ class PostgresStore:
         self._wall_clock = wall_clock
         self._given_now = False
 
+    def clock(self) -> datetime | None:
+        """The database's time now, when it decides time (None when the caller's clock does):
+        a new budget's period starts there, whatever the creating host's clock says."""
+        if not self._database_time:
+            return None
+        with self._reading() as conn:
+            return self._read_now(conn, datetime.now(UTC))
+
     @contextmanager
     def at_given_time(self) -> Iterator[None]:
         """Use the ``now`` the caller gives, not the database's clock (``reset-due --now``)."""
@@ -760,15 +747,9 @@ class PostgresStore:
             return []
         now = max(b.created_at for b in budgets)
 
-        def body(state: PgState) -> list[Budget]:
-            fresh = budgets
-            if self._database_time:  # a new budget starts at the database's time, not the host's
-                fresh = [_restamped(budget, state.now) for budget in budgets]
-            return operations.create(state, fresh, replace=replace)
-
         return self._run(
             now,
-            body,
+            lambda state: operations.create(state, budgets, replace=replace),
             users=[b.user for b in budgets],
             create=True,
             dry_run=dry_run,
