@@ -37,20 +37,23 @@ def test_every_command_ends_with_the_shared_options_in_one_order() -> None:
         assert names[-len(shared) :] == shared, name  # after the command's own
         assert shared == [n for n in SHARED if n in shared], name
         assert "database_url" in shared, name
-        assert ("as_json" in shared) == (name != "dump"), name  # dump's stdout is the dump
+        # dump's stdout is the dump; serve prints nothing but its log
+        assert ("as_json" in shared) == (name not in ("dump", "serve")), name
         assert ("data_dir" in shared) == (not name.startswith("db ")), name
-        assert ("project" in shared) == (name != "projects" and not name.startswith("db ")), name
+        every_project = name in ("projects", "serve") or name.startswith("db ")
+        assert ("project" in shared) == (not every_project), name
 
 
 def test_writing_commands_take_dry_run_and_quiet() -> None:
     commands = _commands()
     readers = {"show", "history", "models", "projects", "check", "holds", "dump", "db status"}
+    readers.add("serve")  # its clients write, each request with its own dry_run
     for name, command in commands.items():
         names = {p.name for p in command.params}
         assert ("dry_run" in names) == (name not in readers | {"db migrate"}), name
         assert ("quiet" in names) == (name not in readers - {"check"}), name
     priced = {n for n, c in commands.items() if "prices" in {p.name for p in c.params}}
-    assert priced == {"update-cost", "check", "models"}
+    assert priced == {"update-cost", "check", "models", "serve"}
 
 
 def _demo_app(**flags: bool) -> tuple[typer.Typer, list[tuple[str, CommonOptions]]]:

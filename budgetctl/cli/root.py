@@ -178,6 +178,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "dump": ("backup", "dump"),
     "restore": ("backup", "restore"),
     "db": ("database", "db_app"),
+    "serve": ("serve", "serve"),
 }
 GROUPS = {"price", "db"}  # commands with subcommands: options written before go after those
 
