@@ -12,7 +12,9 @@ LiteLLM returns is returned to the last detail (``created_at`` to the microsecon
 ``get_model_cost`` before a first charge); the differences left are fixes, listed in
 docs/library.md and checked against LiteLLM itself by bench/differential.py.
 ``client_type="hosted"`` keeps the budgets on a server that speaks LiteLLM's
-``get_budget``/``set_budget`` protocol (:mod:`budgetctl.store.hosted`).
+``get_budget``/``set_budget`` protocol (:mod:`budgetctl.store.hosted`); when ``api_base`` is a
+budgetctl server (``budgetctl serve``: its ``/healthz`` says so), its atomic ``/v1`` API is used
+instead (:mod:`budgetctl.client.remote`), so two clients never overwrite each other.
 """
 
 from __future__ import annotations
@@ -60,12 +62,40 @@ class BudgetManager:
         # As LiteLLM: the hosted default, kept (and unused) for a local manager too.
         self.api_base = api_base or LITELLM_API_BASE
         self.headers = headers or {"Content-Type": "application/json"}
-        store = None
-        if client_type == "hosted":
-            from budgetctl.store.hosted import HostedStore
+        self._ledger: Ledger | None = None
+        self._made = (project_name, data_dir, clock)
+        if client_type == "local":
+            self._ledger = Ledger(project_name, data_dir, clock=clock, server="")
 
-            store = HostedStore(project_name, self.api_base, self.headers)
-        self.ledger = Ledger(project_name, data_dir, clock=clock, store=store)
+    @property
+    def ledger(self) -> Ledger:
+        """The ledger the manager works on. Hosted: made at the first call (nothing is contacted
+        at construction, as in LiteLLM): on budgetctl's own server (its ``/healthz`` says so,
+        asked once per process and ``api_base``), its atomic ``/v1`` API; on any other server,
+        LiteLLM's ``get_budget``/``set_budget`` protocol (:mod:`budgetctl.store.hosted`)."""
+        if self._ledger is None:
+            from budgetctl.client import detect
+
+            project_name, data_dir, clock = self._made
+            if (
+                detect.fits_v1(project_name)
+                and self.api_base != LITELLM_API_BASE
+                and detect.is_budgetctl(self.api_base)
+            ):
+                from budgetctl.client.remote import RemoteLedger
+
+                self._ledger = RemoteLedger(
+                    project_name,
+                    clock=clock,
+                    server=self.api_base,
+                    token=detect.bearer(self.headers),
+                )
+            else:
+                from budgetctl.store.hosted import HostedStore
+
+                store = HostedStore(project_name, self.api_base, self.headers)
+                self._ledger = Ledger(project_name, data_dir, clock=clock, store=store)
+        return self._ledger
 
     # --- LiteLLM's public methods ----------------------------------------------------------------
 

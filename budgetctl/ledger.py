@@ -167,8 +167,22 @@ class Ledger:
 
     ``clock`` returns the current time (aware, UTC); tests pass a fixed one and never sleep.
     ``prices_file`` is a LiteLLM-format price map whose entries win over the bundled table
-    (default: ``BUDGETCTL_PRICES``).
+    (default: ``BUDGETCTL_PRICES``). ``server`` (default ``BUDGETCTL_SERVER``): a budget
+    server's URL, to be its client (:mod:`budgetctl.client.remote`); ``""`` for none.
     """
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Ledger:
+        """A :class:`~budgetctl.client.remote.RemoteLedger` when a budget server is configured
+        (``server=URL``, else ``BUDGETCTL_SERVER``) and neither a store nor a database URL is
+        given; ``server=""`` keeps the ledger local whatever the environment says."""
+        if cls is Ledger and kwargs.get("store") is None and kwargs.get("database_url") is None:
+            from budgetctl.client import configured_server
+
+            if configured_server(kwargs.get("server")) is not None:
+                from budgetctl.client.remote import RemoteLedger
+
+                return super().__new__(RemoteLedger)
+        return super().__new__(cls)
 
     def __init__(
         self,
@@ -180,6 +194,7 @@ class Ledger:
         lock_timeout: float | None = None,
         store: Store | None = None,
         database_url: str | None = None,
+        server: str | None = None,
     ) -> None:
         if store is not None:
             self.project = store.project  # the store validated it (a hosted name is no path)

@@ -29,10 +29,14 @@ class DataDirProjects(NamedTuple):
     projects: tuple[str, ...]
     exists: bool
     database_url: str | None = None
+    server: str | None = None  # client mode (BUDGETCTL_SERVER): the budget server's URL
 
     @property
     def where(self) -> str:
-        """Where the projects were looked for: the directory, or the database (no password)."""
+        """Where the projects were looked for: the directory, the budget server, or the
+        database (no password)."""
+        if self.server is not None:
+            return self.server
         if self.database_url is None:
             return str(self.data_dir)
         from budgetctl.store.postgres.store import redact
@@ -47,9 +51,24 @@ def find_projects(
     data directory), or of the database at ``database_url`` (default:
     ``BUDGETCTL_DATABASE_URL``; when set, it wins over the data dir, as for a ledger). A missing
     directory has none; one that cannot be listed, or a database that cannot be reached, is a
-    :class:`~budgetctl.errors.StorageIOError`."""
+    :class:`~budgetctl.errors.StorageIOError`. In client mode (``BUDGETCTL_SERVER`` set, no
+    ``database_url`` given), the budget server's projects."""
     folder = resolve_data_dir(data_dir)
     url = database_url or os.environ.get("BUDGETCTL_DATABASE_URL") or None
+    from budgetctl.client import configured_server
+
+    server = configured_server() if database_url is None else None
+    if server is not None:  # client mode: the server's projects
+        from budgetctl.client.api import Client
+
+        client = Client(server)
+        answer = client.call("GET", "/v1/projects")
+        names = answer.get("projects") if isinstance(answer, dict) else None
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            from budgetctl.client.decode import bad
+
+            raise bad(client.where, "GET /v1/projects did not list names")
+        return DataDirProjects(folder, tuple(names), True, server=client.where)
     if url is not None:
         from budgetctl.store.postgres.store import Database
 

@@ -402,6 +402,10 @@ def test_budget_manager_stores_in_postgresql_through_the_environment(
         assert [row[:2] for row in rows] == [("compat", "u")]
         assert float(rows[0][2]) == bm.get_current_cost("u")
         assert not data_dir.exists()  # nothing in the data dir
-        # The hosted client keeps its server: the variable does not apply to it.
+        # The hosted client keeps its server: the variable does not apply to it. (A server
+        # known not to be budgetctl's: offline, /healthz cannot be asked.)
+        from budgetctl.client import detect
+
+        monkeypatch.setattr(detect, "_known", {"http://localhost:1": False})
         hosted = BudgetManager("compat", client_type="hosted", api_base="http://localhost:1")
         assert isinstance(hosted.ledger.store, HostedStore)

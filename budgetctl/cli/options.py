@@ -422,11 +422,18 @@ def shared_options(
 def open_ledger(
     project: str, data_dir: str | None, prices: str | None = None, database_url: str | None = None
 ) -> Ledger:
-    """The project's ledger (imported here, so ``--help`` and completion stay light): in the
+    """The project's ledger (imported here, so ``--help`` and completion stay light): on the
+    budget server of ``BUDGETCTL_SERVER`` when it is set (client mode: docs/server.md), in the
     database at ``database_url`` when one is given, else in ``data_dir``. The driver is imported
     only when the database is first used."""
+    from budgetctl.client import configured_server
     from budgetctl.ledger import Ledger
 
+    if configured_server() is not None and database_url:
+        raise UsageError(
+            "BUDGETCTL_SERVER and --database-url (or BUDGETCTL_DATABASE_URL) are both set: a "
+            "command runs on the budget server or on the database, not both; unset one"
+        )
     return Ledger(
         project, data_dir or None, prices_file=prices or None, database_url=database_url or None
     )

@@ -54,7 +54,8 @@ class Backend:
     def ledger(self, project: str) -> Ledger:
         """``project``'s ledger, for one request on this thread."""
         if self.database_url is None:
-            return Ledger(project, self.data_dir, prices_file=self.prices_file)
+            # server="": never a client of a server itself, whatever BUDGETCTL_SERVER says
+            return Ledger(project, self.data_dir, prices_file=self.prices_file, server="")
         from budgetctl.store.postgres.store import PostgresStore
 
         store = PostgresStore(project, self.database())
@@ -66,9 +67,10 @@ class Backend:
         from budgetctl.projects import DataDirProjects
 
         if self.database_url is None:
-            from budgetctl.projects import find_projects
+            from budgetctl.ledger import list_projects
 
-            return find_projects(self.data_dir)
+            names = tuple(list_projects(self.data_dir))  # not BUDGETCTL_SERVER's (client mode)
+            return DataDirProjects(self.data_dir, names, bool(names) or self.data_dir.is_dir())
         names = tuple(self.database().projects())
         return DataDirProjects(self.data_dir, names, True, self.database_url)
 

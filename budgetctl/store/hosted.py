@@ -43,9 +43,7 @@ from __future__ import annotations
 import json
 import secrets
 import threading
-import time
 from collections.abc import Mapping
-from contextlib import suppress
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -61,9 +59,8 @@ from budgetctl.errors import (
     NotSupportedError,
     StorageIOError,
     UnknownProjectError,
-    UsageError,
 )
-from budgetctl.store import codec, request_ids
+from budgetctl.store import codec, http, request_ids
 from budgetctl.store.document import FORMAT, VERSION, DocumentState, DocumentStore, new_document
 from budgetctl.store.litellm_format import (
     META_KEY,
@@ -79,7 +76,6 @@ LITELLM_API_BASE = "https://api.litellm.ai"  # LiteLLM's default for client_type
 WRITE_KEY = "write"  # in the META_KEY record: the id of the write that stored this user_dict
 DEFAULT_TIMEOUT = 30.0  # seconds for a whole request: connect, send, and read the answer
 MAX_ANSWER = 64 * 2**20  # bytes; a 100,000-user project's user_dict is about 40 MiB
-REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 # (api_base, project) of the projects this process has seen holding users: for those, an error
 # answer from get_budget is an outage, never "empty". Shared by every HostedStore of the process
@@ -88,12 +84,7 @@ _seen_with_users: set[tuple[str, str]] = set()
 _seen_lock = threading.Lock()
 
 
-class _NoAnswer(StorageIOError):
-    """No complete, readable answer. ``sent``: the request may have reached the server."""
-
-    def __init__(self, path: object, reason: str, sent: bool) -> None:
-        super().__init__(path, reason)
-        self.sent = sent
+_NoAnswer = http.NoAnswer  # no complete, readable answer; ``sent``: the request may have arrived
 
 
 class HostedStore(DocumentStore):
@@ -114,107 +105,27 @@ class HostedStore(DocumentStore):
         self.api_base = _check_api_base(api_base)
         self.headers = {"Content-Type": "application/json", **(headers or {})}
         self.timeout = check_timeout(timeout, "the hosted client's timeout")
-        if isinstance(max_answer, bool) or not isinstance(max_answer, int) or max_answer < 1:
-            raise UsageError(f"max_answer must be a number of bytes >= 1, not {max_answer!r}")
-        self.max_answer = max_answer
+        self.max_answer = http.check_max_answer(max_answer)
         self.path = f"{self.api_base} (project {project!r})"
         self.where = self.path
 
     # --- the protocol ----------------------------------------------------------------------------
 
     def _exchange(self, endpoint: str, payload: Mapping[str, Any]) -> bytes:
-        """POST ``payload`` to ``endpoint``; the body of a 2xx answer, within the deadline.
+        """POST ``payload`` to ``endpoint``; the body of a 2xx answer, within the deadline
+        (:func:`budgetctl.store.http.exchange`: no redirect followed, a size limit, proxies).
 
         Raises :class:`_NoAnswer` when no complete answer came (with ``sent`` telling whether the
         request may have reached the server), StorageIOError for a redirect or an HTTP error.
         """
-        import http.client
-        import urllib.request
-        from urllib.parse import urlsplit
-
         url = f"{self.api_base}/{endpoint}"
-        parts = urlsplit(url)
-        host, port = parts.hostname or "", parts.port
-        target = parts.path or "/"
-        connection_class = (
-            http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+        body = json.dumps(payload).encode("utf-8")
+        answer = http.exchange(
+            "POST", url, body, self.headers, timeout=self.timeout, max_answer=self.max_answer
         )
-        headers = dict(self.headers)
-        proxy = urllib.request.getproxies().get(parts.scheme)
-        if proxy and not urllib.request.proxy_bypass(host):
-            via = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
-            connection = connection_class(via.hostname or "", via.port, timeout=self.timeout)
-            if parts.scheme == "https":
-                connection.set_tunnel(host, port)
-            else:
-                target = url  # a plain-HTTP proxy takes the absolute URL
-        else:
-            connection = connection_class(host, port, timeout=self.timeout)
-        deadline = time.monotonic() + self.timeout
-        expired = threading.Event()
-
-        def cut() -> None:  # the deadline: unblock whatever read or write is waiting
-            expired.set()
-            sock = connection.sock
-            if sock is not None:
-                with suppress(OSError):
-                    sock.shutdown(2)  # SHUT_RDWR
-
-        watchdog = threading.Timer(self.timeout, cut)
-        watchdog.daemon = True
-        watchdog.start()
-        sent = False
-        try:
-            connection.connect()
-            sent = True  # from here on, the server may have the request
-            connection.request("POST", target, json.dumps(payload).encode("utf-8"), headers)
-            response = connection.getresponse()
-            if response.status in REDIRECTS:
-                where = str(response.getheader("Location", "?"))[:200]
-                raise StorageIOError(
-                    url,
-                    f"the budget server answered HTTP {response.status}, a redirect to {where}",
-                    "budgetctl never follows redirects (the request and its token went nowhere "
-                    "else): set api_base to the server's own URL",
-                )
-            if not 200 <= response.status < 300:
-                raise StorageIOError(url, f"the budget server answered HTTP {response.status}")
-            return self._read(response, url, deadline, expired)
-        except (OSError, http.client.HTTPException) as exc:
-            if expired.is_set() or time.monotonic() >= deadline:
-                reason = f"the budget server gave no complete answer within {self.timeout:g} s"
-            elif sent:
-                reason = f"the budget server's answer was cut off ({exc or type(exc).__name__})"
-            else:
-                reason = f"cannot reach the budget server ({getattr(exc, 'strerror', '') or exc})"
-            raise _NoAnswer(url, reason, sent) from None
-        finally:
-            watchdog.cancel()
-            connection.close()
-
-    def _read(self, response: Any, url: str, deadline: float, expired: threading.Event) -> bytes:
-        """The whole body of ``response``, refused past ``max_answer`` bytes or the deadline."""
-        length = response.getheader("Content-Length")
-        if length is not None and length.isdigit() and int(length) > self.max_answer:
-            raise _NoAnswer(url, self._too_large(), sent=True)
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            chunk = response.read1(65536)
-            if expired.is_set() or time.monotonic() >= deadline:
-                raise TimeoutError  # a shut-down socket reads as an end of file: not a whole body
-            if not chunk:
-                break
-            size += len(chunk)
-            if size > self.max_answer:
-                raise _NoAnswer(url, self._too_large(), sent=True)
-            chunks.append(chunk)
-        if length is not None and length.isdigit() and size != int(length):
-            raise _NoAnswer(url, f"the answer ended after {size} of {length} bytes", sent=True)
-        return b"".join(chunks)
-
-    def _too_large(self) -> str:
-        return f"the budget server's answer is larger than {self.max_answer // 2**20} MiB"
+        if not 200 <= answer.status < 300:
+            raise StorageIOError(url, f"the budget server answered HTTP {answer.status}")
+        return answer.body
 
     def _post(self, endpoint: str, payload: Mapping[str, Any]) -> Any:
         """The JSON answer of ``endpoint`` (floats read as the decimal text the server sent)."""
@@ -417,18 +328,7 @@ class HostedStore(DocumentStore):
 def _check_api_base(api_base: Any) -> str:
     """``api_base`` without a trailing '/', if it is an http(s) URL with a host; else the
     StorageIOError a server that cannot be reached is (LiteLLM's client fails on its first call)."""
-    from urllib.parse import urlsplit
-
-    try:
-        parts = urlsplit(api_base)
-        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
-    except (TypeError, ValueError, AttributeError):
-        parts = None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-        raise StorageIOError(
-            repr(api_base), "api_base must be an http:// or https:// URL with a host name"
-        )
-    return str(api_base).rstrip("/")
+    return http.check_base_url(api_base)
 
 
 def _stored_budget(state: DocumentState, user: str) -> Budget:

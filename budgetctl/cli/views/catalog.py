@@ -101,6 +101,8 @@ def no_projects(found: DataDirProjects) -> str:
 def projects(found: DataDirProjects) -> Report:
     """``--json``: ``{data_dir, projects}``, or ``{database, projects}`` on a database."""
     key = "data_dir" if found.database_url is None else "database"
+    if found.server is not None:
+        key = "server"
     report = Report({key: found.where, "projects": list(found.projects)})
     for name in found.projects:
         report.line(name)
@@ -110,9 +112,12 @@ def projects(found: DataDirProjects) -> Report:
 def new_project(report: Report, ledger: Ledger, created: bool, dry_run: bool) -> Report:
     """``report`` saying whether the write created the project: the first write to a name makes
     one, and a typo in ``-p`` or in the data dir should not pass unnoticed. ``--json`` gets
-    ``created_project``: ``{project, data_dir}`` (``{project, database}`` on a database), or
-    null."""
-    if ledger.database_url is None:
+    ``created_project``: ``{project, data_dir}`` (``{project, database}`` on a database,
+    ``{project, server}`` in client mode), or null."""
+    server = getattr(ledger, "server", None)  # client mode (docs/server.md)
+    if server is not None:
+        key, where = "server", server
+    elif ledger.database_url is None:
         key, where = "data_dir", str(ledger.data_dir)
     else:
         from budgetctl.store.postgres.store import redact
