@@ -46,7 +46,7 @@ def serve(
     """Serve the data dir (or the database) over HTTP: budgetctl's /v1 API and LiteLLM's
     hosted budget protocol. Stops on SIGTERM after the requests in flight finish.
 
-    Example: BUDGETCTL_SERVER_TOKEN=... budgetctl serve --host 0.0.0.0 --port 8787
+    Example: budgetctl serve --host 0.0.0.0 --port 8787 --token-file /etc/budgetctl/token
     """
     from budgetctl.server.security import check_bind, load_token
 
