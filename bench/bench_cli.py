@@ -16,10 +16,17 @@ command itself (state read, roll-over, charge, history append, atomic replace, f
 
     python bench/bench_cli.py [--runs N] [--users N] [--json]
     python bench/bench_cli.py --floor VENV/bin/python [VENV/bin/python ...]
+    python bench/bench_cli.py --compare BEFORE/bin/python [--sizes 1000,100000] [--runs N]
 
 ``--floor`` measures the framework's floor instead, in each given interpreter (throwaway venvs
 with one typer version each): ``python -c pass``, ``import typer``, and a minimal one-option Typer
 app, and whether that app loads pydantic (typer 0.29 does; 0.28 does not).
+
+``--compare`` measures two budgetctl trees against each other in one run: BEFORE's interpreter
+(a venv with the older tree installed, its ``budgetctl`` beside it) and this one (AFTER), each on
+projects written by its own code, every command interleaved before / after / after again (the
+same code twice: their difference is the noise of this run), wall time and CPU time (user + sys
+of the child, from ``wait4``), median and interquartile range.
 
 Targets (docs/performance.md): within 2x of the bare script, and under 20 ms above
 ``import typer``. Bytecode is compiled by a warm-up run into a private cache, as in an installed
@@ -31,6 +38,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -233,6 +242,200 @@ def phase_times(data_dir: Path, runs: int, env: dict[str, str]) -> dict[str, Any
     return {name: summary(values) for name, values in samples.items()}
 
 
+# --- --compare: two trees, one run -------------------------------------------------------------
+
+# Run by each side's own interpreter, so each project is written by the code that will read it.
+MAKE_STATE = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, sys.argv[1])
+    import states
+    states.budgetctl_state(Path(sys.argv[2]), int(sys.argv[3]))
+    """
+)
+
+
+def compare_cases(users: int) -> dict[str, tuple[list[str], bool]]:
+    """Command lines after ``budgetctl`` (no data dir), and whether the state is restored first.
+
+    The project is bench/states.py's: monthly budgets created 2024-01-15, each with spend, so that
+    every one is due at ``states.RESET_DUE_AT`` (a roll-over happens on a user's first charge).
+    """
+    import states
+
+    user = states.user_name(users // 2)
+    project = ["-p", states.PROJECT]
+    tokens = ["--model", states.MODEL, "--prompt-tokens", "1200", "--completion-tokens", "300"]
+    due = ["reset-due", "--now", states.RESET_DUE_AT, *project]
+    cases = {
+        "update-cost (token form) -q": (["update-cost", user, *project, "-q", *tokens], False),
+        "check --cost": (["check", user, *project, "--cost", "0.01"], False),
+        "show USER": (["show", user, *project], False),
+        "reset-due -q (all due)": ([*due[:1], "-q", *due[1:]], True),
+    }
+    if users <= 20_000:  # bench_show.py's size; beyond it, a run takes several seconds
+        cases["show (every user, pipe)"] = (["show", *project], False)
+    if users <= 10_000:
+        cases |= {
+            "--version": (["--version"], False),
+            "history USER": (["history", user, *project], False),
+            "reset-due (nothing due)": (["reset-due", *project, "-q"], False),
+        }
+    else:
+        cases["reset-due (prints each)"] = (due, True)
+    return cases
+
+
+def run_timed(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall seconds and CPU seconds (user + sys) of one child, stdout and stderr discarded."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        detail = subprocess.run(argv, env=env, capture_output=True, text=True).stderr
+        raise SystemExit(f"{argv} exited {proc.returncode}: {detail.strip()[-1000:]}")
+    return wall, usage.ru_utime + usage.ru_stime
+
+
+def quartiles(samples: list[float]) -> dict[str, float]:
+    ms = sorted(1000 * s for s in samples)
+    q1, median, q3 = statistics.quantiles(ms, n=4, method="inclusive")
+    return {"median_ms": median, "q1_ms": q1, "q3_ms": q3, "iqr_ms": q3 - q1, "runs": len(ms)}
+
+
+def compare(
+    before: str, after: str, sizes: list[int], runs: int, only: list[str]
+) -> dict[str, Any]:
+    """Every case at every size, rounds interleaved over the sides in a rotating order."""
+    sides = {"before": before, "after": after, "after again": after}
+    report: dict[str, Any] = {"sides": {"before": before, "after": after}, "sizes": {}}
+    with tempfile.TemporaryDirectory(prefix="budgetctl-compare-") as tmp:
+        root = Path(tmp)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BUDGETCTL_")}
+        env |= {"PYTHONPYCACHEPREFIX": str(root / "pycache"), "NO_COLOR": "1", "TZ": "UTC"}
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        for users in sizes:
+            report["sizes"][str(users)] = compare_size(root, env, sides, users, runs, only)
+    return report
+
+
+class Sides:
+    """Each side's interpreter, its ``budgetctl`` and its project (restored from a template)."""
+
+    def __init__(self, root: Path, env: dict[str, str], sides: dict[str, str], users: int):
+        self.sides = sides
+        self.templates: dict[str, Path] = {}
+        bench = str(Path(__file__).resolve().parent)
+        for python in dict.fromkeys(sides.values()):  # each project written by its own code
+            self.templates[python] = root / f"template-{len(self.templates)}-{users}"
+            subprocess.run(
+                [python, "-c", MAKE_STATE, bench, str(self.templates[python]), str(users)],
+                env=env,
+                check=True,
+            )
+        self.dirs = {side: root / f"{side.replace(' ', '-')}-{users}" for side in sides}
+        for side in sides:
+            self.restore(side)
+
+    def restore(self, side: str) -> None:
+        shutil.rmtree(self.dirs[side], ignore_errors=True)
+        shutil.copytree(self.templates[self.sides[side]], self.dirs[side])
+
+    def argv(self, side: str, args: list[str]) -> list[str]:
+        cli = str(Path(self.sides[side]).parent / "budgetctl")
+        return [cli, *args, "--data-dir", str(self.dirs[side])]
+
+    def remove(self) -> None:
+        for folder in [*self.dirs.values(), *self.templates.values()]:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def compare_size(
+    root: Path,
+    env: dict[str, str],
+    sides: dict[str, str],
+    users: int,
+    runs: int,
+    only: list[str],
+) -> dict[str, Any]:
+    projects = Sides(root, env, sides, users)
+    state_bytes = (projects.dirs["after"] / "bench.json").stat().st_size
+    cases = {
+        name: case
+        for name, case in compare_cases(users).items()
+        if not only or any(word in name for word in only)
+    }
+    print(f"{users:,} users, {len(cases)} cases, {runs} rounds", file=sys.stderr)
+    for args, restore in cases.values():  # warm-up: bytecode compiled, files in the page cache
+        for side in sides:
+            if restore:
+                projects.restore(side)
+            run_timed(projects.argv(side, args), env)
+    wall: dict[str, dict[str, list[float]]] = {c: {s: [] for s in sides} for c in cases}
+    cpu: dict[str, dict[str, list[float]]] = {c: {s: [] for s in sides} for c in cases}
+    order = list(sides)
+    for round_no in range(runs):
+        shift = round_no % len(order)
+        for case, (args, restore) in cases.items():
+            for side in order[shift:] + order[:shift]:
+                if restore:
+                    projects.restore(side)
+                seconds, cpu_seconds = run_timed(projects.argv(side, args), env)
+                wall[case][side].append(seconds)
+                cpu[case][side].append(cpu_seconds)
+    projects.remove()
+    result: dict[str, Any] = {"state_bytes": state_bytes, "cases": {}}
+    for case in cases:
+        row: dict[str, Any] = {
+            side: {"wall": quartiles(wall[case][side]), "cpu": quartiles(cpu[case][side])}
+            for side in sides
+        }
+        # Rounds are paired (the sides of a case run back to back): the median of the per-round
+        # differences cancels the load that drifts from round to round.
+        for name, (one, other) in {
+            "after - before": ("after", "before"),
+            "again - after": ("after again", "after"),
+        }.items():
+            row[name] = {
+                measure: 1000
+                * statistics.median(
+                    a - b for a, b in zip(samples[case][one], samples[case][other], strict=True)
+                )
+                for measure, samples in (("wall", wall), ("cpu", cpu))
+            }
+        result["cases"][case] = row
+    return result
+
+
+def print_comparison(report: dict[str, Any], runs: int) -> None:
+    print(f"before: {report['sides']['before']}")
+    print(f"after:  {report['sides']['after']} (and again: the same code, the noise)")
+    for users, block in report["sizes"].items():
+        print()
+        print(f"{int(users):,} users, state {block['state_bytes'] / 1024:,.0f} KiB, {runs} rounds")
+        print()
+        print(
+            "| command | measure | before ms (IQR) | after ms (IQR) | after again ms (IQR) "
+            "| after - before, paired | again - after, paired (noise) |"
+        )
+        print("|---|---|---:|---:|---:|---:|---:|")
+        for case, row in block["cases"].items():
+            for measure in ("wall", "cpu"):
+                b, a, a2 = (row[side][measure] for side in ("before", "after", "after again"))
+                delta = row["after - before"][measure]
+                noise = row["again - after"][measure]
+                print(
+                    f"| {case} | {measure} | {b['median_ms']:.1f} ({b['iqr_ms']:.1f}) "
+                    f"| {a['median_ms']:.1f} ({a['iqr_ms']:.1f}) "
+                    f"| {a2['median_ms']:.1f} ({a2['iqr_ms']:.1f}) "
+                    f"| {delta:+.1f} ({100 * delta / b['median_ms']:+.1f}%) "
+                    f"| {noise:+.1f} ({100 * noise / a['median_ms']:+.1f}%) |"
+                )
+
+
 def machine() -> dict[str, str]:
     import typer
 
@@ -247,7 +450,27 @@ def main() -> int:
     parser.add_argument(
         "--floor", nargs="+", metavar="PYTHON", help="measure typer's floor in these interpreters"
     )
+    parser.add_argument(
+        "--compare",
+        metavar="BEFORE_PYTHON",
+        help="compare with the budgetctl installed beside this interpreter (another tree's venv)",
+    )
+    parser.add_argument(
+        "--sizes", default="1000", help="with --compare: comma-separated project sizes (1000)"
+    )
+    parser.add_argument(
+        "--only", action="append", help="with --compare: only the cases whose name has this"
+    )
     args = parser.parse_args()
+    if args.compare:
+        sizes = [int(size) for size in args.sizes.split(",")]
+        report = compare(args.compare, sys.executable, sizes, args.runs, args.only or [])
+        report["machine"] = machine()
+        if args.json:
+            print(json.dumps(report, indent=2))
+        else:
+            print_comparison(report, args.runs)
+        return 0
     if args.floor:
         report = typer_floor(args.floor, args.runs)
         if args.json:

@@ -13,8 +13,10 @@ closed period: rolled over at its boundary, or ``reason: "reset"`` by hand), ``d
 ``cap-period``, ``cap-clear``, ``hold``, ``release``, ``expire``.
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations`` here, unlike the other modules: typing.NamedTuple
+# compiles a string annotation into a ForwardRef, one compile() per field, and the ten classes
+# below cost every command 2 ms more to import with them (bench/bench_cli.py --compare). Names
+# used before they are defined (a class's own, in from_json) are quoted instead.
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from decimal import Decimal
@@ -105,7 +107,7 @@ class Create(NamedTuple):
         }
 
     @classmethod
-    def from_json(cls, raw: Mapping[str, Any]) -> Create:
+    def from_json(cls, raw: Mapping[str, Any]) -> "Create":
         return cls(
             _opt_moment(raw, "time"),
             _text(raw, "user"),
@@ -139,7 +141,7 @@ class Set(NamedTuple):
         }
 
     @classmethod
-    def from_json(cls, raw: Mapping[str, Any]) -> Set:
+    def from_json(cls, raw: Mapping[str, Any]) -> "Set":
         return cls(
             _opt_moment(raw, "time"),
             _text(raw, "user"),
@@ -184,7 +186,7 @@ class Charge(NamedTuple):
         return data
 
     @classmethod
-    def from_json(cls, raw: Mapping[str, Any]) -> Charge:
+    def from_json(cls, raw: Mapping[str, Any]) -> "Charge":
         return cls(
             _opt_moment(raw, "time"),
             _text(raw, "user"),
@@ -229,7 +231,7 @@ class Commit(NamedTuple):
         return data
 
     @classmethod
-    def from_json(cls, raw: Mapping[str, Any]) -> Commit:
+    def from_json(cls, raw: Mapping[str, Any]) -> "Commit":
         c = Charge.from_json(raw)
         return cls(
             c.time,
@@ -279,7 +281,7 @@ class PeriodClosed(NamedTuple):
         return data
 
     @classmethod
-    def from_json(cls, raw: Mapping[str, Any]) -> PeriodClosed:
+    def from_json(cls, raw: Mapping[str, Any]) -> "PeriodClosed":
         return cls(
             _opt_moment(raw, "time"),
             _text(raw, "user") if raw.get("type") == "period" else None,
@@ -305,7 +307,7 @@ class Delete(NamedTuple):
         return {"type": self.type, "time": _time(self.time), "user": self.user}
 
     @classmethod
-    def from_json(cls, raw: Mapping[str, Any]) -> Delete:
+    def from_json(cls, raw: Mapping[str, Any]) -> "Delete":
         return cls(_opt_moment(raw, "time"), _text(raw, "user"))
 
 
@@ -333,7 +335,7 @@ class CapSet(NamedTuple):
         }
 
     @classmethod
-    def from_json(cls, raw: Mapping[str, Any]) -> CapSet:
+    def from_json(cls, raw: Mapping[str, Any]) -> "CapSet":
         return cls(
             _opt_moment(raw, "time"),
             _money(raw, "total_budget"),
@@ -356,7 +358,7 @@ class CapClear(NamedTuple):
         return {"type": self.type, "time": _time(self.time)}
 
     @classmethod
-    def from_json(cls, raw: Mapping[str, Any]) -> CapClear:
+    def from_json(cls, raw: Mapping[str, Any]) -> "CapClear":
         return cls(_opt_moment(raw, "time"))
 
 
@@ -384,7 +386,7 @@ class HoldPlaced(NamedTuple):
         }
 
     @classmethod
-    def from_json(cls, raw: Mapping[str, Any]) -> HoldPlaced:
+    def from_json(cls, raw: Mapping[str, Any]) -> "HoldPlaced":
         return cls(
             _opt_moment(raw, "time"),
             _text(raw, "hold_id"),
@@ -417,7 +419,7 @@ class HoldReleased(NamedTuple):
         }
 
     @classmethod
-    def from_json(cls, raw: Mapping[str, Any]) -> HoldReleased:
+    def from_json(cls, raw: Mapping[str, Any]) -> "HoldReleased":
         return cls(
             _opt_moment(raw, "time"),
             _text(raw, "hold_id"),

@@ -9,13 +9,14 @@ compare correctly as text; ties are decided on the parsed time.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from budgetctl.core import periods, rules
-from budgetctl.core.money import MAX_STORED, check_amount, shown, to_text
+from budgetctl.core.money import MAX_PLACES, MAX_STORED, ZERO, check_amount, shown, to_text
 from budgetctl.core.periods import check_moment, format_utc, parse_utc
 from budgetctl.core.rules import Budget, ClosedPeriod
 from budgetctl.errors import BudgetctlError, InvalidAmountError
@@ -89,22 +90,25 @@ def decode(user: str, raw: Any) -> Budget:
         start = raw.get("start")
         next_reset = raw.get("next_reset_at")
         alert = raw.get("alert_at")
-        timezone = str(raw.get("timezone") or "UTC")
-        periods.parse_timezone(timezone)  # an unknown zone is a bad record, not a usage error
+        timezone = raw.get("timezone") or "UTC"
+        if timezone != "UTC":
+            timezone = str(timezone)
+            periods.parse_timezone(timezone)  # an unknown zone is a bad record, not a usage error
         if next_reset and duration is None:
             raise RecordError("a next reset without a duration")
-        return Budget(
-            user=user,
-            total_budget=_money(raw["total_budget"]),
-            duration=duration,
-            timezone=timezone,
-            start=_moment(start) if start else None,
-            created_at=_moment(raw["created_at"]),
-            period_start=_moment(raw["period_start"]),
-            next_reset_at=_moment(next_reset) if next_reset else None,
-            current_cost=_money(raw["current_cost"]),
-            model_cost={str(m): _money(c) for m, c in (raw.get("model_cost") or {}).items()},
-            alert_at=_money(alert) if alert is not None else None,
+        model_cost = raw.get("model_cost")
+        return Budget(  # positional (in Budget's order): reset-due decodes every due budget
+            user,
+            _money(raw["total_budget"]),
+            duration,
+            timezone,
+            _moment(start) if start else None,
+            _moment(raw["created_at"]),
+            _moment(raw["period_start"]),
+            _moment(next_reset) if next_reset else None,
+            _money(raw["current_cost"]),
+            {str(m): _money(c) for m, c in model_cost.items()} if model_cost else {},
+            _money(alert) if alert is not None else None,
         )
     except KeyError as missing:
         raise RecordError(f"{_who(user)}: field {missing.args[0]!r} is missing") from None
@@ -169,7 +173,17 @@ def _moment(text: str) -> datetime:
     return check_moment(parse_utc(text), text)
 
 
+# An amount as ``to_text`` stores it: ASCII digits, at most MAX_PLACES after a point, and fewer
+# integer digits than MAX_STORED has (so below it). Such text is finite, not negative, within the
+# limit and has few enough places: it needs none of check_amount's checks, which cost decoding a
+# record most of its time (reset-due decodes every due budget). Anything else takes the full path.
+_STORED_AMOUNT = re.compile(rf"[0-9]{{1,{MAX_STORED.adjusted()}}}(?:\.[0-9]{{1,{MAX_PLACES}}})?")
+
+
 def _money(value: Any) -> Decimal:
+    if type(value) is str and _STORED_AMOUNT.fullmatch(value):
+        amount = Decimal(value)
+        return amount if amount else ZERO  # as check_amount: -0 and 0E-7 are ZERO
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise RecordError(f"amount {shown(value)} is not a decimal string")
     try:

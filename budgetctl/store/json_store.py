@@ -378,6 +378,8 @@ class JsonStore(DocumentStore):
     def _index_request_ids(self, state: DocumentState, lines: bytes, offset: int) -> None:
         """Remember the idempotency keys of the charges in ``lines`` (appended at ``offset``),
         after the history's fsync and before the state's replace (budgetctl.store.request_ids)."""
+        if not any(rules.idempotency_keys(event) for event in state.events):
+            return  # e.g. a reset-due: 100,000 period events, no line worth splitting out
         entries = []
         for event, line in zip(state.events, lines.split(b"\n"), strict=False):
             for key in rules.idempotency_keys(event):
