@@ -17,16 +17,16 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from budgetctl.core import events, periods, rules
 from budgetctl.core.money import check_amount, parse_amount
-from budgetctl.core.operations import Standing
+from budgetctl.core.operations import ProjectView, ResetDue, Standing
 from budgetctl.core.periods import UTC, Duration
-from budgetctl.core.rules import KEEP, Budget, Changes, ClosedPeriod, Hold, Keep
+from budgetctl.core.rules import KEEP, Budget, Changes, ChargeRequest, ClosedPeriod, Hold, Keep
 from budgetctl.errors import UsageError
 from budgetctl.store import json_store
-from budgetctl.store.interface import ChargeRequest, ProjectView, ResetDue, Store
 from budgetctl.store.json_store import JsonStore
 
 if TYPE_CHECKING:
     from budgetctl.costing.interface import Costing, Price, Usage
+    from budgetctl.store.interface import Store
 
 Clock = Callable[[], datetime]
 

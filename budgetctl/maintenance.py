@@ -15,10 +15,10 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import NamedTuple
 
+from budgetctl.core.operations import ResetDue
 from budgetctl.errors import BudgetctlError
 from budgetctl.ledger import Clock, Ledger, system_clock
 from budgetctl.projects import DataDirProjects, find_projects
-from budgetctl.store.interface import ResetDue
 
 
 class ProjectResetDue(NamedTuple):

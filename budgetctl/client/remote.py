@@ -21,7 +21,7 @@ from budgetctl.client import decode
 from budgetctl.client.api import Client, segment
 from budgetctl.core import events, periods, rules
 from budgetctl.core.money import parse_amount
-from budgetctl.core.operations import Standing
+from budgetctl.core.operations import ProjectView, ResetDue, Standing
 from budgetctl.core.periods import UTC, Duration, format_utc
 from budgetctl.core.rules import KEEP, Budget, ClosedPeriod, Hold, Keep
 from budgetctl.errors import NotSupportedError, UnknownProjectError, UsageError
@@ -37,7 +37,6 @@ from budgetctl.ledger import (
     parse_ttl,
     system_clock,
 )
-from budgetctl.store.interface import ProjectView, ResetDue
 
 if TYPE_CHECKING:
     from budgetctl.costing.interface import Price, Usage

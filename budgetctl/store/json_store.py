@@ -32,7 +32,7 @@ from contextlib import contextmanager, suppress
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from budgetctl import commits
 from budgetctl.core import events, jsontext, rules
@@ -56,9 +56,11 @@ from budgetctl.store import (
     lock,
     prices_file,
     request_ids,
-    snapshot,
 )
 from budgetctl.store.document import FORMAT, VERSION, DocumentState, DocumentStore
+
+if TYPE_CHECKING:  # only dump and restore use it: no charge pays for its import
+    from budgetctl.store import snapshot
 
 __all__ = ["FORMAT", "VERSION", "JsonStore", "list_projects", "state_path"]
 
@@ -539,7 +541,9 @@ class JsonStore(DocumentStore):
         cap = None if doc.get("cap") is None else self.decode(CAP, doc["cap"])
         found = self._events(doc["history"]["size"])
         found.reverse()
-        return snapshot.snapshot(self.project, budgets, cap, prices, self._holds(doc), found)
+        from budgetctl.store.snapshot import snapshot
+
+        return snapshot(self.project, budgets, cap, prices, self._holds(doc), found)
 
     def restore(
         self,

@@ -20,9 +20,9 @@ from budgetctl.cli.report import (
     Tone,
 )
 from budgetctl.core import rules
+from budgetctl.core.operations import ProjectView
 from budgetctl.core.periods import parse_timezone
 from budgetctl.core.rules import Budget, ClosedPeriod
-from budgetctl.store.interface import ProjectView
 
 
 def tone(budget: Budget) -> Tone:

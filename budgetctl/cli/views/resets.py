@@ -7,8 +7,8 @@ from typing import Any
 
 from budgetctl.cli.humanize import usd, utc
 from budgetctl.cli.report import Report
+from budgetctl.core.operations import ResetDue
 from budgetctl.core.rules import ClosedPeriod
-from budgetctl.store.interface import ResetDue
 
 
 def _entry(user: str, period: ClosedPeriod, project: str | None = None) -> dict[str, Any]:
