@@ -335,6 +335,7 @@ class Sides:
                 [python, "-c", MAKE_STATE, bench, str(self.templates[python]), str(users)],
                 env=env,
                 check=True,
+                cwd=root,  # not the caller's: `-c` puts the cwd first on sys.path
             )
         self.dirs = {side: root / f"{side.replace(' ', '-')}-{users}" for side in sides}
         for side in sides:
