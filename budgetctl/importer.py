@@ -48,14 +48,19 @@ def source_name(source: Source) -> str:
 def read_litellm_file(source: Source) -> dict[str, Any]:
     """The user dict of a LiteLLM ``user_cost.json`` (a path or a binary stream such as stdin),
     numbers as the exact Decimal text in the file."""
-    name = source_name(source)
+    return _parse(_read_bytes(source), source_name(source))
+
+
+def _read_bytes(source: Source) -> bytes:
     try:
         if isinstance(source, (str, os.PathLike)):
-            data = Path(source).read_bytes()
-        else:
-            data = source.read()
+            return Path(source).read_bytes()
+        return source.read()
     except OSError as exc:
-        raise UsageError(f"cannot read {name} ({exc.strerror})") from None
+        raise UsageError(f"cannot read {source_name(source)} ({exc.strerror})") from None
+
+
+def _parse(data: bytes, name: str) -> dict[str, Any]:
     if not data.strip():
         raise UsageError(f"{name} is empty: expected LiteLLM's user_cost.json")
     try:
@@ -89,8 +94,21 @@ def import_litellm(
     which live budgets an import would overwrite).
     """
     name = source_name(source)
-    users = read_litellm_file(source)
+    data = _read_bytes(source)
+    users = _parse(data, name)
     now = ledger.now()
+    send = getattr(ledger, "import_litellm_document", None)  # a budget server's ledger
+    if send is not None:
+        for done, (user, raw) in enumerate(users.items(), 1):  # refused here, naming the file
+            try:
+                budget_from_litellm(str(user), raw, now, amount=litellm_amount, not_after=now)
+            except UsageError as exc:
+                raise UsageError(f"{name}: {exc}") from None
+            if progress is not None:
+                progress(done, len(users))
+        # the server imports the same bytes, atomically, as a local ledger does
+        result: ImportResult = send(data, replace=replace, dry_run=dry_run)
+        return result
     existing = set(ledger.users()) if ledger.exists() else set()
     budgets: list[Budget] = []
     skipped: list[str] = []

@@ -16,9 +16,24 @@ from datetime import datetime
 from typing import NamedTuple
 
 from budgetctl.core.operations import ResetDue
-from budgetctl.errors import BudgetctlError
+from budgetctl.errors import BudgetctlError, UsageError
 from budgetctl.ledger import Clock, Ledger, system_clock
 from budgetctl.projects import DataDirProjects, find_projects
+
+
+def refuse_future(
+    moment: datetime, clock: datetime, option: str = "--now", preview: str = "--dry-run"
+) -> None:
+    """Nothing in the future is written (docs/cli.md, reset-due): periods closed early would stay
+    closed, so a later ``--now`` is only a preview."""
+    from budgetctl.core.periods import format_utc
+
+    if moment > clock:
+        raise UsageError(
+            f"{option} {format_utc(moment)} is later than the clock ({format_utc(clock)}): "
+            f"resetting ahead of time would close periods that have not ended; preview it with "
+            f"{preview}"
+        )
 
 
 class ProjectResetDue(NamedTuple):

@@ -72,6 +72,7 @@ def client(server: Server, monkeypatch: pytest.MonkeyPatch) -> Server:
 
 _TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 _HOLD = re.compile(r"h_[0-9a-f]{8,}")
+_CLOCK = re.compile(r"\(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z\)")  # "(the clock's time)"
 
 
 def _normal(value: Any) -> Any:
@@ -84,11 +85,13 @@ def _normal(value: Any) -> Any:
     if isinstance(value, list):
         return [_normal(item) for item in value]
     if isinstance(value, str):
-        return "<time>" if _TIME.match(value) else _HOLD.sub("<hold>", value)
+        if _TIME.match(value):
+            return "<time>"
+        return _CLOCK.sub("(<now>)", _HOLD.sub("<hold>", value))
     return value
 
 
-def _session(places: list[str]) -> list[tuple[str, int, Any, str]]:
+def _session(places: list[str], dumps: Path) -> list[tuple[str, int, Any, str]]:
     """test_cli_database's sequence of commands; each one's exit code, ``--json`` document (or
     what it said on stdout when it failed) and stderr, with where the state is made equal."""
     seen: list[tuple[str, int, Any, str]] = []
@@ -158,21 +161,54 @@ def _session(places: list[str]) -> list[tuple[str, int, Any, str]]:
     step("price", "remove", "acme/llama")
     step("cap", "--clear")
     step("create", "dave", "-b", "1e400", "-d", "none")  # 2
+    step("reset-due", "--now", "2020-01-01T00:00:00Z")  # an earlier time: written
+    step("reset-due", "--now", "2099-01-01T00:00:00Z")  # a later one: 2
+    step("reset-due", "--now", "2099-01-01T00:00:00Z", "--dry-run")
+    litellm = str(CLI_FIXTURES / "litellm_user_cost.json")
+    step("-p", "lite", "import-litellm", litellm, "--dry-run")
+    step("-p", "lite", "import-litellm", litellm)
+    step("-p", "lite", "import-litellm", litellm)  # skipped
+    step("-p", "lite", "import-litellm", litellm, "--replace")
+    response = str(CLI_FIXTURES.parent / "responses" / "openai.json")
+    step("-p", "lite2", "import-litellm", response)  # not a user_cost.json: 2
+    step("-p", "lite", "show")
+    dumped = run("dump")
+    assert dumped.exit_code == 0, dumped.stderr
+    (dumps / "default.jsonl").write_text(dumped.stdout)
+    dump_file = str(dumps / "default.jsonl")
+    step("-p", "copy", "restore", dump_file, "--dry-run")
+    step("-p", "copy", "restore", dump_file)
+    step("-p", "copy", "restore", dump_file)  # exists: 1
+    step("-p", "copy", "restore", dump_file, "--replace")
+    (dumps / "cut.jsonl").write_text("".join(dumped.stdout.splitlines(True)[:-1]))
+    step("-p", "cut", "restore", str(dumps / "cut.jsonl"))  # cut short: 2
+    step("-p", "copy", "show")
+    step("-p", "copy", "history", "--limit", "5")
+    nowhere = run("-p", "nowhere", "dump")  # unknown project: 4
+    said = nowhere.stderr
+    for place in places:
+        said = said.replace(place, "<store>")
+    seen.append(("dump -p nowhere", nowhere.exit_code, nowhere.stdout, said))
     return seen
 
 
 def test_every_command_answers_the_same_through_the_server(
-    server: Server, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+    server: Server, data_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    local = _session([str(data_dir)])
+    dumps = tmp_path / "dumps"
+    dumps.mkdir()
+    local = _session([str(data_dir)], dumps)
     monkeypatch.setenv("BUDGETCTL_SERVER", server.url)
     monkeypatch.setenv("BUDGETCTL_SERVER_TOKEN", TOKEN)
-    remote = _session([str(server.data_dir), server.url])
+    remote = _session([str(server.data_dir), server.url], dumps)
     assert [s[:2] for s in remote] == [s[:2] for s in local]
     for here, there in zip(local, remote, strict=True):
         assert there == here
     assert all(TOKEN not in str(step) for step in remote)
     assert len(server.paths) > len(remote)  # the server did the work (and took the token)
+    done = set(server.paths)
+    assert {"/v1/projects/default/dump", "/v1/projects/copy/restore"} <= done
+    assert "/v1/projects/lite/import-litellm" in done
 
 
 def test_client_mode_keeps_nothing_locally(client: Server, data_dir: Path) -> None:
@@ -192,9 +228,44 @@ def test_what_the_api_does_not_offer_is_refused_not_done_locally(
     client: Server, data_dir: Path
 ) -> None:
     ok("create", "alice", "-b", "10", "-d", "monthly")
-    message = fails(1, "-p", "x", "import-litellm", str(CLI_FIXTURES / "litellm_user_cost.json"))
-    assert "not offered by the budget server's API" in message and client.url in message
+    with pytest.raises(NotSupportedError) as refused:
+        Ledger("default").store.create_many([])  # type: ignore[attr-defined]
+    assert "not offered by the budget server's API" in str(refused.value)
+    assert client.url in str(refused.value)
     assert "both set" in fails(2, "show", "--database-url", "postgresql://h/db")
+    assert "later than the clock" in fails(2, "reset-due", "--now", "2099-01-01T00:00:00Z")
+    assert not data_dir.exists()
+
+
+def test_dump_restore_and_import_go_through_the_server(client: Server, data_dir: Path) -> None:
+    ok("create", "alice", "-b", "10", "-d", "monthly", "--alert-at", "80")
+    ok("update-cost", "alice", "--cost", "0.000123", "-m", "gpt-4o", "--request-id", "r1")
+    ok("check", "alice", "--cost", "1", "--reserve")
+    ok("cap", "--budget", "50", "--duration", "weekly")
+    ok("price", "set", "acme/llama", "--input", "1", "--output", "2")
+    remote = ok("dump").stdout
+    local = Ledger("default", client.data_dir, server="")
+    out = io.BytesIO()
+    from budgetctl import dump as dumping
+
+    dumping.dump(local, out)
+    header, *rest = remote.splitlines()
+    there_header, *there = out.getvalue().decode().splitlines()
+    assert rest == there  # every line as the store holds it, exactly
+    assert json.loads(header)["project"] == json.loads(there_header)["project"] == "default"
+    ok("-p", "copy", "restore", "-", input=remote)
+    assert Ledger(
+        "copy", client.data_dir, server=""
+    ).store.export() == local.store.export()._replace(project="copy")
+    assert "exists" in fails(1, "-p", "copy", "restore", "-", input=remote)
+    ok(
+        "-p",
+        "lite",
+        "import-litellm",
+        "-",
+        input=(CLI_FIXTURES / "litellm_user_cost.json").read_bytes(),
+    )
+    assert len(Ledger("lite", client.data_dir, server="").users()) == 2
     assert not data_dir.exists()
 
 
@@ -309,7 +380,7 @@ def test_server_errors_come_back_as_the_same_classes(client: Server) -> None:
         ledger.charge_cost("alice", "5", enforce=True)
     assert over.value.exit_code == 3
     with pytest.raises(NotSupportedError):
-        ledger.store.export()  # type: ignore[attr-defined]
+        ledger.store.create_many([])  # type: ignore[attr-defined]
     assert error_code(StorageIOError) == "storage_io"
     assert Ledger("default", server="").__class__ is Ledger
 
@@ -338,6 +409,70 @@ def test_the_ledger_returns_the_same_typed_values(client: Server, tmp_path: Path
     assert kinds[:2] == ["Commit", "Charge"] or "Charge" in kinds
     assert remote.cap() is not None and remote.clear_cap() is True
     assert remote.users() == ["alice"]
+
+
+def test_one_request_a_charge_and_a_check_with_the_whole_budget(client: Server) -> None:
+    remote = Ledger("p")
+    remote.create("alice", "10", duration="monthly", alert_at="50")
+    before = len(client.paths)
+    charged = remote.charge_cost("alice", "6")
+    assert client.paths[before:] == ["/v1/projects/p/charges"]  # no second read
+    assert charged.crossed_alert and charged.budget.next_reset_at is not None
+    held = remote.reserve("alice", "1", ttl=60)
+    assert client.paths[before + 1 :] == ["/v1/projects/p/checks"]
+    assert held.hold is not None and held.cap_reserved == 1
+    assert held.hold == remote.holds("alice")[0]  # the hold itself, not rebuilt from its ttl
+    assert remote.view().holds == (held.hold,)  # show's holds, not placeholders
+    assert remote.reserve("alice", "1", dry_run=True).allowed
+    assert len(remote.holds()) == 1  # a dry run held nothing
+
+
+def test_a_response_object_with_cache_writes_is_priced_as_locally(
+    client: Server, tmp_path: Path
+) -> None:
+    from types import SimpleNamespace
+
+    response = SimpleNamespace(  # as a LiteLLM ModelResponse of an Anthropic call
+        id="chatcmpl-1",
+        model="claude-x",
+        usage=SimpleNamespace(
+            prompt_tokens=3000,
+            completion_tokens=100,
+            total_tokens=3100,
+            cache_read_input_tokens=1000,
+            cache_creation_input_tokens=1500,
+        ),
+    )
+    costs = []
+    for ledger in (Ledger("p", tmp_path / "local", server=""), Ledger("p")):
+        ledger.create("alice", "10", duration="monthly")
+        ledger.set_price_per_million("claude-x", "3", "15", cache_read="0.3", cache_creation="3.75")
+        costs.append(ledger.charge_response("alice", response).cost)
+    # 1,000 cache reads at $0.30/M, 1,500 cache writes at $3.75/M, 500 plain at $3/M, 100 out
+    assert costs[0] == costs[1] == Decimal("0.0003") + Decimal("0.005625") + Decimal("0.003")
+
+
+def test_roll_over_resets_only_the_given_users(client: Server) -> None:
+    from datetime import datetime, timezone
+
+    past = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    there = Ledger("p", client.data_dir, server="", clock=lambda: past)  # the server's store
+    for user in ("alice", "bob"):
+        there.create(user, "10", duration="daily")
+        there.charge_cost(user, "1")
+    before = len(client.paths)
+    done = Ledger("p").roll_over(["alice"])
+    assert client.paths[before:] == ["/v1/projects/p/reset-due"]  # one request
+    assert [user for user, _ in done.reset] == ["alice"] and done.checked == 1
+    history = Ledger("p", client.data_dir, server="").history()
+    assert {e.user for e in history if type(e).__name__ == "PeriodClosed"} == {"alice"}
+    with pytest.raises(UnknownUserError):
+        Ledger("p").roll_over(["carol"])
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    manager = BudgetManager("p", client_type="hosted", api_base=client.url, headers=headers)
+    manager.reset_on_duration("bob")  # the seed's call: roll_over(["bob"]) on the server
+    history = Ledger("p", client.data_dir, server="").history()
+    assert {e.user for e in history if type(e).__name__ == "PeriodClosed"} == {"alice", "bob"}
 
 
 # --- BudgetManager --------------------------------------------------------------------------------

@@ -107,24 +107,35 @@ class Client:
         *,
         query: Mapping[str, Any] | None = None,
         unsure: str = "",
+        document: tuple[str, bytes] | None = None,
+        raw: bool = False,
     ) -> Any:
         """The JSON answer of one request (numbers read as exact Decimals).
 
         ``unsure``: for a write, what to say when the request may have reached the server but no
-        answer came (its outcome is then unknown).
+        answer came (its outcome is then unknown). ``document``: a whole document to send as the
+        body instead (its media type and bytes: a dump, a user_cost.json). ``raw``: the answer's
+        bytes as they came (a dump), not read as JSON.
         """
         url = self.url(path, query)
         where = redact(url)
-        data = None if body is None else json.dumps(body, default=_json_default).encode("utf-8")
+        headers = self.headers
+        if document is not None:
+            headers = {**headers, "Content-Type": document[0]}
+            data: bytes | None = document[1]
+        else:
+            data = None if body is None else json.dumps(body, default=_json_default).encode()
         try:
             answer = http.exchange(
-                method, url, data, self.headers, timeout=self.timeout, max_answer=MAX_ANSWER
+                method, url, data, headers, timeout=self.timeout, max_answer=MAX_ANSWER
             )
         except http.NoAnswer as exc:
             hint = unsure if (exc.sent and unsure) else ""
             raise StorageIOError(where, exc.reason, hint) from None
         except StorageIOError as exc:  # a redirect
             raise StorageIOError(where, exc.reason) from None
+        if raw and 200 <= answer.status < 300:
+            return answer.body
         try:
             found = jsontext.loads(answer.body, parse_float=Decimal) if answer.body else None
         except (ValueError, UnicodeDecodeError):

@@ -11,6 +11,7 @@ rather than done locally: nothing in client mode touches a local data dir or dat
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -40,6 +41,10 @@ from budgetctl.ledger import (
 
 if TYPE_CHECKING:
     from budgetctl.costing.interface import Price, Usage
+    from budgetctl.importer import ImportResult
+    from budgetctl.store.snapshot import Snapshot
+
+JSON_LINES = "application/x-ndjson"
 
 T = TypeVar("T")
 
@@ -215,10 +220,8 @@ class RemoteLedger(Ledger):
         def read(found: Any) -> ProjectView:
             data = decode.obj(found, "a project")
             users = tuple(decode.budget(u) for u in decode.items(data.get("users"), "users"))
-            held = data.get("holds")
-            holds = None if held is None else tuple(decode.hold(h) for h in decode.items(held, ""))
-            view = ProjectView(self.project, users, decode.cap(data.get("cap")), holds or ())
-            return view if holds is not None else view._replace(holds=_holds_of(data, users))
+            holds = tuple(decode.hold(h) for h in decode.items(data.get("holds"), "holds"))
+            return ProjectView(self.project, users, decode.cap(data.get("cap")), holds)
 
         return self._read(read, answer)
 
@@ -363,10 +366,10 @@ class RemoteLedger(Ledger):
         body = {"user": user, **{k: v for k, v in given.items() if v is not None}}
         body.update(enforce=enforce, dry_run=dry_run)
         answer = self._call("POST", "/charges", body, unsure=CHARGE_UNSURE)
-        budget = self._budget_of(answer, user)
 
         def read(found: Any) -> ChargeResult:
             data = decode.obj(found, "a charge")
+            budget = decode.budget(data.get("budget"))  # as this charge left it, same step
             model = data.get("model")
             rid, held_id = data.get("request_id"), data.get("hold_id")
             return ChargeResult(
@@ -386,23 +389,6 @@ class RemoteLedger(Ledger):
             )
 
         return self._read(read, answer)
-
-    def _budget_of(self, answer: Any, user: str) -> Budget:
-        """The user's whole budget, from an answer's ``budget`` (or, from a server that does
-        not send it, read after the answer, with the answer's spend)."""
-        if isinstance(answer, Mapping) and answer.get("budget") is not None:
-            return self._read(lambda found: decode.budget(found["budget"]), answer)
-        budget = self.get(user)
-        if isinstance(answer, Mapping):
-            budget = budget._replace(
-                current_cost=self._read(
-                    lambda found: decode.money(found.get("current_cost"), "current_cost"), answer
-                ),
-                total_budget=self._read(
-                    lambda found: decode.money(found.get("total_budget"), "total_budget"), answer
-                ),
-            )
-        return budget
 
     # --- checks ----------------------------------------------------------------------------------
 
@@ -459,24 +445,13 @@ class RemoteLedger(Ledger):
             body["dry_run"] = True
         answer = self._call("POST", "/checks", body, unsure=WRITE_UNSURE if reserve else "")
         user = body["user"]
-        budget = self._budget_of(answer, user)
 
         def read(found: Any) -> CheckResult:
             data = decode.obj(found, "a check")
             model = data.get("model")
-            hold = None
-            if data.get("hold") is not None:
-                hold = decode.hold(data["hold"])
-            elif data.get("hold_id") is not None:
-                expires = decode.moment(data.get("expires_at"), "expires_at")
-                made = expires - parse_ttl(body.get("ttl"))
-                hold = Hold(
-                    decode.text(data["hold_id"], "hold_id"),
-                    user,
-                    decode.money(data.get("projected_cost"), "projected_cost"),
-                    made,
-                    expires,
-                )
+            if "hold" not in data:
+                raise decode.BadAnswer("a check without 'hold'")
+            hold = None if data["hold"] is None else decode.hold(data["hold"])
             blocked = data.get("blocked_by")
             return CheckResult(
                 user=user,
@@ -484,13 +459,13 @@ class RemoteLedger(Ledger):
                 prompt_tokens=decode.count(data.get("prompt_tokens", 0), "prompt_tokens"),
                 max_tokens=decode.count(data.get("max_tokens", 0), "max_tokens"),
                 projected_cost=decode.money(data.get("projected_cost"), "projected_cost"),
-                budget=budget,
+                budget=decode.budget(data.get("budget")),
                 cap=decode.cap(data.get("cap")),
                 allowed=data.get("allowed") is True,
                 blocked_by=None if blocked is None else decode.text(blocked, "blocked_by"),
                 estimated=data.get("estimated") is True,
                 reserved=decode.money(data.get("reserved", 0), "reserved"),
-                cap_reserved=decode.money(data.get("cap_reserved", 0), "cap_reserved"),
+                cap_reserved=decode.money(data.get("cap_reserved"), "cap_reserved"),
                 hold=hold,
             )
 
@@ -540,20 +515,20 @@ class RemoteLedger(Ledger):
         )
 
     def reset_due(self, *, now: datetime | None = None, dry_run: bool = False) -> ResetDue:
+        """As a local ledger's; a ``now`` later than the server's clock is refused unless
+        ``dry_run`` (written, it would close periods that have not ended)."""
         body: dict[str, Any] = {"dry_run": dry_run}
         if now is not None:
-            if not dry_run:
-                raise NotSupportedError(
-                    "on a budget server its own clock decides: reset-due --now is only a preview "
-                    "there (add --dry-run)"
-                )
             body["now"] = format_utc(now.astimezone(UTC))
+        return self._reset_due(body)
+
+    def _reset_due(self, body: dict[str, Any]) -> ResetDue:
         answer = self._call("POST", "/reset-due", body, unsure=WRITE_UNSURE)
 
         def read(found: Any) -> ResetDue:
             data = decode.obj(found, "a reset-due")
             caps = decode.items(data.get("cap_reset", []), "cap_reset")
-            expired = data.get("expired") or []
+            expired = data.get("expired")
             return ResetDue(
                 self.project,
                 decode.count(data.get("checked"), "checked"),
@@ -568,16 +543,9 @@ class RemoteLedger(Ledger):
         return self._read(read, answer)
 
     def roll_over(self, users: Sequence[str], *, dry_run: bool = False) -> ResetDue:
-        """The server rolls over every budget of the project whose period ended (``reset-due``:
-        the given users' among them, and the same as reading them would show); the result lists
-        the given users'."""
-        chosen = list(users)
-        for user in chosen:
-            self.standing(user)  # an unknown user fails first
-        done = self.reset_due(dry_run=dry_run)
-        return done._replace(
-            checked=len(chosen), reset=tuple(r for r in done.reset if r[0] in chosen)
-        )
+        """Archive and reset the given users' budgets if their period ended (one request; the
+        server does it as a local ledger does)."""
+        return self._reset_due({"users": list(users), "dry_run": dry_run})
 
     # --- project cap -----------------------------------------------------------------------------
 
@@ -724,11 +692,70 @@ class RemoteLedger(Ledger):
             answer,
         )
 
+    # --- backups and imports ---------------------------------------------------------------------
+
+    def export(self) -> Snapshot:
+        """The whole project, from the server's dump (one consistent read there), every line
+        checked as ``restore`` checks a dump (a cut or garbled answer is refused)."""
+        from budgetctl import dump as dumping
+
+        data = self.client.call("GET", self._path("/dump"), raw=True)
+        source = io.BytesIO(data if isinstance(data, bytes) else b"")
+        source.name = self.server + " (dump)"
+        return dumping.read(source).snapshot
+
+    def restore_snapshot(
+        self, snapshot: Snapshot, now: datetime, *, replace: bool = False, dry_run: bool = False
+    ) -> bool:
+        """Send ``snapshot`` to the server as a dump; it writes it in one transaction. True when
+        it replaced a project that existed (ProjectExistsError unless ``replace``)."""
+        from budgetctl import dump as dumping
+
+        document = b"".join(dumping.encode(snapshot, now))
+        answer = self.client.call(
+            "POST",
+            self._path("/restore"),
+            query=_flags(replace=replace, dry_run=dry_run),
+            document=(JSON_LINES, document),
+            unsure=WRITE_UNSURE,
+        )
+        return self._read(lambda found: decode.obj(found, "")["replaced"] is True, answer)
+
+    def import_litellm_document(
+        self, document: bytes, *, replace: bool = False, dry_run: bool = False
+    ) -> ImportResult:
+        """Send a LiteLLM ``user_cost.json`` (its bytes, so amounts arrive exactly as written)
+        to the server, which imports it atomically as a local ledger would."""
+        from budgetctl.importer import ImportResult
+
+        answer = self.client.call(
+            "POST",
+            self._path("/import-litellm"),
+            query=_flags(replace=replace, dry_run=dry_run),
+            document=("application/json", document),
+            unsure=WRITE_UNSURE,
+        )
+
+        def read(found: Any) -> ImportResult:
+            data = decode.obj(found, "an import")
+            names = [
+                [decode.text(user, key) for user in decode.items(data.get(key), key)]
+                for key in ("imported", "skipped", "replaced")
+            ]
+            return ImportResult(*names)
+
+        return self._read(read, answer)
+
+
+def _flags(**given: bool) -> dict[str, str] | None:
+    """The query of the flags that are true (``replace=true&dry_run=true``)."""
+    return {name: "true" for name, value in given.items() if value} or None
+
 
 class _NoLocalStore:
-    """Where a local ledger keeps its store: in client mode, the project's custom prices and
-    whether it exists come from the server, and anything else is refused (nothing is done on a
-    local data dir behind the server's back)."""
+    """Where a local ledger keeps its store: in client mode, the project's custom prices, whether
+    it exists, its dump (``export``) and a restore come from or go to the server, and anything
+    else is refused (nothing is done on a local data dir behind the server's back)."""
 
     def __init__(self, ledger: RemoteLedger) -> None:
         self._ledger = ledger
@@ -740,6 +767,14 @@ class _NoLocalStore:
 
     def prices(self) -> dict[str, Price]:
         return self._ledger.custom_prices()
+
+    def export(self) -> Snapshot:
+        return self._ledger.export()
+
+    def restore(
+        self, snapshot: Snapshot, now: datetime, *, replace: bool = False, dry_run: bool = False
+    ) -> bool:
+        return self._ledger.restore_snapshot(snapshot, now, replace=replace, dry_run=dry_run)
 
     def __getattr__(self, name: str) -> NoReturn:
         raise NotSupportedError(
@@ -759,18 +794,6 @@ def _start(start: datetime | str | float | None, timezone: str) -> str | None:
         return start
     moment = parse_time_arg(start, timezone)
     return None if moment is None else format_utc(moment)
-
-
-def _holds_of(data: Mapping[str, Any], users: tuple[Budget, ...]) -> tuple[Hold, ...]:
-    """What each user's open holds reserve, as one hold each (a server that does not list the
-    holds in ``show``): enough for the totals ``show`` prints."""
-    found = []
-    for raw, budget in zip(data.get("users") or [], users, strict=False):
-        reserved = decode.money(raw.get("reserved", 0), "reserved")
-        if reserved:
-            far = datetime.max.replace(tzinfo=UTC)
-            found.append(Hold("h_" + "0" * 24, budget.user, reserved, budget.created_at, far))
-    return tuple(found)
 
 
 __all__ = ["RemoteLedger"]

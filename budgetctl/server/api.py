@@ -8,10 +8,12 @@ app runs them in its threadpool. This module imports no web framework either.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, NamedTuple
 
+from budgetctl.cli.views import backup as backup_views
 from budgetctl.cli.views import budgets as budget_views
 from budgetctl.cli.views import catalog as catalog_views
 from budgetctl.cli.views import charges as charge_views
@@ -24,11 +26,13 @@ from budgetctl.server.stores import Backend
 
 
 class Call(NamedTuple):
-    """One request, parsed: the path's parameters, the query's and the body's fields."""
+    """One request, parsed: the path's parameters, the query's and the body's fields (or, for a
+    route that takes a document, its bytes in ``data``)."""
 
     path: Mapping[str, str]
     query: Mapping[str, Any]
     body: Mapping[str, Any]
+    data: bytes = b""
 
     @property
     def project(self) -> str:
@@ -36,6 +40,9 @@ class Call(NamedTuple):
 
 
 Handler = Callable[[Backend, Call], "tuple[int, object]"]
+
+JSON = "application/json"
+JSON_LINES = "application/x-ndjson"
 
 
 class Route(NamedTuple):
@@ -46,6 +53,8 @@ class Route(NamedTuple):
     body: tuple[Field, ...] | None = None  # None: the route takes no body
     query: tuple[Field, ...] = ()
     status: int = 200
+    document: str | None = None  # the media type of a whole document taken as the body
+    answers: str = JSON  # the media type of the answer (a handler gives bytes when not JSON)
 
 
 DRY_RUN = Field("dry_run", "boolean", "Only say what would be done; change nothing.")
@@ -73,7 +82,12 @@ def list_projects(backend: Backend, call: Call) -> tuple[int, object]:
 
 def show(backend: Backend, call: Call) -> tuple[int, object]:
     ledger = backend.ledger(call.project)
-    return 200, _data(budget_views.show_all(ledger.view(), ledger.now()))
+    view = ledger.view()
+    data = _data(budget_views.show_all(view, ledger.now()))
+    assert isinstance(data, dict)
+    # beyond `show --json`: the holds themselves, so a client rebuilds the same ProjectView
+    data["holds"] = [charge_views.hold_data(hold) for hold in view.holds]
+    return 200, data
 
 
 def create(backend: Backend, call: Call) -> tuple[int, object]:
@@ -133,7 +147,12 @@ def delete(backend: Backend, call: Call) -> tuple[int, object]:
 
 CHARGE_FORMS = {
     "input_text/output_text": ("input_text", "output_text"),
-    "prompt_tokens/completion_tokens": ("prompt_tokens", "completion_tokens", "cached_tokens"),
+    "prompt_tokens/completion_tokens": (
+        "prompt_tokens",
+        "completion_tokens",
+        "cached_tokens",
+        "cache_creation_tokens",
+    ),
     "response": ("response",),
     "cost": ("cost",),
 }
@@ -173,15 +192,22 @@ def charge(backend: Backend, call: Call) -> tuple[int, object]:
             body.get("prompt_tokens") or 0,
             body.get("completion_tokens") or 0,
             cached_tokens=body.get("cached_tokens") or 0,
+            cache_creation_tokens=body.get("cache_creation_tokens") or 0,
             **common,
         )
-    return 200, _data(charge_views.charge(result, dry_run))
+    data = _data(charge_views.charge(result, dry_run))
+    assert isinstance(data, dict)
+    # beyond `update-cost --json`: the user's whole budget as this charge left it (the same
+    # atomic step), so a client's warnings (alert crossed, resets when) need no second read
+    data["budget"] = budget_views.budget_data(result.budget)
+    return 200, data
 
 
 def check(backend: Backend, call: Call) -> tuple[int, object]:
     body = call.body
     user, model = body["user"], body.get("model")
     reserve, ttl = body.get("reserve", False), body.get("ttl")
+    dry_run = body.get("dry_run", False)
     prompt, messages, max_tokens = body.get("prompt"), body.get("messages"), body.get("max_tokens")
     if prompt is not None and messages is not None:
         raise UsageError("give prompt or messages, not both")
@@ -194,7 +220,9 @@ def check(backend: Backend, call: Call) -> tuple[int, object]:
                 "cost is the call's whole cost: it cannot be combined with prompt, messages "
                 "or max_tokens"
             )
-        result = ledger.check_cost(user, body["cost"], model=model, reserve=reserve, ttl=ttl)
+        result = ledger.check_cost(
+            user, body["cost"], model=model, reserve=reserve, ttl=ttl, dry_run=dry_run
+        )
     else:
         if prompt is None and messages is None:
             raise UsageError("nothing to price: give prompt, messages or cost")
@@ -216,8 +244,16 @@ def check(backend: Backend, call: Call) -> tuple[int, object]:
             max_tokens=max_tokens or 0,
             reserve=reserve,
             ttl=ttl,
+            dry_run=dry_run,
         )
-    return 200, _data(charge_views.check(result, ledger.now()))
+    data = _data(charge_views.check(result, ledger.now()))
+    assert isinstance(data, dict)
+    # beyond `check --json`: the user's whole budget, what open holds reserve of the cap, and
+    # the hold placed, so a client rebuilds the same CheckResult
+    data["budget"] = budget_views.budget_data(result.budget)
+    data["cap_reserved"] = result.cap_reserved
+    data["hold"] = None if result.hold is None else charge_views.hold_data(result.hold)
+    return 200, data
 
 
 def holds(backend: Backend, call: Call) -> tuple[int, object]:
@@ -243,18 +279,69 @@ def reset(backend: Backend, call: Call) -> tuple[int, object]:
 
 def reset_due(backend: Backend, call: Call) -> tuple[int, object]:
     from budgetctl.core.periods import parse_datetime
+    from budgetctl.maintenance import refuse_future
 
-    ledger, dry_run = backend.ledger(call.project), call.body.get("dry_run", False)
+    body = call.body
+    ledger, dry_run, users = backend.ledger(call.project), body.get("dry_run", False), None
     moment: datetime | None = None
-    if call.body.get("now") is not None:
-        if not dry_run:
-            raise UsageError(
-                "now is only for a preview (dry_run: true): the server's clock decides when "
-                "periods end"
-            )
-        moment = parse_datetime(call.body["now"])
-    result = ledger.reset_due(now=moment, dry_run=dry_run)
-    return 200, _data(reset_views.reset_due([result], [], dry_run, all_projects=False))
+    if body.get("now") is not None:
+        moment = parse_datetime(body["now"])
+        if not dry_run:  # a backfill (an earlier time) is written; a later one only previewed
+            refuse_future(moment, ledger.now(), "now", "dry_run: true")
+    if body.get("users") is not None:
+        if moment is not None:
+            raise UsageError("now is for the whole project: give it without users")
+        users = body["users"]
+        result = ledger.roll_over(users, dry_run=dry_run)
+    else:
+        result = ledger.reset_due(now=moment, dry_run=dry_run)
+    data = _data(reset_views.reset_due([result], [], dry_run, all_projects=False))
+    assert isinstance(data, dict)
+    # beyond `reset-due --json`: the holds this run archived (expired), as a ledger returns them
+    data["expired"] = [charge_views.hold_data(hold) for hold in result.expired]
+    return 200, data
+
+
+# --- backups and imports -----------------------------------------------------------------------
+
+
+def _document(call: Call) -> io.BytesIO:
+    """The request's body as a stream named as messages name it."""
+    stream = io.BytesIO(call.data)
+    stream.name = "the request body"  # how errors name the source
+    return stream
+
+
+def dump(backend: Backend, call: Call) -> tuple[int, object]:
+    from budgetctl import dump as dumping
+
+    out = io.BytesIO()
+    dumping.dump(backend.ledger(call.project), out)
+    return 200, out.getvalue()
+
+
+def restore(backend: Backend, call: Call) -> tuple[int, object]:
+    from budgetctl import dump as dumping
+
+    ledger, query = backend.ledger(call.project), call.query
+    dry_run = query.get("dry_run", False)
+    result = dumping.restore(
+        ledger, _document(call), replace=query.get("replace", False), dry_run=dry_run
+    )
+    report = backup_views.restored("-", result, dry_run)
+    return 200, _created(ledger, report, not result.replaced, dry_run)
+
+
+def import_litellm(backend: Backend, call: Call) -> tuple[int, object]:
+    from budgetctl.importer import import_litellm as run_import
+
+    ledger, query = backend.ledger(call.project), call.query
+    dry_run, new = query.get("dry_run", False), _is_new(ledger)
+    result = run_import(
+        ledger, _document(call), replace=query.get("replace", False), dry_run=dry_run
+    )
+    report = catalog_views.imported("-", result, dry_run)
+    return 200, _created(ledger, report, new and bool(result.imported), dry_run)
 
 
 # --- the project cap ---------------------------------------------------------------------------
@@ -394,6 +481,11 @@ ROUTES: tuple[Route, ...] = (
             Field("prompt_tokens", "integer", "Prompt tokens."),
             Field("completion_tokens", "integer", "Completion tokens."),
             Field("cached_tokens", "integer", "Cached prompt tokens (part of prompt_tokens)."),
+            Field(
+                "cache_creation_tokens",
+                "integer",
+                "Prompt tokens written to the cache (part of prompt_tokens; Anthropic).",
+            ),
             Field("input_text", "string", "The prompt text (counted with the model's tokenizer)."),
             Field("output_text", "string", "The completion text."),
             Field("response", "json", "A completion response (object or JSON text)."),
@@ -418,6 +510,7 @@ ROUTES: tuple[Route, ...] = (
             Field("max_tokens", "integer", "The completion allowance."),
             Field("reserve", "boolean", "Hold the projected cost when it fits."),
             Field("ttl", "ttl", "How long the hold lasts (default 15m)."),
+            Field("dry_run", "boolean", "With reserve: say whether it would hold; hold nothing."),
         ),
     ),
     Route(
@@ -451,8 +544,49 @@ ROUTES: tuple[Route, ...] = (
         "Archive and reset every budget whose period ended (as `reset-due --json`).",
         body=(
             DRY_RUN,
-            Field("now", "string", "Preview at this time (only with dry_run).", nullable=True),
+            Field(
+                "now",
+                "string",
+                "Act as at this earlier time (a backfill); a later time only with dry_run.",
+                nullable=True,
+            ),
+            Field(
+                "users",
+                "strings",
+                "Only these users' budgets (the cap and expired holds as always); null: all.",
+                nullable=True,
+            ),
         ),
+    ),
+    Route(
+        "GET",
+        P + "/dump",
+        dump,
+        "The whole project as a dump, JSON Lines (as `budgetctl dump`; docs/dump-format.md).",
+        answers=JSON_LINES,
+    ),
+    Route(
+        "POST",
+        P + "/restore",
+        restore,
+        "Load a dump (the body, JSON Lines) into the project in one transaction; refused if it "
+        "exists unless replace (as `restore --json`).",
+        query=(
+            Field("replace", "boolean", "true: replace the project if it exists."),
+            DRY_RUN_QUERY,
+        ),
+        document=JSON_LINES,
+    ),
+    Route(
+        "POST",
+        P + "/import-litellm",
+        import_litellm,
+        "Take over a LiteLLM user_cost.json (the body) atomically (as `import-litellm --json`).",
+        query=(
+            Field("replace", "boolean", "true: overwrite users that already have a budget."),
+            DRY_RUN_QUERY,
+        ),
+        document=JSON,
     ),
     Route("GET", P + "/cap", get_cap, "The project cap (as `cap --json`)."),
     Route(

@@ -5,6 +5,7 @@ uvicorn (in-flight requests finish on SIGTERM)."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -23,7 +24,7 @@ from budgetctl.core import rules
 from budgetctl.errors import BudgetctlError
 from budgetctl.server import api, errors, litellm, openapi
 from budgetctl.server.fields import BadBody, read_json, take, take_query
-from budgetctl.server.security import MAX_BODY, PROJECT_KEY, Guard
+from budgetctl.server.security import MAX_BODY, MAX_DOCUMENT, PROJECT_KEY, Guard
 from budgetctl.server.stores import Backend
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -64,10 +65,15 @@ def _v1(route: api.Route, backend: Backend) -> Endpoint:
             rules.check_project_name(params["project"])
         query = take_query(request.query_params, route.query)
         body: dict[str, Any] = {}
-        if route.body is not None:
+        document = b""
+        if route.document is not None:  # a whole document (a dump, a user_cost.json), as sent
+            document = await request.body()
+        elif route.body is not None:
             body = take(read_json(await request.body()), route.body)
-        call = api.Call(params, query, body)
+        call = api.Call(params, query, body, document)
         status, data = await run_in_threadpool(route.handler, backend, call)
+        if isinstance(data, bytes):
+            return Response(data, status, media_type=route.answers)
         return answer(data, status)
 
     return endpoint
@@ -98,7 +104,12 @@ def _litellm(handler: LitellmHandler, backend: Backend) -> Endpoint:
 
 
 def build_app(
-    backend: Backend, *, token: str = "", max_body: int = MAX_BODY, log: TextIO | None = None
+    backend: Backend,
+    *,
+    token: str = "",
+    max_body: int = MAX_BODY,
+    max_document: int = MAX_DOCUMENT,
+    log: TextIO | None = None,
 ) -> Guard:
     """The whole server as an ASGI app."""
     spec = openapi.document()
@@ -134,7 +145,19 @@ def build_app(
             Exception: _crashed,
         },
     )
-    return Guard(app, token=token, max_body=max_body, log=log)
+    documents = tuple(
+        (route.method, re.compile("^" + re.sub(r"{\w+}", "[^/]+", route.path) + "$"))
+        for route in api.ROUTES
+        if route.document is not None
+    )
+    return Guard(
+        app,
+        token=token,
+        max_body=max_body,
+        max_document=max_document,
+        documents=documents,
+        log=log,
+    )
 
 
 def serve(

@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 from budgetctl._version import __version__
-from budgetctl.server.api import ROUTES, Route
+from budgetctl.server.api import JSON, JSON_LINES, ROUTES, Route
 from budgetctl.server.fields import Field, schema
 
 LITELLM_BODIES = {
@@ -51,8 +51,15 @@ def _body(fields: tuple[Field, ...]) -> dict[str, Any]:
     }
 
 
-def _answers(status: int, description: str) -> dict[str, Any]:
-    json_object = {"application/json": {"schema": {"type": "object"}}}
+def _document(media_type: str) -> dict[str, Any]:
+    """A body that is one whole document: a dump (JSON Lines) or a user_cost.json (an object)."""
+    shape = {"type": "string"} if media_type == JSON_LINES else {"type": "object"}
+    return {"required": True, "content": {media_type: {"schema": shape}}}
+
+
+def _answers(status: int, description: str, media_type: str = JSON) -> dict[str, Any]:
+    shape = {"type": "string"} if media_type == JSON_LINES else {"type": "object"}
+    json_object = {media_type: {"schema": shape}}
     errors = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
     answers: dict[str, Any] = {str(status): {"description": description, "content": json_object}}
     for code, what in (
@@ -61,7 +68,7 @@ def _answers(status: int, description: str) -> dict[str, Any]:
         ("402", "Over budget (enforce)"),
         ("404", "Unknown project, user, model or hold"),
         ("409", "Conflict"),
-        ("413", "Body over 1 MiB"),
+        ("413", "Body over the limit (1 MiB; 64 MiB for restore and import-litellm)"),
         ("422", "Body not a JSON object"),
         ("503", "Store busy or unreachable"),
     ):
@@ -98,9 +105,11 @@ def _operation(route: Route) -> dict[str, Any]:
             }
             for field in route.query
         ],
-        "responses": _answers(route.status, route.summary),
+        "responses": _answers(route.status, route.summary, route.answers),
     }
-    if route.body is not None:
+    if route.document is not None:
+        operation["requestBody"] = _document(route.document)
+    elif route.body is not None:
         operation["requestBody"] = _body(route.body)
     return operation
 

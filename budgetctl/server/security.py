@@ -13,6 +13,7 @@ import hmac
 import ipaddress
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -29,6 +30,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 MAX_BODY = 2**20  # 1 MiB
+MAX_DOCUMENT = 64 * 2**20  # a dump to restore, a user_cost.json to import: 64 MiB
 TOKEN_ENV = "BUDGETCTL_SERVER_TOKEN"
 PROJECT_KEY = "budgetctl.project"  # in the scope: the project a request named, for the log line
 OPEN_PATHS = frozenset({"/healthz"})  # answered without the token
@@ -95,12 +97,25 @@ class Guard:
         *,
         token: str = "",
         max_body: int = MAX_BODY,
+        max_document: int = MAX_DOCUMENT,
+        documents: tuple[tuple[str, re.Pattern[str]], ...] = (),
         log: TextIO | None = None,
     ) -> None:
         self.app = app
         self.token = token
         self.max_body = max_body
+        self.max_document = max_document
+        self.documents = documents  # (method, path) of the routes that take a whole document
         self.log = log
+
+    def limit(self, scope: Scope) -> int:
+        """The body limit of this request: ``max_document`` for a route that takes a whole
+        document (restore, import-litellm), ``max_body`` for every other."""
+        method, path = scope.get("method"), scope.get("path") or ""
+        for wanted, pattern in self.documents:
+            if method == wanted and pattern.match(path):
+                return self.max_document
+        return self.max_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -125,7 +140,7 @@ class Guard:
             if refusal is not None:
                 await _answer(sending, *refusal)
             else:
-                await self.app(scope, self._counting(receive), sending)
+                await self.app(scope, self._counting(receive, self.limit(scope)), sending)
         finally:
             if not logged[0]:  # no answer (the client went away, or the app failed)
                 self._write_log(scope, status[0], started)
@@ -142,16 +157,15 @@ class Guard:
         length = headers.get(b"content-length")
         if length is not None:
             try:
-                too_large = int(length) > self.max_body
+                too_large = int(length) > self.limit(scope)
             except ValueError:
                 return 400, "usage", "the Content-Length header is not a number"
             if too_large:
-                return 413, "too_large", BodyTooLarge(self.max_body).message
+                return 413, "too_large", BodyTooLarge(self.limit(scope)).message
         return None
 
-    def _counting(self, receive: Receive) -> Receive:
+    def _counting(self, receive: Receive, limit: int) -> Receive:
         seen = [0]
-        limit = self.max_body
 
         async def counted() -> Message:
             message = await receive()

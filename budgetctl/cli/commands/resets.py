@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from datetime import datetime
 from typing import TYPE_CHECKING
 
 import typer
@@ -24,19 +23,6 @@ from budgetctl.errors import UsageError
 
 if TYPE_CHECKING:
     from budgetctl.maintenance import ProjectResetDue
-
-
-def refuse_future(moment: datetime, clock: datetime) -> None:
-    """Nothing in the future is written (docs/cli.md, reset-due): periods closed early would stay
-    closed, so a later ``--now`` is only a preview."""
-    from budgetctl.core.periods import format_utc
-
-    if moment > clock:
-        raise UsageError(
-            f"--now {format_utc(moment)} is later than the clock ({format_utc(clock)}): "
-            "resetting ahead of time would close periods that have not ended; preview it with "
-            "--dry-run"
-        )
 
 
 @shared_options(writes=True)
@@ -76,6 +62,8 @@ def reset_due(
 
     moment = parse_datetime(now) if now is not None else None
     if moment is not None and not opts.dry_run:
+        from budgetctl.maintenance import refuse_future
+
         refuse_future(moment, opts.ledger().now())
     out = opts.output()
     if not all_projects:
