@@ -23,7 +23,7 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Collection, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -310,10 +310,18 @@ def _values(budget: Budget) -> tuple[Any, ...]:
 class PgState:
     """:class:`budgetctl.core.operations.State` over the rows of one transaction."""
 
-    def __init__(self, store: PostgresStore, conn: psycopg.Connection[Any], now: datetime) -> None:
+    def __init__(
+        self,
+        store: PostgresStore,
+        conn: psycopg.Connection[Any],
+        now: datetime,
+        pipelined: bool = False,
+    ) -> None:
         self.store = store
         self.project = store.project
         self.conn = conn
+        # the whole transaction is one pipeline already: no pipeline (and no sync) of its own
+        self.pipelined = pipelined
         self.now = now
         self.events: list[events.Event] = []
         self._budgets: dict[str, Budget | None] = {}
@@ -333,6 +341,9 @@ class PgState:
         # clock after the row locks, so transactions that share a row are in commit order.
         self.order = uuid.uuid4().hex
 
+    def _pipeline(self) -> AbstractContextManager[Any]:
+        return nullcontext() if self.pipelined else self.conn.pipeline()
+
     # --- locking reads ---------------------------------------------------------------------------
 
     def lock(
@@ -342,7 +353,7 @@ class PgState:
         one round trip; with ``clock``, then read the database's clock (after the locks)."""
         conn, project = self.conn, self.project
         wanted = sorted(set(users) - set(self._budgets))
-        with conn.pipeline():
+        with self._pipeline():
             user_cur = conn.execute(
                 f"SELECT name, {_COLUMNS} FROM budgetctl_budgets WHERE project = %s "
                 "AND name = ANY(%s) ORDER BY name FOR UPDATE",
@@ -502,7 +513,7 @@ class PgState:
         updates = [b for u, b in self._dirty.items() if u in self._existed]
         removed = [u for u in self._removed if u in self._existed]
         tx = self.order
-        with conn.pipeline(), conn.cursor() as cur:
+        with self._pipeline(), conn.cursor() as cur:
             if removed:
                 cur.execute(
                     "DELETE FROM budgetctl_budgets WHERE project = %s AND name = ANY(%s)",
@@ -644,13 +655,18 @@ class PostgresStore:
         holds: bool = False,
         create: bool = False,
         dry_run: bool = False,
+        pipelined: bool = False,
     ) -> T:
-        """``body`` in one transaction, the rows locked first; run again on a retryable error."""
+        """``body`` in one transaction, the rows locked first; run again on a retryable error.
+        ``pipelined``: the whole transaction as one pipeline (:meth:`_attempt_pipelined`), for
+        bodies that only touch the database through :class:`PgState`."""
         self.db.check_schema()
         conn = self.db.connection()
         for attempt in range(RETRIES):
             try:
                 with self.db.failures():
+                    if pipelined and not create:
+                        return self._attempt_pipelined(conn, now, body, users, cap, holds, dry_run)
                     return self._attempt(conn, now, body, users, cap, holds, create, dry_run)
             except Exception as exc:
                 if not _retryable(exc) or attempt == RETRIES - 1:
@@ -699,6 +715,53 @@ class PostgresStore:
         except _Rollback:
             pass
         return result[0]
+
+    def _attempt_pipelined(
+        self,
+        conn: psycopg.Connection[Any],
+        now: datetime,
+        body: Callable[[PgState], T],
+        users: Sequence[str],
+        cap: bool,
+        holds: bool,
+        dry_run: bool,
+    ) -> T:
+        """The transaction of :meth:`_attempt` in two round trips: ``BEGIN``, the locks and the
+        clock go in the first, the writes and ``COMMIT`` in the second (the connection is in
+        autocommit meanwhile, so that the driver sends no ``BEGIN`` of its own, in a round trip
+        of its own). Whatever fails, the transaction is rolled back before this returns."""
+        pq = _import_psycopg().pq
+        conn.autocommit = True
+        try:
+            with conn.pipeline():
+                conn.execute("BEGIN")
+                state = PgState(self, conn, now, pipelined=True)
+                clock = state.lock(users, cap, holds, clock=True)
+                assert clock is not None
+                state.order = f"{clock:%Y%m%d%H%M%S%f}-{uuid.uuid4().hex[:12]}"
+                if self._database_time:
+                    state.now = clock
+                try:
+                    result = body(state)
+                except UnknownUserError:
+                    self._require_project(conn)
+                    raise
+                if dry_run:
+                    conn.execute("ROLLBACK")
+                else:
+                    if not state.events and not state._dirty:
+                        self._require_project(conn)
+                    state.flush()
+                    conn.execute("COMMIT")
+            # leaving the pipeline sent it all and raised the first error, if any
+        except BaseException:
+            if not conn.closed and conn.info.transaction_status != pq.TransactionStatus.IDLE:
+                conn.execute("ROLLBACK")
+            raise
+        finally:
+            if not conn.closed and not conn.broken:
+                conn.autocommit = False
+        return result
 
     def _require_project(self, conn: psycopg.Connection[Any]) -> None:
         row = conn.execute(
@@ -772,6 +835,7 @@ class PostgresStore:
             cap=True,
             holds=True,
             dry_run=dry_run,
+            pipelined=True,
         )
 
     def reserve(
@@ -791,6 +855,7 @@ class PostgresStore:
             cap=True,
             holds=True,
             dry_run=dry_run,
+            pipelined=True,
         )
 
     def commit_hold(
@@ -803,6 +868,7 @@ class PostgresStore:
             cap=True,
             holds=True,
             dry_run=dry_run,
+            pipelined=True,
         )
 
     def release(
