@@ -83,6 +83,8 @@ _COLUMNS = (
     "total_budget, current_cost, model_cost, duration, timezone, start_at, created_at, "
     "period_start, next_reset_at, alert_at"
 )
+_SET = ", ".join(f"{column.strip()} = %s" for column in _COLUMNS.split(","))
+_HISTORY_ROW = "(%s, %s, %s, %s, %s, %s, %s, %s)"
 
 
 class SchemaMissingError(StateError):
@@ -512,7 +514,18 @@ class PgState:
         inserts = [b for u, b in self._dirty.items() if u not in self._existed]
         updates = [b for u, b in self._dirty.items() if u in self._existed]
         removed = [u for u in self._removed if u in self._existed]
-        tx = self.order
+        if (
+            updates
+            and self.events
+            and not inserts
+            and not removed
+            and not self._dropped
+            and not self._added
+            and not self._remember
+            and (not self._cap_dirty or (self._cap is not None and self._cap_existed))
+        ):
+            self._flush_at_once(updates)  # a charge: one statement
+            return
         with self._pipeline(), conn.cursor() as cur:
             if removed:
                 cur.execute(
@@ -521,10 +534,7 @@ class PgState:
                 )
             if updates:
                 cur.executemany(
-                    "UPDATE budgetctl_budgets SET total_budget = %s, current_cost = %s, "
-                    "model_cost = %s, duration = %s, timezone = %s, start_at = %s, "
-                    "created_at = %s, period_start = %s, next_reset_at = %s, alert_at = %s "
-                    "WHERE project = %s AND name = %s",
+                    f"UPDATE budgetctl_budgets SET {_SET} WHERE project = %s AND name = %s",
                     [(*_values(b), project, b.user) for b in updates],
                 )
             if inserts:
@@ -538,10 +548,7 @@ class PgState:
                     cur.execute("DELETE FROM budgetctl_caps WHERE project = %s", (project,))
                 elif self._cap_existed:
                     cur.execute(
-                        "UPDATE budgetctl_caps SET total_budget = %s, current_cost = %s, "
-                        "model_cost = %s, duration = %s, timezone = %s, start_at = %s, "
-                        "created_at = %s, period_start = %s, next_reset_at = %s, alert_at = %s "
-                        "WHERE project = %s",
+                        f"UPDATE budgetctl_caps SET {_SET} WHERE project = %s",
                         (*_values(self._cap), project),
                     )
                 else:
@@ -582,21 +589,49 @@ class PgState:
                 )  # fmt: skip
             if self.events:
                 cur.executemany(
-                    "INSERT INTO budgetctl_history VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-                    [
-                        (
-                            project,
-                            self.now,
-                            tx,
-                            ord_,
-                            events.subject(event),
-                            event.to_json()["type"],
-                            events.spend(event),
-                            json.dumps(event.to_json(), separators=(",", ":")),
-                        )
-                        for ord_, event in enumerate(self.events)
-                    ],
+                    f"INSERT INTO budgetctl_history VALUES {_HISTORY_ROW}", self._history_rows()
                 )
+
+    def _history_rows(self) -> list[tuple[Any, ...]]:
+        rows = []
+        for ord_, event in enumerate(self.events):
+            data = event.to_json()
+            rows.append(
+                (
+                    self.project,
+                    self.now,
+                    self.order,
+                    ord_,
+                    events.subject(event),
+                    data["type"],
+                    events.spend(event),
+                    json.dumps(data, separators=(",", ":")),
+                )
+            )
+        return rows
+
+    def _flush_at_once(self, updates: Sequence[Budget]) -> None:
+        """The writes of a charge (budget rows and maybe the cap's updated, history rows added)
+        as one statement: the updates are data-modifying CTEs of the history insert (they touch
+        different rows, and all of them run to completion whatever the outer statement reads)."""
+        parts, params = [], []
+        for i, budget in enumerate(updates):
+            parts.append(
+                f"u{i} AS (UPDATE budgetctl_budgets SET {_SET} WHERE project = %s AND name = %s)"
+            )
+            params += [*_values(budget), self.project, budget.user]
+        if self._cap_dirty:
+            assert self._cap is not None
+            parts.append(f"c AS (UPDATE budgetctl_caps SET {_SET} WHERE project = %s)")
+            params += [*_values(self._cap), self.project]
+        rows = self._history_rows()
+        for row in rows:
+            params += row
+        self.conn.execute(
+            f"WITH {', '.join(parts)} INSERT INTO budgetctl_history VALUES "
+            + ", ".join([_HISTORY_ROW] * len(rows)),
+            params,
+        )
 
 
 class PostgresStore:
