@@ -790,11 +790,11 @@ class PostgresStore:
                     conn.execute("COMMIT")
             # leaving the pipeline sent it all and raised the first error, if any
         except BaseException:
-            if not conn.closed and conn.info.transaction_status != pq.TransactionStatus.IDLE:
+            if not _broken(conn) and conn.info.transaction_status != pq.TransactionStatus.IDLE:
                 conn.execute("ROLLBACK")
             raise
         finally:
-            if not conn.closed and not conn.broken:
+            if not _broken(conn):
                 conn.autocommit = False
         return result
 
