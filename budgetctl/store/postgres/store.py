@@ -23,7 +23,7 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Collection, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -83,6 +83,8 @@ _COLUMNS = (
     "total_budget, current_cost, model_cost, duration, timezone, start_at, created_at, "
     "period_start, next_reset_at, alert_at"
 )
+_SET = ", ".join(f"{column.strip()} = %s" for column in _COLUMNS.split(","))
+_HISTORY_ROW = "(%s, %s, %s, %s, %s, %s, %s, %s)"
 
 
 class SchemaMissingError(StateError):
@@ -310,10 +312,18 @@ def _values(budget: Budget) -> tuple[Any, ...]:
 class PgState:
     """:class:`budgetctl.core.operations.State` over the rows of one transaction."""
 
-    def __init__(self, store: PostgresStore, conn: psycopg.Connection[Any], now: datetime) -> None:
+    def __init__(
+        self,
+        store: PostgresStore,
+        conn: psycopg.Connection[Any],
+        now: datetime,
+        pipelined: bool = False,
+    ) -> None:
         self.store = store
         self.project = store.project
         self.conn = conn
+        # the whole transaction is one pipeline already: no pipeline (and no sync) of its own
+        self.pipelined = pipelined
         self.now = now
         self.events: list[events.Event] = []
         self._budgets: dict[str, Budget | None] = {}
@@ -333,6 +343,9 @@ class PgState:
         # clock after the row locks, so transactions that share a row are in commit order.
         self.order = uuid.uuid4().hex
 
+    def _pipeline(self) -> AbstractContextManager[Any]:
+        return nullcontext() if self.pipelined else self.conn.pipeline()
+
     # --- locking reads ---------------------------------------------------------------------------
 
     def lock(
@@ -342,7 +355,7 @@ class PgState:
         one round trip; with ``clock``, then read the database's clock (after the locks)."""
         conn, project = self.conn, self.project
         wanted = sorted(set(users) - set(self._budgets))
-        with conn.pipeline():
+        with self._pipeline():
             user_cur = conn.execute(
                 f"SELECT name, {_COLUMNS} FROM budgetctl_budgets WHERE project = %s "
                 "AND name = ANY(%s) ORDER BY name FOR UPDATE",
@@ -501,8 +514,19 @@ class PgState:
         inserts = [b for u, b in self._dirty.items() if u not in self._existed]
         updates = [b for u, b in self._dirty.items() if u in self._existed]
         removed = [u for u in self._removed if u in self._existed]
-        tx = self.order
-        with conn.pipeline(), conn.cursor() as cur:
+        if (
+            updates
+            and self.events
+            and not inserts
+            and not removed
+            and not self._dropped
+            and not self._added
+            and not self._remember
+            and (not self._cap_dirty or (self._cap is not None and self._cap_existed))
+        ):
+            self._flush_at_once(updates)  # a charge: one statement
+            return
+        with self._pipeline(), conn.cursor() as cur:
             if removed:
                 cur.execute(
                     "DELETE FROM budgetctl_budgets WHERE project = %s AND name = ANY(%s)",
@@ -510,10 +534,7 @@ class PgState:
                 )
             if updates:
                 cur.executemany(
-                    "UPDATE budgetctl_budgets SET total_budget = %s, current_cost = %s, "
-                    "model_cost = %s, duration = %s, timezone = %s, start_at = %s, "
-                    "created_at = %s, period_start = %s, next_reset_at = %s, alert_at = %s "
-                    "WHERE project = %s AND name = %s",
+                    f"UPDATE budgetctl_budgets SET {_SET} WHERE project = %s AND name = %s",
                     [(*_values(b), project, b.user) for b in updates],
                 )
             if inserts:
@@ -527,10 +548,7 @@ class PgState:
                     cur.execute("DELETE FROM budgetctl_caps WHERE project = %s", (project,))
                 elif self._cap_existed:
                     cur.execute(
-                        "UPDATE budgetctl_caps SET total_budget = %s, current_cost = %s, "
-                        "model_cost = %s, duration = %s, timezone = %s, start_at = %s, "
-                        "created_at = %s, period_start = %s, next_reset_at = %s, alert_at = %s "
-                        "WHERE project = %s",
+                        f"UPDATE budgetctl_caps SET {_SET} WHERE project = %s",
                         (*_values(self._cap), project),
                     )
                 else:
@@ -571,21 +589,49 @@ class PgState:
                 )  # fmt: skip
             if self.events:
                 cur.executemany(
-                    "INSERT INTO budgetctl_history VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-                    [
-                        (
-                            project,
-                            self.now,
-                            tx,
-                            ord_,
-                            events.subject(event),
-                            event.to_json()["type"],
-                            events.spend(event),
-                            json.dumps(event.to_json(), separators=(",", ":")),
-                        )
-                        for ord_, event in enumerate(self.events)
-                    ],
+                    f"INSERT INTO budgetctl_history VALUES {_HISTORY_ROW}", self._history_rows()
                 )
+
+    def _history_rows(self) -> list[tuple[Any, ...]]:
+        rows = []
+        for ord_, event in enumerate(self.events):
+            data = event.to_json()
+            rows.append(
+                (
+                    self.project,
+                    self.now,
+                    self.order,
+                    ord_,
+                    events.subject(event),
+                    data["type"],
+                    events.spend(event),
+                    json.dumps(data, separators=(",", ":")),
+                )
+            )
+        return rows
+
+    def _flush_at_once(self, updates: Sequence[Budget]) -> None:
+        """The writes of a charge (budget rows and maybe the cap's updated, history rows added)
+        as one statement: the updates are data-modifying CTEs of the history insert (they touch
+        different rows, and all of them run to completion whatever the outer statement reads)."""
+        parts, params = [], []
+        for i, budget in enumerate(updates):
+            parts.append(
+                f"u{i} AS (UPDATE budgetctl_budgets SET {_SET} WHERE project = %s AND name = %s)"
+            )
+            params += [*_values(budget), self.project, budget.user]
+        if self._cap_dirty:
+            assert self._cap is not None
+            parts.append(f"c AS (UPDATE budgetctl_caps SET {_SET} WHERE project = %s)")
+            params += [*_values(self._cap), self.project]
+        rows = self._history_rows()
+        for row in rows:
+            params += row
+        self.conn.execute(
+            f"WITH {', '.join(parts)} INSERT INTO budgetctl_history VALUES "
+            + ", ".join([_HISTORY_ROW] * len(rows)),
+            params,
+        )
 
 
 class PostgresStore:
@@ -644,13 +690,18 @@ class PostgresStore:
         holds: bool = False,
         create: bool = False,
         dry_run: bool = False,
+        pipelined: bool = False,
     ) -> T:
-        """``body`` in one transaction, the rows locked first; run again on a retryable error."""
+        """``body`` in one transaction, the rows locked first; run again on a retryable error.
+        ``pipelined``: the whole transaction as one pipeline (:meth:`_attempt_pipelined`), for
+        bodies that only touch the database through :class:`PgState`."""
         self.db.check_schema()
         conn = self.db.connection()
         for attempt in range(RETRIES):
             try:
                 with self.db.failures():
+                    if pipelined and not create:
+                        return self._attempt_pipelined(conn, now, body, users, cap, holds, dry_run)
                     return self._attempt(conn, now, body, users, cap, holds, create, dry_run)
             except Exception as exc:
                 if not _retryable(exc) or attempt == RETRIES - 1:
@@ -699,6 +750,53 @@ class PostgresStore:
         except _Rollback:
             pass
         return result[0]
+
+    def _attempt_pipelined(
+        self,
+        conn: psycopg.Connection[Any],
+        now: datetime,
+        body: Callable[[PgState], T],
+        users: Sequence[str],
+        cap: bool,
+        holds: bool,
+        dry_run: bool,
+    ) -> T:
+        """The transaction of :meth:`_attempt` in two round trips: ``BEGIN``, the locks and the
+        clock go in the first, the writes and ``COMMIT`` in the second (the connection is in
+        autocommit meanwhile, so that the driver sends no ``BEGIN`` of its own, in a round trip
+        of its own). Whatever fails, the transaction is rolled back before this returns."""
+        pq = _import_psycopg().pq
+        conn.autocommit = True
+        try:
+            with conn.pipeline():
+                conn.execute("BEGIN")
+                state = PgState(self, conn, now, pipelined=True)
+                clock = state.lock(users, cap, holds, clock=True)
+                assert clock is not None
+                state.order = f"{clock:%Y%m%d%H%M%S%f}-{uuid.uuid4().hex[:12]}"
+                if self._database_time:
+                    state.now = clock
+                try:
+                    result = body(state)
+                except UnknownUserError:
+                    self._require_project(conn)
+                    raise
+                if dry_run:
+                    conn.execute("ROLLBACK")
+                else:
+                    if not state.events and not state._dirty:
+                        self._require_project(conn)
+                    state.flush()
+                    conn.execute("COMMIT")
+            # leaving the pipeline sent it all and raised the first error, if any
+        except BaseException:
+            if not _broken(conn) and conn.info.transaction_status != pq.TransactionStatus.IDLE:
+                conn.execute("ROLLBACK")
+            raise
+        finally:
+            if not _broken(conn):
+                conn.autocommit = False
+        return result
 
     def _require_project(self, conn: psycopg.Connection[Any]) -> None:
         row = conn.execute(
@@ -772,6 +870,7 @@ class PostgresStore:
             cap=True,
             holds=True,
             dry_run=dry_run,
+            pipelined=True,
         )
 
     def reserve(
@@ -791,6 +890,7 @@ class PostgresStore:
             cap=True,
             holds=True,
             dry_run=dry_run,
+            pipelined=True,
         )
 
     def commit_hold(
@@ -803,6 +903,7 @@ class PostgresStore:
             cap=True,
             holds=True,
             dry_run=dry_run,
+            pipelined=True,
         )
 
     def release(
