@@ -40,7 +40,8 @@ class Hook(NamedTuple):
         return self.run if self.run is not None else (self.url or "")
 
     def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"id": self.hook_id, "on": list(self.on), "timeout": self.timeout}
+        data: dict[str, Any] = {"id": self.hook_id, "on": list(self.on)}
+        data["timeout"] = f"{self.timeout:g}"  # text: every store's JSON reads it back exactly
         if self.run is not None:
             data["run"] = self.run
         else:
@@ -55,7 +56,7 @@ class Hook(NamedTuple):
                 raw.get("run"),
                 raw.get("url"),
                 tuple(raw.get("on") or KINDS),
-                float(raw.get("timeout", DEFAULT_TIMEOUT)),
+                float(str(raw.get("timeout", DEFAULT_TIMEOUT))),
             )
         )
 

@@ -17,7 +17,7 @@ def _describe(hook: Hook) -> str:
 
 def _data(hook: Hook) -> dict[str, Any]:
     data = hook.to_json()
-    data["timeout"] = Decimal(repr(hook.timeout))
+    data["timeout"] = Decimal(data["timeout"])
     return data
 
 
