@@ -86,7 +86,7 @@ def charge_warnings(result: ChargeResult, project: str, now: datetime, dry_run: 
     verb = "would cross" if dry_run else "crossed"
     for alert in result.crossed:
         crossed = budget if alert.user is not None else result.cap
-        if crossed is None:
+        if crossed is None or crossed.over_budget:  # over: a warning of its own says more
             continue
         who = result.user if alert.user is not None else f"project {project!r}'s cap"
         resets = f"; it resets {when(crossed.next_reset_at, now)}" if crossed.next_reset_at else ""
