@@ -460,7 +460,9 @@ def test_several_thresholds_are_sorted_once_each_and_bounded() -> None:
 
 def test_crossed_thresholds_are_those_between_the_spend_before_and_after() -> None:
     now = utc(2026, 1, 1)
-    budget = rules.new_budget("a", Decimal(10), now, alert_at=[Decimal(50), Decimal(80), Decimal(100)])
+    budget = rules.new_budget(
+        "a", Decimal(10), now, alert_at=[Decimal(50), Decimal(80), Decimal(100)]
+    )
     after = rules.charge(budget, Decimal(9), None)
     assert rules.crossed_thresholds(Decimal(0), after) == (50, 80)
     assert rules.crossed_thresholds(Decimal(5), after) == (80,)  # 50% was reached before

@@ -78,9 +78,7 @@ def test_a_duplicate_or_a_refused_charge_records_no_alert(store_factory: StoreFa
         store.charge(ChargeRequest("alice", D(5)), T0, enforce=True)
     except BudgetExceededError:
         pass
-    assert _seen(store.charge(ChargeRequest("alice", D(2)), T0).alerts) == [
-        ("alert", "alice", 80)
-    ]
+    assert _seen(store.charge(ChargeRequest("alice", D(2)), T0).alerts) == [("alert", "alice", 80)]
 
 
 def test_the_cap_alerts_on_its_own_thresholds(store_factory: StoreFactory) -> None:
