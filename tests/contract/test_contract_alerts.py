@@ -4,6 +4,7 @@ the same hook deliveries in the same atomic step."""
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -74,10 +75,8 @@ def test_a_duplicate_or_a_refused_charge_records_no_alert(store_factory: StoreFa
     first = ChargeRequest("alice", D(6), request_id="r-1")
     assert _seen(store.charge(first, T0).alerts) == [("alert", "alice", 50)]
     assert store.charge(first, T0 + HOUR).alerts == ()
-    try:
+    with contextlib.suppress(BudgetExceededError):
         store.charge(ChargeRequest("alice", D(5)), T0, enforce=True)
-    except BudgetExceededError:
-        pass
     assert _seen(store.charge(ChargeRequest("alice", D(2)), T0).alerts) == [("alert", "alice", 80)]
 
 
