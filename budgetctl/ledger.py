@@ -698,16 +698,27 @@ class Ledger:
         url: str | None = None,
         on: Sequence[str] | str = hook_rules.KINDS,
         timeout: float = hook_rules.DEFAULT_TIMEOUT,
+        dry_run: bool = False,
     ) -> Hook:
         """Add a hook: a command (``run``) or a URL (``url``), for events of kinds ``on``
         (``alert``, ``over``, ``reset``; a comma-separated string or a list)."""
         kinds = on.split(",") if isinstance(on, str) else on
         hook = Hook(hook_rules.hook_id_from(os.urandom(16)), run, url, tuple(kinds), timeout)
-        return self._hooks().add_hook(hook_rules.check_hook(hook), self.now())
+        hook = hook_rules.check_hook(hook)
+        if dry_run:
+            self._hooks().hooks()  # an unknown project fails as it would
+            return hook
+        return self._hooks().add_hook(hook, self.now())
 
-    def remove_hook(self, hook_id: str) -> None:
+    def remove_hook(self, hook_id: str, *, dry_run: bool = False) -> None:
         """Remove a hook and its undelivered events (UsageError when there is no such hook)."""
-        if not self._hooks().remove_hook(hook_rules.check_hook_id(hook_id), self.now()):
+        hook_rules.check_hook_id(hook_id)
+        store = self._hooks()
+        if dry_run:
+            found = any(hook.hook_id == hook_id for hook in store.hooks())
+        else:
+            found = store.remove_hook(hook_id, self.now())
+        if not found:
             raise UsageError(f"project {self.project!r} has no hook {hook_id}")
 
     def test_hook(self, hook_id: str) -> str | None:

@@ -22,7 +22,7 @@ HookId = Annotated[str, typer.Argument(metavar="ID", help="The hook's id (from '
 
 
 @hook_app.command("add")
-@shared_options(quiet=True)
+@shared_options(writes=True)
 def add(
     opts: CommonOptions,
     run: Annotated[
@@ -48,8 +48,8 @@ def add(
     if (run is None) == (url is None):
         raise UsageError("give --run CMD or --url URL (one of them)")
     ledger = opts.ledger()
-    hook = ledger.add_hook(run=run, url=url, on=on, timeout=timeout)
-    opts.output().show(views.added(ledger.project, hook))
+    hook = ledger.add_hook(run=run, url=url, on=on, timeout=timeout, dry_run=opts.dry_run)
+    opts.output().show(views.added(ledger.project, hook, opts.dry_run))
 
 
 @hook_app.command("list")
@@ -64,15 +64,15 @@ def list_hooks(opts: CommonOptions) -> None:
 
 
 @hook_app.command("remove")
-@shared_options(quiet=True)
+@shared_options(writes=True)
 def remove(opts: CommonOptions, hook_id: HookId) -> None:
     """Remove a hook (its undelivered events with it).
 
     Example: budgetctl hook remove k_0123456789ab
     """
     ledger = opts.ledger()
-    ledger.remove_hook(hook_id)
-    opts.output().show(views.removed(ledger.project, hook_id))
+    ledger.remove_hook(hook_id, dry_run=opts.dry_run)
+    opts.output().show(views.removed(ledger.project, hook_id, opts.dry_run))
 
 
 @hook_app.command("test")

@@ -41,14 +41,15 @@ def listed(project: str, hooks: Sequence[Hook], pending: Sequence[Delivery]) -> 
     return report
 
 
-def added(project: str, hook: Hook) -> Report:
-    report = Report({"project": project, "hook": _data(hook)})
-    return report.line(f"added hook {_describe(hook)}")
+def added(project: str, hook: Hook, dry_run: bool = False) -> Report:
+    report = Report({"project": project, "hook": _data(hook), "dry_run": dry_run})
+    return report.line(f"{'would add' if dry_run else 'added'} hook {_describe(hook)}")
 
 
-def removed(project: str, hook_id: str) -> Report:
-    report = Report({"project": project, "removed": hook_id})
-    return report.line(f"removed hook {hook_id} of project {project!r}")
+def removed(project: str, hook_id: str, dry_run: bool = False) -> Report:
+    report = Report({"project": project, "removed": hook_id, "dry_run": dry_run})
+    verb = "would remove" if dry_run else "removed"
+    return report.line(f"{verb} hook {hook_id} of project {project!r}")
 
 
 def tested(project: str, hook_id: str, error: str | None) -> Report:
