@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from budgetctl.core import events, periods, rules
+from budgetctl.core import hooks as hook_rules
+from budgetctl.core.hooks import Delivery, Hook
 from budgetctl.core.money import check_amount, parse_amount
 from budgetctl.core.operations import ProjectView, ResetDue, Standing
 from budgetctl.core.periods import UTC, Duration
@@ -26,7 +28,8 @@ from budgetctl.store.json_store import JsonStore
 
 if TYPE_CHECKING:
     from budgetctl.costing.interface import Costing, Price, Usage
-    from budgetctl.store.interface import Store
+    from budgetctl.notify import DeliveryReport
+    from budgetctl.store.interface import HookStore, Store
 
 Clock = Callable[[], datetime]
 
@@ -68,6 +71,7 @@ class ChargeResult(NamedTuple):
     request_id: str | None
     hold_id: str | None = None  # the hold this charge committed
     held: Decimal | None = None  # what that hold reserved; None if it was no longer open
+    alerts: tuple[events.Alert | events.Over, ...] = ()  # recorded with it (user's, then cap's)
 
     @property
     def current_cost(self) -> Decimal:
@@ -95,8 +99,13 @@ class ChargeResult(NamedTuple):
 
     @property
     def crossed_alert(self) -> bool:
-        """This charge took the user from below the alert threshold to at or past it."""
+        """This charge crossed one of the user's alert thresholds (and left it not over budget)."""
         return not self.duplicate and rules.crossed_alert(self.budget, self.cost)
+
+    @property
+    def crossed(self) -> tuple[events.Alert, ...]:
+        """The alert thresholds this charge crossed, the user's then the cap's (``user`` None)."""
+        return tuple(a for a in self.alerts if isinstance(a, events.Alert))
 
 
 class CheckResult(NamedTuple):
@@ -255,11 +264,12 @@ class Ledger:
         duration: Duration | str | None = None,
         start: datetime | str | float | None = None,
         timezone: str = "UTC",
-        alert_at: Decimal | str | float | int | None = None,
+        alert_at: AlertArg = None,
         replace: bool = False,
         dry_run: bool = False,
     ) -> Budget:
-        """A new budget for ``user``; UserExistsError if there is one, unless ``replace``."""
+        """A new budget for ``user``; UserExistsError if there is one, unless ``replace``.
+        ``alert_at``: one alert threshold in percent, or several (``"50,80,100"``, a list)."""
         rules.check_user_name(user)
         periods.parse_timezone(timezone)
         record = rules.new_budget(
@@ -269,7 +279,7 @@ class Ledger:
             duration=parse_duration_arg(duration),
             timezone=timezone,
             start=parse_time_arg(start, timezone),
-            alert_at=parse_amount(alert_at, "alert threshold") if alert_at is not None else None,
+            alert_at=parse_alerts(alert_at),
         )
         return self.store.create(record, replace=replace, dry_run=dry_run)
 
@@ -281,7 +291,7 @@ class Ledger:
         duration: Duration | str | Keep | None = KEEP,
         timezone: str | None = None,
         start: datetime | str | float | Keep | None = KEEP,
-        alert_at: Decimal | str | float | int | Keep | None = KEEP,
+        alert_at: AlertArg | Keep = KEEP,
         dry_run: bool = False,
     ) -> Budget:
         """Change a budget's settings and keep its spend; a setting left at :data:`KEEP` (the
@@ -290,9 +300,7 @@ class Ledger:
             total_budget=KEEP if budget is None else parse_amount(budget, "budget"),
             duration=KEEP if duration is KEEP else parse_duration_arg(duration),
             timezone=KEEP if timezone is None else timezone,
-            alert_at=KEEP
-            if alert_at is KEEP
-            else (parse_amount(alert_at, "alert threshold") if alert_at is not None else None),
+            alert_at=KEEP if alert_at is KEEP else parse_alerts(alert_at),
         )
         if timezone is not None:
             periods.parse_timezone(timezone)
@@ -456,6 +464,8 @@ class Ledger:
             outcome, held = settled.charge, settled.held
         else:
             outcome = self.store.charge(request, self.now(), enforce=enforce, dry_run=dry_run)
+        if outcome.queued and not dry_run:
+            self._dispatch()
         return ChargeResult(
             user=request.user,
             model=request.model,
@@ -470,6 +480,7 @@ class Ledger:
             request_id=request.request_id,
             hold_id=hold,
             held=held,
+            alerts=outcome.alerts,
         )
 
     # --- checks ----------------------------------------------------------------------------------
@@ -613,15 +624,24 @@ class Ledger:
     ) -> list[tuple[str, ClosedPeriod]]:
         """Zero the current spend of ``users`` (all when None) now; archived as closed periods."""
         chosen = None if users is None else _each_once(users)
-        return self.store.reset(chosen, self.now(), dry_run=dry_run)
+        done = self.store.reset(chosen, self.now(), dry_run=dry_run)
+        if done and not dry_run and self._hook_store() is not None:
+            self._dispatch()
+        return done
 
     def reset_due(self, *, now: datetime | None = None, dry_run: bool = False) -> ResetDue:
-        """Archive and reset every budget whose period ended (for cron). Idempotent."""
+        """Archive and reset every budget whose period ended (for cron), then deliver the hook
+        events still undelivered (each attempt bounded by its hook's timeout). Idempotent."""
         if now is None:
-            return self.store.reset_due(self.now(), dry_run=dry_run)
-        given = getattr(self.store, "at_given_time", None)  # a database store's own clock
-        with given() if given is not None else contextlib.nullcontext():
-            return self.store.reset_due(now.astimezone(UTC), dry_run=dry_run)
+            result = self.store.reset_due(self.now(), dry_run=dry_run)
+        else:
+            given = getattr(self.store, "at_given_time", None)  # a database store's own clock
+            with given() if given is not None else contextlib.nullcontext():
+                result = self.store.reset_due(now.astimezone(UTC), dry_run=dry_run)
+        if dry_run or self._hook_store() is None:
+            return result
+        report = self.deliver_pending()
+        return result._replace(delivered=report.delivered, undelivered=len(report.failed))
 
     def roll_over(self, users: Sequence[str], *, dry_run: bool = False) -> ResetDue:
         """Archive and reset the given users' budgets if their period ended."""
@@ -639,16 +659,109 @@ class Ledger:
         *,
         duration: Duration | str | Keep | None = KEEP,
         timezone: str | None = None,
+        alert_at: AlertArg | Keep = KEEP,
         dry_run: bool = False,
     ) -> Budget:
+        """Set or change the project cap; ``alert_at``: its alert thresholds (None: none)."""
         amount = parse_amount(budget, "cap") if budget is not None else None
         dur = KEEP if duration is KEEP else parse_duration_arg(duration)
         if timezone is not None:
             periods.parse_timezone(timezone)
-        return self.store.set_cap(self.now(), amount, dur, timezone, dry_run=dry_run)
+        if alert_at is KEEP:  # a store without cap alerts still takes the call
+            return self.store.set_cap(self.now(), amount, dur, timezone, dry_run=dry_run)
+        return self.store.set_cap(
+            self.now(), amount, dur, timezone, alert_at=parse_alerts(alert_at), dry_run=dry_run
+        )
 
     def clear_cap(self, *, dry_run: bool = False) -> bool:
         return self.store.clear_cap(self.now(), dry_run=dry_run)
+
+    # --- hooks ----------------------------------------------------------------------------------
+
+    def _hook_store(self) -> HookStore | None:
+        store = self.store
+        return store if callable(getattr(store, "pending", None)) else None  # type: ignore[return-value]
+
+    def _hooks(self) -> HookStore:
+        store = self._hook_store()
+        if store is None:
+            raise UsageError("this store keeps no hooks: use the JSON store or PostgreSQL")
+        return store
+
+    def hooks(self) -> list[Hook]:
+        """The project's hooks."""
+        return self._hooks().hooks()
+
+    def add_hook(
+        self,
+        *,
+        run: str | None = None,
+        url: str | None = None,
+        on: Sequence[str] | str = hook_rules.KINDS,
+        timeout: float = hook_rules.DEFAULT_TIMEOUT,
+        dry_run: bool = False,
+    ) -> Hook:
+        """Add a hook: a command (``run``) or a URL (``url``), for events of kinds ``on``
+        (``alert``, ``over``, ``reset``; a comma-separated string or a list)."""
+        kinds = on.split(",") if isinstance(on, str) else on
+        hook = Hook(hook_rules.hook_id_from(os.urandom(16)), run, url, tuple(kinds), timeout)
+        hook = hook_rules.check_hook(hook)
+        if dry_run:
+            self._hooks().hooks()  # an unknown project fails as it would
+            return hook
+        return self._hooks().add_hook(hook, self.now())
+
+    def remove_hook(self, hook_id: str, *, dry_run: bool = False) -> None:
+        """Remove a hook and its undelivered events (UsageError when there is no such hook)."""
+        hook_rules.check_hook_id(hook_id)
+        store = self._hooks()
+        if dry_run:
+            found = any(hook.hook_id == hook_id for hook in store.hooks())
+        else:
+            found = store.remove_hook(hook_id, self.now())
+        if not found:
+            raise UsageError(f"project {self.project!r} has no hook {hook_id}")
+
+    def test_hook(self, hook_id: str) -> str | None:
+        """Send hook ``hook_id`` a ``test`` event now; None when it succeeded, else why not."""
+        from budgetctl.notify import deliver
+
+        hook_rules.check_hook_id(hook_id)
+        found = [hook for hook in self.hooks() if hook.hook_id == hook_id]
+        if not found:
+            raise UsageError(f"project {self.project!r} has no hook {hook_id}")
+        payload = {
+            "id": "ev_test_" + os.urandom(8).hex(),
+            "project": self.project,
+            "event": "test",
+            "type": "test",
+            "time": periods.format_utc(self.now()),
+        }
+        return deliver(found[0], payload)
+
+    def pending_deliveries(self) -> list[Delivery]:
+        """The outbox: hook events not delivered yet."""
+        return self._hooks().pending()
+
+    def deliver_pending(self) -> DeliveryReport:
+        """Try each undelivered hook event once, now (what ``reset-due`` does after its resets)."""
+        from budgetctl.notify import DeliveryReport, deliver_pending
+
+        store = self._hook_store()
+        if store is None:
+            return DeliveryReport(0)
+        return deliver_pending(store, self.now)
+
+    def _dispatch(self) -> None:
+        """Start delivering the outbox in a detached process (the JSON store and PostgreSQL;
+        with another store, or if it cannot start, ``reset-due`` delivers)."""
+        from budgetctl.notify import spawn
+        from budgetctl.store.postgres.store import PostgresStore
+
+        if isinstance(self.store, JsonStore) and self.store.data_dir == self.data_dir:
+            spawn(self.project, self.data_dir, None)
+        elif isinstance(self.store, PostgresStore) and self.database_url is not None:
+            spawn(self.project, self.data_dir, self.database_url)
 
     # --- prices ----------------------------------------------------------------------------------
 
@@ -747,6 +860,23 @@ def _each_once(users: Sequence[str], what: str = "user") -> list[str]:
 
 
 _UNSET: Any = (None, None, False, None, False)  # budget, cap, allowed, blocked_by, estimated
+
+
+AlertArg = Decimal | str | float | int | Sequence[Decimal | str | float | int] | None
+
+
+def parse_alerts(value: AlertArg) -> tuple[Decimal, ...] | None:
+    """Alert thresholds from a number, ``"80"``, ``"50,80,100"`` (``%`` allowed) or a list;
+    None for none."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        parts: Sequence[Any] = [p.strip().removesuffix("%") for p in value.split(",")]
+    elif isinstance(value, (Decimal, float, int)):
+        parts = [value]
+    else:
+        parts = list(value)
+    return rules.check_alerts([parse_amount(p, "alert threshold") for p in parts])
 
 
 def parse_ttl(value: timedelta | str | float | None) -> timedelta:

@@ -48,6 +48,7 @@ def test_writing_commands_take_dry_run_and_quiet() -> None:
     commands = _commands()
     readers = {"show", "history", "models", "projects", "check", "holds", "dump", "db status"}
     readers.add("serve")  # its clients write, each request with its own dry_run
+    readers |= {"hook list", "hook test"}  # a test event is sent, nothing is written
     for name, command in commands.items():
         names = {p.name for p in command.params}
         assert ("dry_run" in names) == (name not in readers | {"db migrate"}), name

@@ -257,7 +257,7 @@ def test_set_keeps_spend(book: Ledger) -> None:
     book.charge_cost("alice", "0.4", model="m")
     changed = book.set("alice", budget="3", duration="weekly", alert_at="50")
     assert changed.current_cost == Decimal("0.4") and changed.model_cost == {"m": Decimal("0.4")}
-    assert changed.total_budget == 3 and changed.alert_at == 50
+    assert changed.total_budget == 3 and changed.alert_at == (50,)
     assert changed.next_reset_at == datetime(2026, 1, 19, tzinfo=UTC)
     assert book.get("alice") == changed
     assert book.set("alice", timezone="Asia/Tokyo").next_reset_at == datetime(

@@ -156,7 +156,7 @@ def test_change_keeps_the_spend() -> None:
     lifetime = rules.change(budget, now, rules.Changes(duration=None))
     assert lifetime.current_cost == 7 and lifetime.next_reset_at is None
     alerting = rules.change(budget, now, rules.Changes(alert_at=Decimal(50)))
-    assert alerting.alert_at == 50 and alerting.alerting  # 7 of 10 is past 50%
+    assert alerting.alert_at == (50,) and alerting.alerting  # 7 of 10 is past 50%
     with pytest.raises(InvalidTimeError):
         rules.change(budget, now, rules.Changes(timezone="Nowhere/Land"))
     with pytest.raises(InvalidAmountError):
@@ -282,7 +282,7 @@ def test_crossed_alert_is_true_only_for_the_charge_that_crosses() -> None:
     assert not rules.crossed_alert(rules.charge(crossing, Decimal("0.5"), None), Decimal("0.5"))
     over = rules.charge(budget, Decimal(11), None)
     assert not rules.crossed_alert(over, Decimal(11))  # over budget: a warning of its own
-    assert not rules.crossed_alert(budget._replace(alert_at=None), Decimal(0))
+    assert not rules.crossed_alert(budget._replace(alert_at=()), Decimal(0))
 
 
 # --- replay against the real store: a random sequence of ledger operations ------------------------
@@ -445,3 +445,30 @@ class LedgerMachine(RuleBasedStateMachine):
 
 LedgerMachine.TestCase.settings = settings(max_examples=50, stateful_step_count=40, deadline=None)
 test_ledger_replay = LedgerMachine.TestCase
+
+
+def test_several_thresholds_are_sorted_once_each_and_bounded() -> None:
+    assert rules.check_alerts([Decimal(100), Decimal(50), Decimal("80"), Decimal("50.0")]) == (
+        50,
+        80,
+        100,
+    )
+    assert rules.check_alerts(None) == () and rules.check_alerts(Decimal(80)) == (80,)
+    with pytest.raises(InvalidAmountError):
+        rules.check_alerts([Decimal(n) for n in range(1, 13)])
+
+
+def test_crossed_thresholds_are_those_between_the_spend_before_and_after() -> None:
+    now = utc(2026, 1, 1)
+    budget = rules.new_budget(
+        "a", Decimal(10), now, alert_at=[Decimal(50), Decimal(80), Decimal(100)]
+    )
+    after = rules.charge(budget, Decimal(9), None)
+    assert rules.crossed_thresholds(Decimal(0), after) == (50, 80)
+    assert rules.crossed_thresholds(Decimal(5), after) == (80,)  # 50% was reached before
+    assert rules.crossed_thresholds(Decimal(9), after) == ()
+    full = rules.charge(after, Decimal(1), None)  # exactly the budget: 100% reached, not over
+    assert rules.crossed_thresholds(Decimal(9), full) == (100,)
+    assert not rules.went_over(Decimal(9), full)
+    assert rules.went_over(Decimal(10), rules.charge(full, Decimal("0.000001"), None))
+    assert not rules.went_over(Decimal(11), rules.charge(full, Decimal(2), None))  # over before

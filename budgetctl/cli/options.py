@@ -184,7 +184,11 @@ TimeZone = Annotated[
 ]
 AlertAt = Annotated[
     str | None,
-    _opt("--alert-at", metavar="PCT", help="Alert threshold in % of the budget; 'none' clears."),
+    _opt(
+        "--alert-at",
+        metavar="PCT[,PCT...]",
+        help="Alert thresholds in % of the budget (80, or 50,80,100); 'none' clears.",
+    ),
 ]
 Replace = Annotated[bool, _flag("--replace", help="Overwrite budgets that already exist.")]
 Yes = Annotated[bool, _flag("--yes", "-y", help="Do it without asking (needed in scripts).")]

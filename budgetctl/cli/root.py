@@ -179,8 +179,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "restore": ("backup", "restore"),
     "db": ("database", "db_app"),
     "serve": ("serve", "serve"),
+    "hook": ("hooks", "hook_app"),
 }
-GROUPS = {"price", "db"}  # commands with subcommands: options written before go after those
+GROUPS = {"price", "db", "hook"}  # commands with subcommands: options written before go after those
 
 
 def make_app(only: str | None = None) -> typer.Typer:

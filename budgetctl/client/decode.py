@@ -118,7 +118,9 @@ def budget(raw: Any, user: str | None = None) -> Budget:
                 for model, cost in obj(data.get("model_cost", {}), "model_cost").items()
             }
         ),
-        alert_at=None if alert is None else money(alert, "alert_at"),
+        alert_at=()
+        if alert is None
+        else tuple(money(a, "alert_at") for a in (alert if isinstance(alert, list) else [alert])),
         recent_periods=tuple(period(p) for p in items(data.get("recent_periods", []), "periods")),
     )
 

@@ -27,12 +27,14 @@ from budgetctl.core.periods import UTC, Duration, format_utc
 from budgetctl.core.rules import KEEP, Budget, ClosedPeriod, Hold, Keep
 from budgetctl.errors import NotSupportedError, UnknownProjectError, UsageError
 from budgetctl.ledger import (
+    AlertArg,
     ChargeResult,
     CheckResult,
     Clock,
     Ledger,
     _each_once,
     _rid,
+    parse_alerts,
     parse_duration_arg,
     parse_time_arg,
     parse_ttl,
@@ -149,7 +151,7 @@ class RemoteLedger(Ledger):
         duration: Duration | str | None = None,
         start: datetime | str | float | None = None,
         timezone: str = "UTC",
-        alert_at: Decimal | str | float | int | None = None,
+        alert_at: AlertArg = None,
         replace: bool = False,
         dry_run: bool = False,
     ) -> Budget:
@@ -159,7 +161,7 @@ class RemoteLedger(Ledger):
             "duration": _duration_text(parse_duration_arg(duration)),
             "timezone": timezone,
             "start": _start(start, timezone),
-            "alert_at": None if alert_at is None else parse_amount(alert_at, "alert threshold"),
+            "alert_at": _alerts(alert_at),
             "replace": replace,
             "dry_run": dry_run,
         }
@@ -174,7 +176,7 @@ class RemoteLedger(Ledger):
         duration: Duration | str | Keep | None = KEEP,
         timezone: str | None = None,
         start: datetime | str | float | Keep | None = KEEP,
-        alert_at: Decimal | str | float | int | Keep | None = KEEP,
+        alert_at: AlertArg | Keep = KEEP,
         dry_run: bool = False,
     ) -> Budget:
         body: dict[str, Any] = {"dry_run": dry_run}
@@ -188,9 +190,7 @@ class RemoteLedger(Ledger):
         if start is not KEEP:
             body["start"] = _start(start, timezone or "UTC")
         if alert_at is not KEEP:
-            body["alert_at"] = (
-                None if alert_at is None else parse_amount(alert_at, "alert threshold")
-            )
+            body["alert_at"] = _alerts(alert_at)
         answer = self._call("PATCH", f"/budgets/{segment(user)}", body, unsure=WRITE_UNSURE)
         return self._read(decode.budget, answer)
 
@@ -559,8 +559,11 @@ class RemoteLedger(Ledger):
         *,
         duration: Duration | str | Keep | None = KEEP,
         timezone: str | None = None,
+        alert_at: AlertArg | Keep = KEEP,
         dry_run: bool = False,
     ) -> Budget:
+        if alert_at is not KEEP:
+            raise UsageError("a budget server does not take the cap's alert thresholds yet")
         body: dict[str, Any] = {"dry_run": dry_run}
         if budget is not None:
             body["total_budget"] = parse_amount(budget, "cap")
@@ -785,6 +788,14 @@ class _NoLocalStore:
 
 def _duration_text(duration: Duration | None) -> str | None:
     return None if duration is None else duration.text
+
+
+def _alerts(value: AlertArg) -> Decimal | list[Decimal] | None:
+    """Alert thresholds as the server takes them: one as an amount, several as a list."""
+    found = parse_alerts(value)
+    if not found:
+        return None
+    return found[0] if len(found) == 1 else list(found)
 
 
 def _start(start: datetime | str | float | None, timezone: str) -> str | None:

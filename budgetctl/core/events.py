@@ -10,7 +10,8 @@ reaches the output.
 
 Kinds: ``create``, ``set``, ``charge``, ``commit`` (a charge that settles a hold), ``period`` (a
 closed period: rolled over at its boundary, or ``reason: "reset"`` by hand), ``delete``, ``cap``,
-``cap-period``, ``cap-clear``, ``hold``, ``release``, ``expire``.
+``cap-period``, ``cap-clear``, ``hold``, ``release``, ``expire``, ``alert`` (an alert threshold
+crossed), ``over`` (a budget's spend taken past it).
 """
 
 # No ``from __future__ import annotations`` here, unlike the other modules: typing.NamedTuple
@@ -429,6 +430,80 @@ class HoldReleased(NamedTuple):
         )
 
 
+class Alert(NamedTuple):
+    """A charge took a budget's spend across one of its alert thresholds (``threshold`` percent):
+    recorded once per threshold and period, with the charge. ``user`` is None for the project
+    cap's; ``spent`` and ``budget`` are the budget's right after the charge."""
+
+    time: datetime | None
+    user: str | None
+    threshold: Decimal
+    spent: Decimal
+    budget: Decimal
+    period_start: datetime
+
+    @property
+    def type(self) -> str:
+        return "alert"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "time": _time(self.time),
+            "user": self.user,
+            "threshold": to_text(self.threshold),
+            "spent": to_text(self.spent),
+            "budget": to_text(self.budget),
+            "period_start": format_utc(self.period_start),
+        }
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> "Alert":
+        return cls(
+            _opt_moment(raw, "time"),
+            _opt_text(raw, "user"),
+            _money(raw, "threshold"),
+            _money(raw, "spent"),
+            _money(raw, "budget"),
+            _moment(raw, "period_start"),
+        )
+
+
+class Over(NamedTuple):
+    """A charge took a budget's spend past the budget (once per period: spend only grows within
+    one). ``user`` is None for the project cap's."""
+
+    time: datetime | None
+    user: str | None
+    spent: Decimal
+    budget: Decimal
+    period_start: datetime
+
+    @property
+    def type(self) -> str:
+        return "over"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "time": _time(self.time),
+            "user": self.user,
+            "spent": to_text(self.spent),
+            "budget": to_text(self.budget),
+            "period_start": format_utc(self.period_start),
+        }
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> "Over":
+        return cls(
+            _opt_moment(raw, "time"),
+            _opt_text(raw, "user"),
+            _money(raw, "spent"),
+            _money(raw, "budget"),
+            _moment(raw, "period_start"),
+        )
+
+
 Event = (
     Create
     | Set
@@ -440,6 +515,8 @@ Event = (
     | CapClear
     | HoldPlaced
     | HoldReleased
+    | Alert
+    | Over
 )
 
 _DECODERS: dict[str, Callable[[Mapping[str, Any]], Event]] = {
@@ -455,6 +532,8 @@ _DECODERS: dict[str, Callable[[Mapping[str, Any]], Event]] = {
     "hold": HoldPlaced.from_json,
     "release": HoldReleased.from_json,
     "expire": HoldReleased.from_json,
+    "alert": Alert.from_json,
+    "over": Over.from_json,
 }
 
 KINDS = tuple(_DECODERS)

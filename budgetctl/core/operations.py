@@ -19,6 +19,7 @@ from decimal import Decimal
 from typing import NamedTuple, Protocol
 
 from budgetctl.core import events, rules
+from budgetctl.core import hooks as core_hooks
 from budgetctl.core.money import add, check_amount, subtract
 from budgetctl.core.periods import Duration
 from budgetctl.core.rules import CAP, KEEP, Budget, ChargeRequest, ClosedPeriod, Hold, Keep
@@ -78,14 +79,30 @@ class State(Protocol):
 
     def record(self, event: events.Event) -> None: ...
 
+    def hooks(self) -> Sequence[core_hooks.Hook]:
+        """The project's hooks (read only when an event a hook may be for is recorded)."""
+
+    def queue(self, delivery: core_hooks.Delivery) -> None:
+        """Put ``delivery`` in the outbox, durable with this transaction's events."""
+
+    def queued(self) -> int:
+        """How many deliveries this transaction queued so far."""
+
+
+Notice = events.Alert | events.Over
+
 
 class ChargeOutcome(NamedTuple):
-    """The budget after a charge; ``duplicate`` when the request id was charged before."""
+    """The budget after a charge; ``duplicate`` when the request id was charged before.
+    ``alerts``: the thresholds it crossed and the overruns it caused (the user's, then the
+    cap's), recorded with it; ``queued``: hook deliveries its transaction queued."""
 
     budget: Budget
     cap: Budget | None
     duplicate: bool
     closed: tuple[ClosedPeriod, ...] = ()
+    alerts: tuple[Notice, ...] = ()
+    queued: int = 0
 
 
 class ReserveOutcome(NamedTuple):
@@ -135,6 +152,8 @@ class ResetDue(NamedTuple):
     reset: tuple[tuple[str, ClosedPeriod], ...]
     cap: ClosedPeriod | None = None
     expired: tuple[Hold, ...] = ()
+    delivered: int = 0  # hook events delivered after the resets (by the Ledger)
+    undelivered: int = 0  # and those that failed again
 
 
 # --- reading inside a transaction -------------------------------------------------------------
@@ -142,6 +161,42 @@ class ResetDue(NamedTuple):
 
 def _closed_event(now: datetime, user: str | None, closed: ClosedPeriod) -> events.PeriodClosed:
     return events.PeriodClosed(now, user, *closed)
+
+
+def notify(state: State, event: events.Event) -> None:
+    """Record ``event`` and queue it for the hooks that are for its kind, in the same step."""
+    state.record(event)
+    if core_hooks.kind_of(event) is not None:
+        for delivery in core_hooks.deliveries(state.project, event, state.hooks(), state.now):
+            state.queue(delivery)
+
+
+def _notices(state: State, user: str | None, before: Decimal, after: Budget) -> list[Notice]:
+    """Record the thresholds a charge crossed and the overrun it caused, for one budget."""
+    found: list[Notice] = [
+        events.Alert(
+            state.now, user, threshold, after.current_cost, after.total_budget, after.period_start
+        )
+        for threshold in rules.crossed_thresholds(before, after)
+    ]
+    if rules.went_over(before, after):
+        found.append(
+            events.Over(state.now, user, after.current_cost, after.total_budget, after.period_start)
+        )
+    for notice in found:
+        notify(state, notice)
+    return found
+
+
+def _alerts(
+    state: State,
+    before: tuple[Budget, Budget | None],
+    after: tuple[Budget, Budget | None],
+) -> tuple[Notice, ...]:
+    found = _notices(state, before[0].user, before[0].current_cost, after[0])
+    if before[1] is not None and after[1] is not None:
+        found += _notices(state, None, before[1].current_cost, after[1])
+    return tuple(found)
 
 
 def user_budget(state: State, user: str) -> Budget:
@@ -152,7 +207,7 @@ def user_budget(state: State, user: str) -> Budget:
     rolled, closed = rules.roll_over(budget, state.now)
     if closed is not None:
         state.put(rolled)
-        state.record(_closed_event(state.now, user, closed))
+        notify(state, _closed_event(state.now, user, closed))
     return rolled
 
 
@@ -164,7 +219,7 @@ def cap_budget(state: State) -> Budget | None:
     rolled, closed = rules.roll_over(cap, state.now)
     if closed is not None:
         state.put_cap(rolled)
-        state.record(_closed_event(state.now, None, closed))
+        notify(state, _closed_event(state.now, None, closed))
     return rolled
 
 
@@ -264,11 +319,13 @@ def charge(state: State, request: ChargeRequest, *, enforce: bool = False) -> Ch
         return ChargeOutcome(budget, cap, duplicate=True)
     if enforce:
         _enforce(budget, cap, holds, request.cost, state.now)
+    before = (budget, cap)
     budget, cap = _apply(state, budget, cap, request)
     state.record(events.Charge(state.now, *request))
+    alerts = _alerts(state, before, (budget, cap))
     if request.request_id is not None:
         state.remember(request.request_id, this)
-    return ChargeOutcome(budget, cap, duplicate=False)
+    return ChargeOutcome(budget, cap, duplicate=False, alerts=alerts, queued=state.queued())
 
 
 def _enforce(
@@ -334,13 +391,16 @@ def commit(state: State, hold_id: str, request: ChargeRequest) -> CommitOutcome:
     open_holds(state)  # archives this hold too, if it expired
     if still_open:
         state.drop_hold(hold_id)
+    before = (budget, cap)
     budget, cap = _apply(state, budget, cap, request)
     held = stored.amount if still_open and stored is not None else None
     state.record(events.Commit(state.now, *request, hold_id=hold_id, held=held))
+    alerts = _alerts(state, before, (budget, cap))
     state.remember(key, this)
     if request.request_id is not None:
         state.remember(request.request_id, this)
-    return CommitOutcome(ChargeOutcome(budget, cap, duplicate=False), hold_id, held, request.cost)
+    outcome = ChargeOutcome(budget, cap, duplicate=False, alerts=alerts, queued=state.queued())
+    return CommitOutcome(outcome, hold_id, held, request.cost)
 
 
 def release(state: State, hold_ids: Sequence[str]) -> list[Hold]:
@@ -373,7 +433,7 @@ def reset(state: State, users: Sequence[str] | None) -> list[tuple[str, ClosedPe
     for user in list(state.users()) if users is None else users:
         budget, closed = rules.reset(user_budget(state, user), state.now)
         state.put(budget)
-        state.record(_closed_event(state.now, user, closed))
+        notify(state, _closed_event(state.now, user, closed))
         done.append((user, closed))
     return done
 
@@ -392,7 +452,7 @@ def reset_due(state: State, users: Sequence[str] | None = None) -> ResetDue:
         rolled, closed = rules.roll_over(budget, state.now)
         if closed is not None:
             state.put(rolled)
-            state.record(_closed_event(state.now, user, closed))
+            notify(state, _closed_event(state.now, user, closed))
             done.append((user, closed))
     cap = state.cap()
     cap_closed = None
@@ -400,7 +460,7 @@ def reset_due(state: State, users: Sequence[str] | None = None) -> ResetDue:
         rolled_cap, cap_closed = rules.roll_over(cap, state.now)
         if cap_closed is not None:
             state.put_cap(rolled_cap)
-            state.record(_closed_event(state.now, None, cap_closed))
+            notify(state, _closed_event(state.now, None, cap_closed))
     before = list(state.holds())
     still = {hold.hold_id for hold in open_holds(state)}
     expired = tuple(hold for hold in before if hold.hold_id not in still)
@@ -415,9 +475,11 @@ def set_cap(
     total_budget: Decimal | None,
     duration: Duration | Keep | None = KEEP,
     timezone: str | None = None,
+    alert_at: Sequence[Decimal] | Decimal | Keep | None = KEEP,
 ) -> Budget:
     """Set or change the project cap. A new cap, or one moved onto a new grid, counts the
-    project's charges of its current period so far (from the history)."""
+    project's charges of its current period so far (from the history). ``alert_at``: the cap's
+    alert thresholds (KEEP: unchanged; None: none)."""
     cap = cap_budget(state)
     if cap is None:
         if total_budget is None:
@@ -428,6 +490,7 @@ def set_cap(
             state.now,
             duration=None if duration is KEEP else duration,
             timezone=timezone or "UTC",
+            alert_at=None if alert_at is KEEP else alert_at,
         )
         cap = cap._replace(current_cost=state.spent_since(cap.period_start))
     else:
@@ -435,6 +498,7 @@ def set_cap(
             total_budget=KEEP if total_budget is None else total_budget,
             duration=duration,
             timezone=KEEP if timezone is None else timezone,
+            alert_at=alert_at,
         )
         moved = rules.change(cap, state.now, changes)
         if moved.period_start != cap.period_start:  # a new grid: count its period

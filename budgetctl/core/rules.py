@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from types import MappingProxyType
@@ -84,6 +84,28 @@ def check_alert(value: Decimal | None) -> Decimal | None:
     return value
 
 
+MAX_ALERTS = 10  # thresholds one budget may have
+
+
+def check_alerts(values: Sequence[Decimal] | Decimal | None) -> tuple[Decimal, ...]:
+    """Alert thresholds (percent of the budget), sorted, each once: ``()`` for none.
+
+    One value (``80``) or several (``50, 80, 100``); each as :func:`check_alert` allows.
+    """
+    if values is None:
+        return ()
+    if isinstance(values, Decimal):
+        values = (values,)
+    checked: dict[Decimal, Decimal] = {}
+    for value in values:
+        threshold = check_alert(value)
+        assert threshold is not None
+        checked.setdefault(threshold.normalize(), threshold)
+    if len(checked) > MAX_ALERTS:
+        raise InvalidAmountError(f"at most {MAX_ALERTS} alert thresholds per budget")
+    return tuple(sorted(checked.values()))
+
+
 class ClosedPeriod(NamedTuple):
     """A period that ended (rolled over at its boundary) or was reset by hand."""
 
@@ -111,7 +133,7 @@ class Budget(NamedTuple):
     next_reset_at: datetime | None
     current_cost: Decimal = ZERO
     model_cost: Mapping[str, Decimal] = MappingProxyType({})
-    alert_at: Decimal | None = None
+    alert_at: tuple[Decimal, ...] = ()  # thresholds in percent, ascending (check_alerts)
     recent_periods: tuple[ClosedPeriod, ...] = ()
 
     @property
@@ -130,12 +152,10 @@ class Budget(NamedTuple):
 
     @property
     def alerting(self) -> bool:
-        """At or past the alert threshold (and not over budget)."""
-        if self.alert_at is None or self.over_budget:
+        """At or past its lowest alert threshold (and not over budget)."""
+        if not self.alert_at or self.over_budget:
             return False
-        return EXACT.multiply(self.current_cost, 100) >= EXACT.multiply(
-            self.total_budget, self.alert_at
-        )
+        return reached(self.current_cost, self.total_budget, self.alert_at[0])
 
     def anchor(self) -> datetime:
         if self.duration is None:
@@ -183,7 +203,7 @@ def new_budget(
     duration: Duration | None = None,
     timezone: str = "UTC",
     start: datetime | None = None,
-    alert_at: Decimal | None = None,
+    alert_at: Sequence[Decimal] | Decimal | None = None,
     current_cost: Decimal = ZERO,
     model_cost: Mapping[str, Decimal] | None = None,
 ) -> Budget:
@@ -202,7 +222,7 @@ def new_budget(
         next_reset_at=None,
         current_cost=check_amount(current_cost, "current cost"),
         model_cost=dict(model_cost or {}),
-        alert_at=check_alert(alert_at),
+        alert_at=check_alerts(alert_at),
     )
     if duration is None:
         return draft._replace(period_start=start or created)
@@ -275,13 +295,38 @@ def charge(budget: Budget, cost: Decimal, model: str | None) -> Budget:
     return budget._replace(current_cost=add(budget.current_cost, cost), model_cost=model_cost)
 
 
+def reached(spent: Decimal, total: Decimal, threshold: Decimal) -> bool:
+    """Whether ``spent`` is at or past ``threshold`` percent of ``total`` (exactly)."""
+    return EXACT.multiply(spent, 100) >= EXACT.multiply(total, threshold)
+
+
+def crossed_thresholds(before: Decimal, after: Budget) -> tuple[Decimal, ...]:
+    """The alert thresholds a charge crossed: those that ``after`` (the budget with the charge)
+    has reached and its spend ``before`` the charge had not, in the same period.
+
+    Within a period spend only grows, and a charge runs under the budget's lock, so each threshold
+    is crossed by exactly one charge per period, however many processes race across it.
+    """
+    return tuple(
+        threshold
+        for threshold in after.alert_at
+        if reached(after.current_cost, after.total_budget, threshold)
+        and not reached(before, after.total_budget, threshold)
+    )
+
+
+def went_over(before: Decimal, after: Budget) -> bool:
+    """Whether the charge that took the spend from ``before`` to ``after.current_cost`` took it
+    past the budget (from at or under to over)."""
+    return before <= after.total_budget < after.current_cost
+
+
 def crossed_alert(budget: Budget, cost: Decimal) -> bool:
-    """True when a charge of ``cost``, already in ``budget``, took its spend from below the alert
-    threshold to at or past it (and not over budget: that is a warning of its own)."""
-    if not budget.alerting or budget.alert_at is None:
+    """True when a charge of ``cost``, already in ``budget``, crossed one of its alert thresholds
+    and left it not over budget (that is a warning of its own)."""
+    if budget.over_budget:
         return False
-    before = max(subtract(budget.current_cost, cost), ZERO)
-    return EXACT.multiply(before, 100) < EXACT.multiply(budget.total_budget, budget.alert_at)
+    return bool(crossed_thresholds(max(subtract(budget.current_cost, cost), ZERO), budget))
 
 
 def would_exceed(budget: Budget, cost: Decimal) -> bool:
@@ -300,7 +345,7 @@ def change(budget: Budget, now: datetime, changes: Changes) -> Budget:
     if changes.total_budget is not KEEP:
         updates["total_budget"] = check_amount(changes.total_budget, "budget")
     if changes.alert_at is not KEEP:
-        updates["alert_at"] = check_alert(changes.alert_at)
+        updates["alert_at"] = check_alerts(changes.alert_at)
     regrid = False
     if changes.duration is not KEEP:
         updates["duration"] = changes.duration
@@ -459,7 +504,7 @@ class Changes(NamedTuple):
     duration: Duration | Keep | None = KEEP
     timezone: str | Keep = KEEP
     start: datetime | Keep | None = KEEP
-    alert_at: Decimal | Keep | None = KEEP
+    alert_at: Sequence[Decimal] | Decimal | Keep | None = KEEP
 
 
 # --- holds ----------------------------------------------------------------------------------

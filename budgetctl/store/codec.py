@@ -10,7 +10,7 @@ compare correctly as text; ties are decided on the parsed time.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -52,6 +52,25 @@ def decode_period(raw: Mapping[str, Any]) -> ClosedPeriod:
         raise RecordError(f"a closed period: {bad}") from None
 
 
+def encode_alerts(alerts: Sequence[Decimal]) -> str | list[str] | None:
+    """A budget's alert thresholds in a record: one as a decimal string (as budgetctl 0.2 wrote
+    it), several as a list of them, none as None."""
+    if not alerts:
+        return None
+    if len(alerts) == 1:
+        return to_text(alerts[0])
+    return [to_text(a) for a in alerts]
+
+
+def decode_alerts(raw: Any) -> tuple[Decimal, ...]:
+    """What :func:`encode_alerts` wrote (a number is read as one threshold too)."""
+    if raw is None:
+        return ()
+    if isinstance(raw, list):
+        return tuple(sorted(_money(a) for a in raw))
+    return (_money(raw),)
+
+
 def encode(budget: Budget) -> dict[str, Any]:
     """The state-file record of a budget (the user name is its key, not part of the record).
 
@@ -74,8 +93,8 @@ def encode(budget: Budget) -> dict[str, Any]:
         record["timezone"] = budget.timezone
     if budget.start is not None:
         record["start"] = format_utc(budget.start)
-    if budget.alert_at is not None:
-        record["alert_at"] = to_text(budget.alert_at)
+    if budget.alert_at:
+        record["alert_at"] = encode_alerts(budget.alert_at)
     # Closed periods are not kept here: they are in the history, which the store links each
     # record into (see history.link_and_encode).
     return record
@@ -108,7 +127,7 @@ def decode(user: str, raw: Any) -> Budget:
             _moment(next_reset) if next_reset else None,
             _money(raw["current_cost"]),
             {str(m): _money(c) for m, c in model_cost.items()} if model_cost else {},
-            _money(alert) if alert is not None else None,
+            decode_alerts(alert),
         )
     except KeyError as missing:
         raise RecordError(f"{_who(user)}: field {missing.args[0]!r} is missing") from None

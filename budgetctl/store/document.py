@@ -4,9 +4,11 @@ The JSON store (a file per project) and the hosted store (a LiteLLM-protocol ser
 project as the same document::
 
     {"format": "budgetctl-state", "version": 3, "project": P, "history": {"size": N},
-     "cap": record | null, "users": {user: record}, "holds": {hold_id: hold}}
+     "cap": record | null, "users": {user: record}, "holds": {hold_id: hold},
+     "hooks": {hook_id: hook}, "pending": {"EVENT_ID HOOK_ID": delivery}}
 
-(records as :mod:`budgetctl.store.codec` writes them; ``holds`` only when there are open holds).
+(records as :mod:`budgetctl.store.codec` writes them; ``holds``, ``hooks`` and ``pending``, the
+outbox of hook deliveries, only when not empty).
 :class:`DocumentStore` runs every ledger operation of :mod:`budgetctl.core.operations` over such
 a document, and asks its subclass only for the small interface below, documented in
 docs/library.md ("Writing a store"):
@@ -32,6 +34,7 @@ from decimal import Decimal
 from typing import Any
 
 from budgetctl.core import events, operations, rules
+from budgetctl.core import hooks as core_hooks
 from budgetctl.core.money import to_text
 from budgetctl.core.operations import (
     ChargeOutcome,
@@ -92,6 +95,8 @@ def check_document(doc: Any, where: object) -> dict[str, Any]:
         or size < 0
         or not isinstance(doc.get("request_ids", {}), dict)
         or not isinstance(doc.get("holds", {}), dict)
+        or not isinstance(doc.get("hooks", {}), dict)
+        or not isinstance(doc.get("pending", {}), dict)
         or not (doc.get("cap") is None or isinstance(doc.get("cap"), dict))
     ):
         raise CorruptStateError(where, "the file's structure is not a budgetctl state")
@@ -120,6 +125,20 @@ def decode_hold(hold_id: str, raw: Any, where: object) -> Hold:
         raise CorruptStateError(where, f"hold {hold_id!r}: record is not a hold") from None
 
 
+def decode_hooks(doc: Mapping[str, Any], where: object) -> list[core_hooks.Hook]:
+    try:
+        return [core_hooks.Hook.from_json(raw) for raw in (doc.get("hooks") or {}).values()]
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise CorruptStateError(where, f"a hook's record is malformed ({exc})") from None
+
+
+def decode_pending(doc: Mapping[str, Any], where: object) -> list[core_hooks.Delivery]:
+    try:
+        return [core_hooks.Delivery.from_json(raw) for raw in (doc.get("pending") or {}).values()]
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise CorruptStateError(where, f"an undelivered hook event is malformed ({exc})") from None
+
+
 class DocumentState:
     """:class:`budgetctl.core.operations.State` over one document, inside one transaction."""
 
@@ -135,6 +154,7 @@ class DocumentState:
         self.dirty = False
         self.held: Any = None  # what the store's locked() yielded
         self.index: Any = None  # a store's per-transaction handle (the JSON store's id index)
+        self._queued = 0
 
     @property
     def raw_users(self) -> dict[str, Any]:
@@ -203,6 +223,17 @@ class DocumentState:
             if due_at is not None and due_at <= now_text:
                 found.append(user)
         return found
+
+    def hooks(self) -> list[core_hooks.Hook]:
+        return decode_hooks(self.doc, self.store.where)
+
+    def queue(self, delivery: core_hooks.Delivery) -> None:
+        self.doc.setdefault("pending", {})[delivery.key] = delivery.to_json()
+        self._queued += 1
+        self.dirty = True
+
+    def queued(self) -> int:
+        return self._queued
 
     def record(self, event: events.Event) -> None:
         if isinstance(event, events.Create):  # a new budget: its closed periods start afresh
@@ -363,14 +394,65 @@ class DocumentStore:
         duration: Duration | Keep | None = KEEP,
         timezone: str | None = None,
         *,
+        alert_at: Sequence[Decimal] | Decimal | Keep | None = KEEP,
         dry_run: bool = False,
     ) -> Budget:
         with self.transaction(now, create=True, dry_run=dry_run) as state:
-            return operations.set_cap(state, total_budget, duration, timezone)
+            return operations.set_cap(state, total_budget, duration, timezone, alert_at)
 
     def clear_cap(self, now: datetime, *, dry_run: bool = False) -> bool:
         with self.transaction(now, dry_run=dry_run) as state:
             return operations.clear_cap(state)
+
+    # --- hooks and their outbox ------------------------------------------------------------------
+
+    def hooks(self) -> list[core_hooks.Hook]:
+        doc = self.load(must_exist=True)
+        assert doc is not None
+        return decode_hooks(doc, self.where)
+
+    def add_hook(self, hook: core_hooks.Hook, now: datetime) -> core_hooks.Hook:
+        hook = core_hooks.check_hook(hook)
+        with self.transaction(now) as state:
+            state.doc.setdefault("hooks", {})[hook.hook_id] = hook.to_json()
+            state.dirty = True
+        return hook
+
+    def remove_hook(self, hook_id: str, now: datetime) -> bool:
+        """Remove a hook and its undelivered events; False when there is no such hook."""
+        with self.transaction(now) as state:
+            found = (state.doc.get("hooks") or {}).pop(hook_id, None)
+            if found is None:
+                return False
+            if not state.doc["hooks"]:
+                del state.doc["hooks"]
+            pending = state.doc.get("pending") or {}
+            for key in [k for k, v in pending.items() if v.get("hook_id") == hook_id]:
+                del pending[key]
+            if not pending:
+                state.doc.pop("pending", None)
+            state.dirty = True
+        return True
+
+    def pending(self) -> list[core_hooks.Delivery]:
+        """The outbox: deliveries not yet made, oldest first."""
+        doc = self.load(must_exist=False)
+        if doc is None:
+            return []
+        found = decode_pending(doc, self.where)
+        return sorted(found, key=lambda d: (d.queued_at, d.event_id, d.hook_id))
+
+    def delivered(self, keys: Sequence[str], now: datetime) -> None:
+        """Take deliveries (by :attr:`~budgetctl.core.hooks.Delivery.key`) out of the outbox."""
+        if not keys:
+            return
+        with self.transaction(now) as state:
+            pending = state.doc.get("pending") or {}
+            for key in keys:
+                if pending.pop(key, None) is not None:
+                    state.dirty = True
+            if not pending:
+                state.doc.pop("pending", None)
 
     # --- reading (one load: a consistent snapshot) -----------------------------------------------
 

@@ -220,8 +220,9 @@ class HostedStore(DocumentStore):
             doc["request_ids"] = dict(meta.get("request_ids") or {})
             if meta.get("holds"):
                 doc["holds"] = dict(meta["holds"])
-            if meta.get("carried"):
-                doc["carried"] = dict(meta["carried"])
+            for key in ("carried", "hooks", "pending"):
+                if meta.get(key):
+                    doc[key] = dict(meta[key])
         for user, raw in user_dict.items():
             if user == META_KEY:
                 continue
@@ -245,7 +246,7 @@ class HostedStore(DocumentStore):
             "cap": doc.get("cap"),
             "request_ids": doc.get("request_ids", {}),
         }
-        for key in ("holds", "carried"):
+        for key in ("holds", "carried", "hooks", "pending"):
             if doc.get(key):
                 user_dict[META_KEY][key] = doc[key]
         return user_dict

@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Protocol
 
 from budgetctl.core.events import Event
+from budgetctl.core.hooks import Delivery, Hook
 from budgetctl.core.operations import (
     ChargeOutcome,
     CommitOutcome,
@@ -32,6 +33,7 @@ __all__ = [
     "ChargeOutcome",
     "ChargeRequest",
     "CommitOutcome",
+    "HookStore",
     "ProjectView",
     "ReserveOutcome",
     "ResetDue",
@@ -114,6 +116,7 @@ class Store(Protocol):
         duration: Duration | Keep | None = KEEP,
         timezone: str | None = None,
         *,
+        alert_at: Sequence[Decimal] | Decimal | Keep | None = KEEP,
         dry_run: bool = False,
     ) -> Budget: ...
 
@@ -135,3 +138,21 @@ class Store(Protocol):
         """Write ``snapshot`` as this project, in one transaction; True when it replaced a
         project that existed (ProjectExistsError unless ``replace``)."""
         ...
+
+
+class HookStore(Protocol):
+    """A store that keeps a project's hooks and their outbox (the JSON store, PostgreSQL).
+
+    Deliveries are queued by the ledger operations (``State.queue``), in the transaction that
+    records their event; these methods manage hooks and take made deliveries out.
+    """
+
+    def hooks(self) -> list[Hook]: ...
+
+    def add_hook(self, hook: Hook, now: datetime) -> Hook: ...
+
+    def remove_hook(self, hook_id: str, now: datetime) -> bool: ...
+
+    def pending(self) -> list[Delivery]: ...
+
+    def delivered(self, keys: Sequence[str], now: datetime) -> None: ...

@@ -144,20 +144,23 @@ def cap(
     budget: Budget = None,
     duration: Duration = None,
     tz: TimeZone = None,
+    alert_at: AlertAt = None,
     clear: ClearCap = False,
 ) -> None:
     """Show or set the project cap: a budget for the total spend of all users of the project.
 
-    Example: budgetctl cap --budget 500 --duration monthly
+    Example: budgetctl cap --budget 500 --duration monthly --alert-at 80,100
     """
     from budgetctl.ledger import KEEP
 
     ledger = opts.ledger()
     out = opts.output()
-    changing = budget is not None or duration is not None or tz is not None
+    changing = any(v is not None for v in (budget, duration, tz, alert_at))
     if clear:
         if changing:
-            raise UsageError("--clear cannot be combined with --budget, --duration or --tz")
+            raise UsageError(
+                "--clear cannot be combined with --budget, --duration, --tz or --alert-at"
+            )
         out.show(
             views.cap_cleared(ledger.project, ledger.clear_cap(dry_run=opts.dry_run), opts.dry_run)
         )
@@ -167,6 +170,7 @@ def cap(
             budget,
             duration=KEEP if duration is None else duration,
             timezone=tz,
+            alert_at=KEEP if alert_at is None else alert_value(alert_at),
             dry_run=opts.dry_run,
         )
         report = views.cap(ledger.project, result, ledger.now(), changed=True, dry_run=opts.dry_run)

@@ -53,6 +53,18 @@ def period_data(period: ClosedPeriod) -> dict[str, Any]:
     }
 
 
+def alert_data(alerts: tuple[Decimal, ...]) -> Decimal | list[Decimal] | None:
+    """``alert_at`` in JSON: one threshold as a number string (as before), several as a list."""
+    if not alerts:
+        return None
+    return alerts[0] if len(alerts) == 1 else list(alerts)
+
+
+def alert_text(alerts: tuple[Decimal, ...]) -> str:
+    """``, alert at 50%, 80%, 100%`` (nothing when there is no threshold)."""
+    return (", alert at " + ", ".join(f"{a}%" for a in alerts)) if alerts else ""
+
+
 def budget_data(
     budget: Budget, *, user: bool = True, reserved: Decimal | None = None
 ) -> dict[str, Any]:
@@ -73,7 +85,7 @@ def budget_data(
         period_start=budget.period_start,
         next_reset_at=budget.next_reset_at,
         model_cost=dict(sorted(budget.model_cost.items())),
-        alert_at=budget.alert_at,
+        alert_at=alert_data(budget.alert_at),
         recent_periods=[period_data(p) for p in budget.recent_periods],
     )
     if reserved is not None:
@@ -86,7 +98,7 @@ def cap_line(cap: Budget, now: datetime) -> str:
     total, spent, left = figures(cap.total_budget, cap.current_cost)
     resets = f"; resets {when(cap.next_reset_at, now, cap.timezone)}" if cap.next_reset_at else ""
     return (
-        f"project cap: {total} {duration_text(cap)}; spent {spent} "
+        f"project cap: {total} {duration_text(cap)}{alert_text(cap.alert_at)}; spent {spent} "
         f"({pct(cap.current_cost, cap.total_budget)}), {left} left{resets}"
     )
 
@@ -161,7 +173,7 @@ def show_user(
     """``show USER``; ``reserved`` (what its open holds reserve) and ``available`` in the JSON,
     and in the table while something is held."""
     report = Report(budget_data(budget, reserved=reserved))
-    alert = f", alert at {budget.alert_at}%" if budget.alert_at is not None else ""
+    alert = alert_text(budget.alert_at)
     total, spent, left = figures(budget.total_budget, budget.current_cost)
     zone = budget.timezone
     start, reset = budget.period_start, budget.next_reset_at
@@ -246,7 +258,7 @@ def saved(budget: Budget, verb: str, now: datetime, dry_run: bool) -> Report:
     data = budget_data(budget)
     data["dry_run"] = dry_run
     what = f"would {verb}" if dry_run else f"{verb}d"
-    alert = f", alert at {budget.alert_at}%" if budget.alert_at is not None else ""
+    alert = alert_text(budget.alert_at)
     resets = f", resets {when(budget.next_reset_at, now, budget.timezone)}"
     if not budget.next_reset_at:
         resets = ""

@@ -73,8 +73,8 @@ def charge(result: ChargeResult, dry_run: bool) -> Report:
 
 
 def charge_warnings(result: ChargeResult, project: str, now: datetime, dry_run: bool) -> list[str]:
-    """What a charge must tell a person even under ``-q``: over budget, over the project cap, or
-    the alert threshold crossed (once: by the charge that crossed it)."""
+    """What a charge must tell a person even under ``-q``: over budget, over the project cap, and
+    each alert threshold crossed, the user's and the cap's (once: by the charge that crossed it)."""
     if result.duplicate:
         return []
     budget, warnings = result.budget, []
@@ -83,12 +83,16 @@ def charge_warnings(result: ChargeResult, project: str, now: datetime, dry_run: 
             f"{result.user} is over budget; 'check' will refuse its calls until it resets or the "
             "budget is raised"
         )
-    elif result.crossed_alert:
-        resets = f"; it resets {when(budget.next_reset_at, now)}" if budget.next_reset_at else ""
+    verb = "would cross" if dry_run else "crossed"
+    for alert in result.crossed:
+        crossed = budget if alert.user is not None else result.cap
+        if crossed is None or crossed.over_budget:  # over: a warning of its own says more
+            continue
+        who = result.user if alert.user is not None else f"project {project!r}'s cap"
+        resets = f"; it resets {when(crossed.next_reset_at, now)}" if crossed.next_reset_at else ""
         warnings.append(
-            f"{result.user} {'would cross' if dry_run else 'crossed'} {budget.alert_at}% of "
-            f"{usd(budget.total_budget)}: {usd(budget.current_cost)} spent, "
-            f"{usd(budget.remaining)} left{resets}"
+            f"{who} {verb} {alert.threshold}% of {usd(alert.budget)}: {usd(alert.spent)} spent, "
+            f"{usd(crossed.remaining)} left{resets}"
         )
     if result.cap is not None and result.cap.over_budget:
         warnings.append(f"project {project!r} is over its cap")

@@ -68,6 +68,8 @@ def reset_due(
             ],
             "projects": [r.project for r in results],
             "failed": list(failed),
+            "hooks_delivered": sum(r.delivered for r in results),
+            "hooks_undelivered": sum(r.undelivered for r in results),
             "dry_run": dry_run,
         }
     )
@@ -89,4 +91,11 @@ def reset_due(
         f"checked {checked} budget{'s' if checked != 1 else ''} in {where}: "
         f"{verb} {resets}" + (" (dry run, nothing changed)" if dry_run else "")
     )
+    delivered = sum(r.delivered for r in results)
+    undelivered = sum(r.undelivered for r in results)
+    if delivered or undelivered:
+        report.line(
+            f"hook events: {delivered} delivered"
+            + (f", {undelivered} still undelivered (tried again next run)" if undelivered else "")
+        )
     return report

@@ -49,6 +49,17 @@ MIGRATIONS: list[list[str]] = [
         "CREATE TABLE budgetctl_prices (project text NOT NULL, model text NOT NULL, "
         "price text NOT NULL, PRIMARY KEY (project, model))",
     ],
+    # 2 (issue 13): several alert thresholds ("50,80,100"; one stays "80"), hooks, and their
+    # outbox: a delivery is inserted with the charge that recorded its event, deleted once made.
+    [
+        "ALTER TABLE budgetctl_budgets ALTER COLUMN alert_at TYPE text USING alert_at::text",
+        "ALTER TABLE budgetctl_caps ALTER COLUMN alert_at TYPE text USING alert_at::text",
+        "CREATE TABLE budgetctl_hooks (project text NOT NULL, hook_id text NOT NULL, "
+        "hook text NOT NULL, PRIMARY KEY (project, hook_id))",
+        "CREATE TABLE budgetctl_outbox (project text NOT NULL, event_id text NOT NULL, "
+        "hook_id text NOT NULL, queued_at timestamptz NOT NULL, payload text NOT NULL, "
+        "PRIMARY KEY (project, event_id, hook_id))",
+    ],
 ]
 
 VERSION = len(MIGRATIONS)

@@ -29,6 +29,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from budgetctl.core import events, operations, rules
+from budgetctl.core import hooks as core_hooks
 from budgetctl.core.money import to_text
 from budgetctl.core.operations import (
     ChargeOutcome,
@@ -70,6 +71,8 @@ T = TypeVar("T")
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _TABLES = (  # a project's rows, the project's own last
+    "budgetctl_hooks",
+    "budgetctl_outbox",
     "budgetctl_budgets",
     "budgetctl_caps",
     "budgetctl_holds",
@@ -290,8 +293,19 @@ def _budget(user: str, row: Sequence[Any]) -> Budget:
         next_reset_at=next_reset.astimezone(UTC) if next_reset else None,
         current_cost=spent,
         model_cost={m: Decimal(c) for m, c in json.loads(model_cost).items()},
-        alert_at=alert,
+        alert_at=_decode_alerts(alert),
     )
+
+
+def _encode_alerts(alerts: Sequence[Decimal]) -> str | None:
+    """Alert thresholds in their column: ``"80"``, or ``"50,80,100"`` (schema version 2)."""
+    return ",".join(to_text(a) for a in alerts) if alerts else None
+
+
+def _decode_alerts(text: str | None) -> tuple[Decimal, ...]:
+    if not text:
+        return ()
+    return tuple(sorted(Decimal(part) for part in text.split(",")))
 
 
 def _values(budget: Budget) -> tuple[Any, ...]:
@@ -305,7 +319,7 @@ def _values(budget: Budget) -> tuple[Any, ...]:
         budget.created_at,
         budget.period_start,
         budget.next_reset_at,
-        budget.alert_at,
+        _encode_alerts(budget.alert_at),
     )
 
 
@@ -339,6 +353,8 @@ class PgState:
         self._dropped: set[str] = set()
         self._remember: list[tuple[str, RememberedCharge]] = []
         self._all_users: list[str] | None = None
+        self._hooks: list[core_hooks.Hook] | None = None
+        self._outbox: list[core_hooks.Delivery] = []
         # Orders this transaction's history rows among those with the same time: the database's
         # clock after the row locks, so transactions that share a row are in commit order.
         self.order = uuid.uuid4().hex
@@ -506,6 +522,17 @@ class PgState:
     def record(self, event: events.Event) -> None:
         self.events.append(event)
 
+    def hooks(self) -> list[core_hooks.Hook]:
+        if self._hooks is None:  # read only when a hook may be for an event: rarely
+            self._hooks = self.store._hooks_of(self.conn)
+        return self._hooks
+
+    def queue(self, delivery: core_hooks.Delivery) -> None:
+        self._outbox.append(delivery)
+
+    def queued(self) -> int:
+        return len(self._outbox)
+
     # --- writing -------------------------------------------------------------------------------
 
     def flush(self) -> None:
@@ -522,6 +549,7 @@ class PgState:
             and not self._dropped
             and not self._added
             and not self._remember
+            and not self._outbox
             and (not self._cap_dirty or (self._cap is not None and self._cap_existed))
         ):
             self._flush_at_once(updates)  # a charge: one statement
@@ -585,6 +613,16 @@ class PgState:
                         (project, key, c.user, c.cost, c.model, c.prompt_tokens,
                          c.completion_tokens, c.cached_tokens, self.now)
                         for key, c in self._remember
+                    ],
+                )  # fmt: skip
+            if self._outbox:
+                cur.executemany(
+                    "INSERT INTO budgetctl_outbox VALUES (%s, %s, %s, %s, %s) "
+                    "ON CONFLICT DO NOTHING",
+                    [
+                        (project, d.event_id, d.hook_id, d.queued_at,
+                         json.dumps(dict(d.payload), separators=(",", ":")))
+                        for d in self._outbox
                     ],
                 )  # fmt: skip
             if self.events:
@@ -957,11 +995,12 @@ class PostgresStore:
         duration: Duration | Keep | None = KEEP,
         timezone: str | None = None,
         *,
+        alert_at: Sequence[Decimal] | Decimal | Keep | None = KEEP,
         dry_run: bool = False,
     ) -> Budget:
         return self._run(
             now,
-            lambda s: operations.set_cap(s, total_budget, duration, timezone),
+            lambda s: operations.set_cap(s, total_budget, duration, timezone, alert_at),
             cap=True,
             create=True,
             dry_run=dry_run,
@@ -1004,6 +1043,79 @@ class PostgresStore:
             return events.from_json(json.loads(text))
         except (ValueError, events.EventError) as exc:
             raise CorruptStateError(self.where, f"a history row: {exc}") from None
+
+    # --- hooks and their outbox ----------------------------------------------------------------
+
+    def _hooks_of(self, conn: psycopg.Connection[Any]) -> list[core_hooks.Hook]:
+        rows = conn.execute(
+            "SELECT hook FROM budgetctl_hooks WHERE project = %s ORDER BY hook_id",
+            (self.project,),
+        ).fetchall()
+        try:
+            return [core_hooks.Hook.from_json(json.loads(row[0])) for row in rows]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CorruptStateError(self.where, f"a hook's row is malformed ({exc})") from None
+
+    def hooks(self) -> list[core_hooks.Hook]:
+        with self._reading() as conn:
+            self._require_project(conn)
+            return self._hooks_of(conn)
+
+    def add_hook(self, hook: core_hooks.Hook, now: datetime) -> core_hooks.Hook:
+        hook = core_hooks.check_hook(hook)
+
+        def body(state: PgState) -> None:
+            self._require_project(state.conn)
+            state.conn.execute(
+                "INSERT INTO budgetctl_hooks VALUES (%s, %s, %s)",
+                (self.project, hook.hook_id, json.dumps(hook.to_json())),
+            )
+
+        self._run(now, body)
+        return hook
+
+    def remove_hook(self, hook_id: str, now: datetime) -> bool:
+        def body(state: PgState) -> bool:
+            self._require_project(state.conn)
+            gone = state.conn.execute(
+                "DELETE FROM budgetctl_hooks WHERE project = %s AND hook_id = %s",
+                (self.project, hook_id),
+            ).rowcount
+            state.conn.execute(
+                "DELETE FROM budgetctl_outbox WHERE project = %s AND hook_id = %s",
+                (self.project, hook_id),
+            )
+            return bool(gone)
+
+        return self._run(now, body)
+
+    def pending(self) -> list[core_hooks.Delivery]:
+        """The outbox: deliveries not yet made, oldest first."""
+        with self._reading() as conn:
+            rows = conn.execute(
+                "SELECT event_id, hook_id, payload, queued_at FROM budgetctl_outbox "
+                "WHERE project = %s ORDER BY queued_at, event_id, hook_id",
+                (self.project,),
+            ).fetchall()
+        return [
+            core_hooks.Delivery(r[0], r[1], json.loads(r[2]), r[3].astimezone(UTC)) for r in rows
+        ]
+
+    def delivered(self, keys: Sequence[str], now: datetime) -> None:
+        """Take deliveries (by their ``key``, "EVENT_ID HOOK_ID") out of the outbox."""
+        if not keys:
+            return
+        pairs = [key.split(" ", 1) for key in keys]
+
+        def body(state: PgState) -> None:
+            with state.conn.cursor() as cur:
+                cur.executemany(
+                    "DELETE FROM budgetctl_outbox WHERE project = %s AND event_id = %s "
+                    "AND hook_id = %s",
+                    [(self.project, event_id, hook_id) for event_id, hook_id in pairs],
+                )
+
+        self._run(now, body)
 
     def _holds_of(self, conn: psycopg.Connection[Any]) -> list[Hold]:
         rows = conn.execute(
