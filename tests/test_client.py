@@ -427,6 +427,23 @@ def test_one_request_a_charge_and_a_check_with_the_whole_budget(client: Server) 
     assert len(remote.holds()) == 1  # a dry run held nothing
 
 
+def test_several_thresholds_and_their_crossings_come_back_from_the_server(
+    client: Server,
+) -> None:
+    """Alerts are decided on the server, with the charge; the client gets what was recorded, so
+    update-cost warns in client mode as locally."""
+    remote = Ledger("p")
+    assert remote.create("alice", "10", duration="monthly", alert_at="50,80").alert_at == (
+        Decimal(50),
+        Decimal(80),
+    )
+    first = remote.charge_cost("alice", "6")
+    assert [a.threshold for a in first.crossed] == [Decimal(50)]
+    assert remote.charge_cost("alice", "1").crossed == ()  # once per period
+    result = run("update-cost", "alice", "--cost", "2", "-q", "-p", "p")
+    assert result.exit_code == 0 and "crossed 80%" in result.stderr, result.stderr
+
+
 def test_a_response_object_with_cache_writes_is_priced_as_locally(
     client: Server, tmp_path: Path
 ) -> None:

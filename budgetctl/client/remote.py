@@ -386,6 +386,7 @@ class RemoteLedger(Ledger):
                 request_id=None if rid is None else decode.text(rid, "request_id"),
                 hold_id=None if held_id is None else decode.text(held_id, "hold_id"),
                 held=decode.opt_money(data.get("held"), "held"),
+                alerts=_recorded_alerts(data.get("alerts")),
             )
 
         return self._read(read, answer)
@@ -808,3 +809,15 @@ def _start(start: datetime | str | float | None, timezone: str) -> str | None:
 
 
 __all__ = ["RemoteLedger"]
+
+
+def _recorded_alerts(raw: Any) -> tuple[events.Alert | events.Over, ...]:
+    """The alert and over events a charge recorded, as the server's answer lists them."""
+    if not isinstance(raw, list):
+        return ()
+    found = []
+    for item in raw:
+        event = events.from_json(item)
+        if isinstance(event, (events.Alert, events.Over)):
+            found.append(event)
+    return tuple(found)

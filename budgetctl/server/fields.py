@@ -37,6 +37,16 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         ]
     },
     "integer": {"type": "integer", "minimum": 0},
+    "alerts": {
+        "oneOf": [
+            {"type": "number", "minimum": 0},
+            {"type": "string", "pattern": r"^[0-9.,%\s]+$"},
+            {
+                "type": "array",
+                "items": {"oneOf": [{"type": "number", "minimum": 0}, {"type": "string"}]},
+            },
+        ]
+    },
     "boolean": {"type": "boolean"},
     "strings": {"type": "array", "items": {"type": "string"}},
     "time": {"oneOf": [{"type": "string"}, {"type": "number"}]},
@@ -81,6 +91,11 @@ def _check(field: Field, value: Any) -> Any:
         "string": isinstance(value, str),
         "amount": isinstance(value, (int, Decimal, str)) and not isinstance(value, bool),
         "integer": isinstance(value, int) and not isinstance(value, bool),
+        "alerts": (isinstance(value, (int, Decimal, str)) and not isinstance(value, bool))
+        or (
+            isinstance(value, list)
+            and all(isinstance(v, (int, Decimal, str)) and not isinstance(v, bool) for v in value)
+        ),
         "boolean": isinstance(value, bool),
         "strings": isinstance(value, list) and all(isinstance(v, str) for v in value),
         "time": isinstance(value, (str, int, Decimal)) and not isinstance(value, bool),
@@ -92,6 +107,7 @@ def _check(field: Field, value: Any) -> Any:
             "string": "a string",
             "amount": "a decimal number (or a string of one)",
             "integer": "a whole number",
+            "alerts": "a percentage, a list of them, or a string such as '50,80,100'",
             "boolean": "true or false",
             "strings": "a list of strings",
             "time": "an ISO 8601 time (or epoch seconds)",

@@ -43,6 +43,7 @@ def charge(result: ChargeResult, dry_run: bool) -> Report:
             "request_id": result.request_id,
             "hold_id": result.hold_id,
             "held": result.held,
+            "alerts": [alert.to_json() for alert in result.alerts],
             "estimated": result.estimated,
             "dry_run": dry_run,
             "cap": budget_data(result.cap, user=False) if result.cap else None,
