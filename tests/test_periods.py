@@ -473,3 +473,12 @@ def test_duration_text_round_trip_and_approx_days() -> None:
         assert duration is not None and str(duration) == text
     assert parse_duration("weekly").approx_days == 7  # type: ignore[union-attr]
     assert parse_duration("12h").approx_days == 0.5  # type: ignore[union-attr]
+
+
+def test_an_anchor_in_the_autumn_overlap_starts_its_own_period() -> None:
+    """01:00 EST on 2016-11-06 (the second 01:00 of that night in New York): the period that
+    contains the anchor starts at the anchor, not an hour before it at the first 01:00."""
+    tz = parse_timezone("America/New_York")
+    anchor = datetime(2016, 11, 6, 6, tzinfo=timezone.utc)
+    start, end = period_containing(parse_duration("daily"), anchor, tz, anchor)
+    assert (start, end) == (anchor, datetime(2016, 11, 7, 6, tzinfo=timezone.utc))

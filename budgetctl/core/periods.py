@@ -269,6 +269,10 @@ def boundary(duration: Duration, anchor: datetime, tz: tzinfo, k: int) -> dateti
     if duration.unit == "h":
         return anchor + timedelta(hours=duration.count * k)
     wall = anchor_wall(anchor, tz)
+    if k == 0 and wall == anchor.astimezone(tz).replace(tzinfo=None):
+        # The anchor itself: a wall time the autumn overlap repeats (01:00 EST, after 01:00 EDT)
+        # would resolve to its first occurrence, an hour before the anchor.
+        return anchor
     if duration.unit == "d":
         wall = wall + timedelta(days=duration.count * k)
     elif duration.unit == "w":
