@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from budgetctl.core import events, periods, rules
 from budgetctl.core import hooks as hook_rules
-from budgetctl.core.hooks import Delivery, Hook
+from budgetctl.core.hooks import Delivery, DeliveryReport, Hook
 from budgetctl.core.money import check_amount, parse_amount
 from budgetctl.core.operations import ProjectView, ResetDue, Standing
 from budgetctl.core.periods import UTC, Duration
@@ -28,7 +28,6 @@ from budgetctl.store.json_store import JsonStore
 
 if TYPE_CHECKING:
     from budgetctl.costing.interface import Costing, Price, Usage
-    from budgetctl.notify import DeliveryReport
     from budgetctl.store.interface import HookStore, Store
 
 Clock = Callable[[], datetime]
@@ -638,7 +637,7 @@ class Ledger:
             given = getattr(self.store, "at_given_time", None)  # a database store's own clock
             with given() if given is not None else contextlib.nullcontext():
                 result = self.store.reset_due(now.astimezone(UTC), dry_run=dry_run)
-        if dry_run or self._hook_store() is None:
+        if dry_run or self._hook_store() is None or not result.outbox:
             return result
         report = self.deliver_pending()
         return result._replace(delivered=report.delivered, undelivered=len(report.failed))
@@ -745,11 +744,11 @@ class Ledger:
 
     def deliver_pending(self) -> DeliveryReport:
         """Try each undelivered hook event once, now (what ``reset-due`` does after its resets)."""
-        from budgetctl.notify import DeliveryReport, deliver_pending
-
         store = self._hook_store()
-        if store is None:
+        if store is None or not store.pending():  # nothing to send: no HTTP client is loaded
             return DeliveryReport(0)
+        from budgetctl.notify import deliver_pending
+
         return deliver_pending(store, self.now)
 
     def _dispatch(self) -> None:

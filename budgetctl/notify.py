@@ -24,19 +24,12 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any
 
-from budgetctl.core.hooks import Hook
+from budgetctl.core.hooks import DeliveryReport, Hook
 from budgetctl.store.interface import HookStore
 
 USER_AGENT = "budgetctl-hooks"
-
-
-class DeliveryReport(NamedTuple):
-    """What one pass over the outbox did: deliveries made, and those that failed (key, why)."""
-
-    delivered: int
-    failed: tuple[tuple[str, str], ...] = ()
 
 
 def environment(payload: Mapping[str, Any], hook: Hook) -> dict[str, str]:

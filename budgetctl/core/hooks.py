@@ -10,7 +10,6 @@ receiver dedupes by it.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
@@ -93,6 +92,8 @@ class Delivery(NamedTuple):
 
 def hook_id_from(seed: bytes) -> str:
     """A hook id from random bytes the caller supplies (the core reads no randomness)."""
+    import hashlib  # only where a hook or an event id is made: no charge pays for it
+
     return "k_" + hashlib.sha256(seed).hexdigest()[:12]
 
 
@@ -157,6 +158,8 @@ def event_id(project: str, event: events.Event) -> str:
         parts = ("reset", event.user or "", format_utc(event.start), format_utc(event.end))
     else:
         parts = (event.type, format_utc(event.time) if event.time else "", repr(event))
+    import hashlib
+
     digest = hashlib.sha256("\x00".join((project, *parts)).encode("utf-8")).hexdigest()
     return "ev_" + digest[:24]
 
@@ -185,3 +188,10 @@ def deliveries(
             body = body or payload(project, event)
             found.append(Delivery(body["id"], hook.hook_id, body, now))
     return found
+
+
+class DeliveryReport(NamedTuple):
+    """What one pass over the outbox did: deliveries made, and those that failed (key, why)."""
+
+    delivered: int
+    failed: tuple[tuple[str, str], ...] = ()

@@ -85,6 +85,9 @@ class State(Protocol):
     def queue(self, delivery: core_hooks.Delivery) -> None:
         """Put ``delivery`` in the outbox, durable with this transaction's events."""
 
+    def outbox_size(self) -> int:
+        """How many deliveries wait in the outbox (queued by this transaction too)."""
+
     def queued(self) -> int:
         """How many deliveries this transaction queued so far."""
 
@@ -154,6 +157,7 @@ class ResetDue(NamedTuple):
     expired: tuple[Hold, ...] = ()
     delivered: int = 0  # hook events delivered after the resets (by the Ledger)
     undelivered: int = 0  # and those that failed again
+    outbox: int = 0  # hook events waiting in the outbox after the resets
 
 
 # --- reading inside a transaction -------------------------------------------------------------
@@ -464,7 +468,9 @@ def reset_due(state: State, users: Sequence[str] | None = None) -> ResetDue:
     before = list(state.holds())
     still = {hold.hold_id for hold in open_holds(state)}
     expired = tuple(hold for hold in before if hold.hold_id not in still)
-    return ResetDue(state.project, checked, tuple(done), cap_closed, expired)
+    return ResetDue(
+        state.project, checked, tuple(done), cap_closed, expired, outbox=state.outbox_size()
+    )
 
 
 # --- the project cap ----------------------------------------------------------------------------

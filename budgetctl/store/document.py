@@ -235,6 +235,9 @@ class DocumentState:
     def queued(self) -> int:
         return self._queued
 
+    def outbox_size(self) -> int:
+        return len(self.doc.get("pending") or {})
+
     def record(self, event: events.Event) -> None:
         if isinstance(event, events.Create):  # a new budget: its closed periods start afresh
             raw = self.raw_users.get(event.user)

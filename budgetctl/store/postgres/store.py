@@ -533,6 +533,12 @@ class PgState:
     def queued(self) -> int:
         return len(self._outbox)
 
+    def outbox_size(self) -> int:
+        row = self.conn.execute(
+            "SELECT count(*) FROM budgetctl_outbox WHERE project = %s", (self.project,)
+        ).fetchone()
+        return (int(row[0]) if row else 0) + len(self._outbox)
+
     # --- writing -------------------------------------------------------------------------------
 
     def flush(self) -> None:
