@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from budgetctl.core import jsontext
+from budgetctl.core.periods import format_utc, parse_utc
 from budgetctl.errors import CorruptStateError, StorageIOError
 from budgetctl.store import files
 
@@ -117,12 +119,21 @@ def read_periods(paths: Sequence[Path], size: int, offset: Any, limit: int) -> l
 
 
 def read_events(
-    paths: Sequence[Path], size: int, user: str | None = None, limit: int | None = None
+    paths: Sequence[Path],
+    size: int,
+    user: str | None = None,
+    limit: int | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
 ) -> list[dict[str, Any]]:
-    """The first ``size`` bytes' events, newest first (only ``user``'s, at most ``limit``).
+    """The first ``size`` bytes' events, newest first (only ``user``'s, recorded at ``since`` or
+    later and before ``until``, at most ``limit``).
 
-    ``paths`` as for :func:`read_periods`.
+    ``paths`` as for :func:`read_periods`. The file is read once, front to back; times are
+    compared as text to the second and parsed only in the seconds ``since`` and ``until`` fall
+    in (see :func:`_window`).
     """
+    inside = _window(since, until)
     path = paths[0]
     try:
         fd, path = files.open_first(paths, os.O_RDONLY)
@@ -145,7 +156,43 @@ def read_events(
             raise CorruptStateError(path, f"line {number + 1} is not valid JSON") from None
         if user is not None and event.get("user") != user:
             continue
+        if inside is not None and not inside(event.get("time")):
+            continue
         events.append(event)
         if limit is not None and len(events) >= limit:
             break
     return events
+
+
+def _window(since: datetime | None, until: datetime | None) -> Callable[[Any], bool] | None:
+    """Whether an event's ``time`` text is in [since, until); None when there is no bound.
+
+    Stored times are :func:`~budgetctl.core.periods.format_utc` text, whose first 19 characters
+    (``YYYY-MM-DDTHH:MM:SS``) sort as the times do: a time whose second is before ``since``'s
+    (or after ``until``'s) is out without parsing it. Only a time in one of those two seconds is
+    parsed (``.5Z`` sorts before ``Z`` as text, so the fraction cannot be compared that way).
+    """
+    if since is None and until is None:
+        return None
+    low = format_utc(since)[:19] if since is not None else None
+    high = format_utc(until)[:19] if until is not None else None
+
+    def inside(text: Any) -> bool:
+        if not isinstance(text, str):
+            return False  # no time (a delete written before 0.2): in no range
+        second = text[:19]
+        if low is not None and second <= low:
+            if second < low:
+                return False
+            assert since is not None
+            if parse_utc(text) < since:
+                return False
+        if high is not None and second >= high:
+            if second > high:
+                return False
+            assert until is not None
+            if parse_utc(text) >= until:
+                return False
+        return True
+
+    return inside
