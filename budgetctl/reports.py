@@ -67,7 +67,7 @@ class ExportRow(NamedTuple):
     def csv_cells(self) -> list[str]:
         """The row under :data:`EXPORT_COLUMNS`: exact decimal text, empty for none."""
         return [
-            format_utc(self.time),
+            _utc_text(self.time),
             self.project,
             self.user,
             self.model or "",
@@ -81,19 +81,48 @@ class ExportRow(NamedTuple):
         ]
 
     def json_line(self) -> str:
-        """The event's JSON (docs/history.md) with its project, on one line; money as exact
-        JSON numbers."""
-        data = {"project": self.project, **self.event.to_json()}
-        return "{" + ",".join(f"{json.dumps(k)}:{_json_value(k, v)}" for k, v in data.items()) + "}"
+        """The event's JSON (docs/history.md: the keys of ``to_json()``, in its order) after
+        its project, on one line; money as exact JSON numbers. Written field by field with
+        json's C string encoder: ``json.dumps`` of each value took 30 µs an event."""
+        event = self.event
+        parts = [
+            '{"project":',
+            _string(self.project),
+            ',"type":"',
+            event.type,
+            '","time":"',
+            _utc_text(self.time),
+            '","user":',
+            _string(self.user),
+            ',"model":',
+            "null" if self.model is None else _string(self.model),
+            ',"cost":',
+            to_text(self.cost),
+            f',"prompt_tokens":{self.prompt_tokens:d},"completion_tokens":'
+            f'{self.completion_tokens:d},"cached_tokens":{self.cached_tokens:d}',
+        ]
+        if self.request_id is not None:
+            parts += (',"request_id":', _string(self.request_id))
+        if self.estimated:
+            parts.append(',"estimated":true')
+        if isinstance(event, events.Commit):
+            held = "null" if event.held is None else to_text(event.held)
+            parts += (',"hold_id":', _string(event.hold_id), ',"held":', held)
+        parts.append("}")
+        return "".join(parts)
 
 
-_MONEY = ("cost", "held")
+# json's C encoder of a str as a JSON string (non-ASCII kept, as the history file has it)
+_string: Any = getattr(json.encoder, "c_encode_basestring", None) or json.encoder.encode_basestring
 
 
-def _json_value(key: str, value: Any) -> str:
-    if key in _MONEY and isinstance(value, str):
-        return value  # decimal text from to_json(): written as the exact number it is
-    return json.dumps(value, ensure_ascii=False)
+def _utc_text(moment: datetime) -> str:
+    """:func:`~budgetctl.core.periods.format_utc`, quickly for a time already in UTC (every
+    event's): ``isoformat`` alone, without the conversions that cost 3 µs a row of an export."""
+    text = moment.isoformat()
+    if text.endswith("+00:00"):
+        return text[:-6] + "Z"
+    return format_utc(moment)
 
 
 class Range(NamedTuple):
@@ -145,33 +174,30 @@ def export(
     """The charges of the project (or of ``user``) recorded in [since, until), oldest first."""
     span = parse_range(since, until, timezone)
     project = ledger.project
+    new = tuple.__new__  # ExportRow(...) without NamedTuple's Python-level __new__
     for event in spend_events(ledger, user, span):
-        assert event.time is not None  # a range only holds events with a time
-        yield ExportRow(
-            event.time,
-            project,
-            event.user,
-            event.model,
-            event.cost,
-            event.prompt_tokens,
-            event.completion_tokens,
-            event.cached_tokens,
-            event.request_id,
-            event.hold_id if isinstance(event, events.Commit) else None,
-            event.estimated,
-            event,
-        )
+        time, who, cost, model, prompt, completion, cached, request_id, estimated = event[:9]
+        hold_id = event.hold_id if isinstance(event, events.Commit) else None
+        yield new(
+            ExportRow,
+            (time, project, who, model, cost, prompt, completion, cached, request_id, hold_id,
+             estimated, event),
+        )  # fmt: skip
 
 
 def write_csv(rows: Iterable[ExportRow], stream: IO[str]) -> int:
     """``rows`` as CSV under the :data:`EXPORT_COLUMNS` header (``\\n`` line ends); how many."""
     writer = csv.writer(stream, lineterminator="\n")
     writer.writerow(EXPORT_COLUMNS)
-    count = 0
-    for row in rows:
-        writer.writerow(row.csv_cells())
-        count += 1
-    return count
+    counted = [0]
+
+    def cells() -> Iterator[list[str]]:
+        for row in rows:
+            counted[0] += 1
+            yield row.csv_cells()
+
+    writer.writerows(cells())
+    return counted[0]
 
 
 def write_jsonl(rows: Iterable[ExportRow], stream: IO[str]) -> int:

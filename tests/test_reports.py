@@ -17,6 +17,7 @@ import pytest
 from helpers.cli import data, fails, ok
 
 from budgetctl import reports
+from budgetctl.core import events
 from budgetctl.errors import UnknownUserError, UsageError
 from budgetctl.ledger import Ledger
 
@@ -204,8 +205,8 @@ def test_export_and_report_commands() -> None:
     ]
     assert rows[0]["project"] == "default" and rows[0]["estimated"] == "false"
     lines = ok("export", "alice", "--format", "jsonl").stdout.splitlines()
-    events = [json.loads(line, parse_float=Decimal) for line in lines]
-    assert [(e["type"], e["cost"]) for e in events] == [("charge", D("0.1")), ("charge", D("0.2"))]
+    found = [json.loads(line, parse_float=Decimal) for line in lines]
+    assert [(e["type"], e["cost"]) for e in found] == [("charge", D("0.1")), ("charge", D("0.2"))]
     assert '"cost":0.1,' in lines[0]  # an exact JSON number, not text
     shown = data("report")
     assert shown["total"]["cost"] == D("0.300000123456789")
@@ -225,3 +226,33 @@ def test_export_and_report_commands() -> None:
     assert "give one" in fails(2, "report", "--csv", "--json")
     assert "must be before" in fails(2, "export", "--since", "2027-01-01", "--until", "2026-01-01")
     fails(4, "export", "carol")
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        events.Charge(T0, "alice", D("0.1")),
+        events.Charge(
+            T0 + timedelta(microseconds=5), 'z"oë\\', D("1E-12"), "gpt-4o", 1, 2, 3, "r\n1", True
+        ),
+        events.Commit(T0, "bob", D("2.50"), None, 0, 0, 0, None, False, "h_1", None),
+        events.Commit(T0, "bob", D("0"), "m", 5, 6, 7, "r", True, "h_2", D("0.300")),
+    ],
+)
+def test_a_json_line_is_the_event_as_history_documents_it(event: events.Event) -> None:
+    row = reports.ExportRow(
+        event.time, "p", event.user, event.model, event.cost, event.prompt_tokens,  # type: ignore[union-attr]
+        event.completion_tokens, event.cached_tokens, event.request_id,  # type: ignore[union-attr]
+        getattr(event, "hold_id", None), event.estimated, event,  # type: ignore[union-attr,arg-type]
+    )  # fmt: skip
+    line = row.json_line()
+    assert "\n" not in line
+    expected = {"project": "p", **event.to_json()}
+    for key in ("cost", "held"):
+        if expected.get(key) is not None:
+            expected[key] = D(expected[key])
+    assert list(json.loads(line, parse_float=D)) == list(expected)
+    assert json.loads(line, parse_float=D, parse_int=D) == {
+        k: D(v) if isinstance(v, int) and not isinstance(v, bool) else v
+        for k, v in expected.items()
+    }

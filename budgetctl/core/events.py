@@ -23,7 +23,6 @@ from typing import Any, NamedTuple
 from budgetctl.core.money import to_text
 from budgetctl.core.periods import UTC, format_utc, parse_utc
 
-
 _new_tuple = tuple.__new__
 
 
