@@ -21,6 +21,8 @@ import argparse
 import io
 import json
 import os
+import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -82,10 +84,19 @@ def seed(ledger: object, charges: int) -> Decimal:
     return sum(spent.values(), Decimal(0))
 
 
-def timed(run: Callable[[], object]) -> float:
+def timed(run: Callable[[], object]) -> tuple[float, float]:
+    """Wall time, and CPU time (this process's and its children's: on a shared machine the
+    wall time also counts the others' work)."""
+    before = _cpu()
     started = time.perf_counter()
     run()
-    return time.perf_counter() - started
+    return time.perf_counter() - started, _cpu() - before
+
+
+def _cpu() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def main() -> int:
@@ -141,16 +152,23 @@ def main() -> int:
         for run in cases.values():  # warm-up: bytecode compiled, the file in the page cache
             run()
         times: dict[str, list[float]] = {name: [] for name in cases}
+        cpu: dict[str, list[float]] = {name: [] for name in cases}
         for _ in range(options.runs):
             for name, run in cases.items():
-                times[name].append(timed(run))
+                wall, used = timed(run)
+                times[name].append(wall)
+                cpu[name].append(used)
         result = {
             "charges": options.charges,
             "store": "postgres" if options.database_url else "json",
             "seed_s": round(seeded, 2),
             "total": str(total),
             "machine": machine(),
-            "cases": {name: summary(t) for name, t in times.items()},
+            "load_average": os.getloadavg(),
+            "cases": {
+                name: {**summary(t), "cpu_median_ms": 1000 * statistics.median(cpu[name])}
+                for name, t in times.items()
+            },
         }
     if options.json:
         print(json.dumps(result, indent=2))
@@ -159,11 +177,13 @@ def main() -> int:
         f"budgetctl report/export, {options.charges:,} charges, {result['store']} store, "
         f"{options.runs} runs (total {total} USD, exact)"
     )
-    print(f"{'case':<40} {'median s':>9} {'min s':>7} {'max s':>7}")
-    for name, row in result["cases"].items():
+    load = ", ".join(f"{x:.1f}" for x in result["load_average"])  # type: ignore[attr-defined]
+    print(f"load average {load} on {result['machine']['cpus']} CPUs")  # type: ignore[index]
+    print(f"{'case':<40} {'median s':>9} {'min s':>7} {'max s':>7} {'CPU s':>7}")
+    for name, row in result["cases"].items():  # type: ignore[attr-defined]
         print(
             f"{name:<40} {row['median_ms'] / 1000:>9.3f} {row['min_ms'] / 1000:>7.3f} "
-            f"{row['max_ms'] / 1000:>7.3f}"
+            f"{row['max_ms'] / 1000:>7.3f} {row['cpu_median_ms'] / 1000:>7.3f}"
         )
     return 0
 

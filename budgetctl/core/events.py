@@ -191,9 +191,12 @@ class Charge(NamedTuple):
         # (as to_json writes it) is checked and built inline, at a third of the time of the
         # general path below, which reads every other shape or says what is wrong with it.
         get = raw.get
-        time, user, cost, model = get("time"), get("user"), get("cost"), get("model")
-        prompt, completion = get("prompt_tokens", 0), get("completion_tokens", 0)
-        cached, request_id = get("cached_tokens", 0), get("request_id")
+        try:
+            time, user, cost, model = raw["time"], raw["user"], raw["cost"], raw["model"]
+            prompt, completion = raw["prompt_tokens"], raw["completion_tokens"]
+            cached, request_id = raw["cached_tokens"], get("request_id")
+        except KeyError:
+            time = None  # not as to_json writes it: the general path
         if (
             time.__class__ is str
             and time[-1:] == "Z"

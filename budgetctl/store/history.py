@@ -153,6 +153,9 @@ def read_events(
         numbers = [n for n in numbers if sieve.may_match(lines[n])]
         lines = [lines[n] for n in numbers]
     whole = _parse_all(lines) if limit is None else None
+    if whole is not None and user is None and not sieve.timed:
+        whole.reverse()
+        return whole
     events: list[dict[str, Any]] = []
     for index in range(len(lines) - 1, -1, -1):
         if whole is not None:

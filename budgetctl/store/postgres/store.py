@@ -898,6 +898,20 @@ class PostgresStore:
             )
         return tuple(found)
 
+    def _events(self, texts: list[str]) -> list[events.Event]:
+        """Rows' events, their JSON parsed in one ``json.loads`` (a third of the time of one a
+        row); row by row, to say which is wrong, when that fails."""
+        try:
+            parsed = json.loads("[" + ",".join(texts) + "]") if len(texts) > 1 else None
+        except ValueError:
+            parsed = None
+        if not isinstance(parsed, list) or len(parsed) != len(texts):
+            return [self._event(text) for text in texts]
+        try:
+            return [events.from_json(raw) for raw in parsed]
+        except events.EventError as exc:
+            raise CorruptStateError(self.where, f"a history row: {exc}") from None
+
     def _event(self, text: str) -> events.Event:
         try:
             return events.from_json(json.loads(text))
@@ -1022,7 +1036,7 @@ class PostgresStore:
         with self._reading() as conn:
             self._require_project(conn)
             rows = conn.execute(query, params).fetchall()
-        found = [self._event(text) for (text,) in rows]
+        found = self._events([text for (text,) in rows])
         if since is None and until is None:
             return found
         return [
