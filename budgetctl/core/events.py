@@ -188,7 +188,7 @@ class Charge(NamedTuple):
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> Charge:
         # Most of a history is charges, and a report reads 100,000 of them: the usual shape
-        # (as to_json writes it) is checked and built inline, at a third of the time of the
+        # (as to_json writes it) is checked and built inline, in about half the time of the
         # general path below, which reads every other shape or says what is wrong with it.
         get = raw.get
         try:
