@@ -256,3 +256,21 @@ def test_a_json_line_is_the_event_as_history_documents_it(event: events.Event) -
         k: D(v) if isinstance(v, int) and not isinstance(v, bool) else v
         for k, v in expected.items()
     }
+
+
+@pytest.mark.parametrize("width", [120, 60, 30])
+def test_the_report_on_a_terminal_has_a_bar_per_row_and_fits(width: int) -> None:
+    from budgetctl.cli import terminal
+    from budgetctl.cli.views import reports as views
+
+    clock = Clock(T0)
+    ledger = Ledger("p", clock=clock)
+    charged = _seed(ledger, clock)
+    found = reports.report(ledger, "user")
+    text = terminal.render(views.spend(found).blocks, width, colour=False)
+    assert "alice" in text and "bob" in text and "total: " in text
+    if width >= 60:
+        assert "█" in text  # the chart: a bar per row
+        assert all(len(line) <= width for line in text.splitlines())
+    shares = [row.cost for row in found.rows]
+    assert shares == sorted(shares, reverse=True) and sum(shares) == sum(charged.values())
