@@ -37,8 +37,8 @@ def test_every_command_ends_with_the_shared_options_in_one_order() -> None:
         assert names[-len(shared) :] == shared, name  # after the command's own
         assert shared == [n for n in SHARED if n in shared], name
         assert "database_url" in shared, name
-        # dump's stdout is the dump; serve prints nothing but its log
-        assert ("as_json" in shared) == (name not in ("dump", "serve")), name
+        # dump's and export's stdout is the data itself; serve prints nothing but its log
+        assert ("as_json" in shared) == (name not in ("dump", "export", "serve")), name
         assert ("data_dir" in shared) == (not name.startswith("db ")), name
         every_project = name in ("projects", "serve") or name.startswith("db ")
         assert ("project" in shared) == (not every_project), name
@@ -47,6 +47,7 @@ def test_every_command_ends_with_the_shared_options_in_one_order() -> None:
 def test_writing_commands_take_dry_run_and_quiet() -> None:
     commands = _commands()
     readers = {"show", "history", "models", "projects", "check", "holds", "dump", "db status"}
+    readers |= {"export", "report"}
     readers.add("serve")  # its clients write, each request with its own dry_run
     readers |= {"hook list", "hook test"}  # a test event is sent, nothing is written
     for name, command in commands.items():

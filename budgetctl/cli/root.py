@@ -171,6 +171,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "cap": ("budgets", "cap"),
     "delete": ("budgets", "delete"),
     "history": ("charges", "history"),
+    "export": ("reports", "export"),
+    "report": ("reports", "report"),
     "models": ("catalog", "models"),
     "price": ("catalog", "price_app"),
     "projects": ("catalog", "projects"),

@@ -24,7 +24,9 @@ from decimal import Decimal
 from typing import Any, NamedTuple
 
 from budgetctl.core.money import to_text
-from budgetctl.core.periods import format_utc, parse_utc
+from budgetctl.core.periods import UTC, format_utc, parse_utc
+
+_new_tuple = tuple.__new__
 
 
 class EventError(ValueError):
@@ -188,6 +190,51 @@ class Charge(NamedTuple):
 
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> "Charge":
+        # Most of a history is charges, and a report reads 100,000 of them: the usual shape
+        # (as to_json writes it) is checked and built inline, in about half the time of the
+        # general path below, which reads every other shape or says what is wrong with it.
+        get = raw.get
+        try:
+            time, user, cost, model = raw["time"], raw["user"], raw["cost"], raw["model"]
+            prompt, completion = raw["prompt_tokens"], raw["completion_tokens"]
+            cached, request_id = raw["cached_tokens"], get("request_id")
+        except KeyError:
+            time = None  # not as to_json writes it: the general path
+        if (
+            time.__class__ is str
+            and time[-1:] == "Z"
+            and user.__class__ is str
+            and cost.__class__ is str
+            and (model is None or model.__class__ is str)
+            and prompt.__class__ is int
+            and completion.__class__ is int
+            and cached.__class__ is int
+            and prompt >= 0
+            and completion >= 0
+            and cached >= 0
+            and (request_id is None or request_id.__class__ is str)
+        ):
+            try:  # "+00:00" rather than .replace(tzinfo=UTC), which costs five times the parse
+                moment = datetime.fromisoformat(time[:-1] + "+00:00")
+                amount = Decimal(cost)
+            except (ValueError, ArithmeticError):
+                pass  # the general path says what is wrong
+            else:
+                if amount.is_finite() and moment.tzinfo is UTC:
+                    return _new_tuple(  # what cls(...) does, without its Python-level __new__
+                        cls,
+                        (
+                            moment,
+                            user,
+                            amount,
+                            model,
+                            prompt,
+                            completion,
+                            cached,
+                            request_id,
+                            get("estimated") is True,
+                        ),
+                    )
         return cls(
             _opt_moment(raw, "time"),
             _text(raw, "user"),
@@ -542,7 +589,7 @@ KINDS = tuple(_DECODERS)
 def from_json(raw: Any) -> Event:
     """The event a JSON object describes; EventError when it is not one (keys a store adds for
     itself, such as the JSON store's links, are ignored)."""
-    if not isinstance(raw, Mapping):
+    if raw.__class__ is not dict and not isinstance(raw, Mapping):  # (dict: the quick check)
         raise EventError("an event is not a JSON object")
     decode = _DECODERS.get(str(raw.get("type")))
     if decode is None:

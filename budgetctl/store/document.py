@@ -291,7 +291,13 @@ class DocumentStore:
     def recent_periods(self, doc: Mapping[str, Any], raw: Any) -> tuple[ClosedPeriod, ...]:
         return ()
 
-    def history(self, user: str | None = None, limit: int | None = None) -> list[events.Event]:
+    def history(
+        self,
+        user: str | None = None,
+        limit: int | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[events.Event]:
         raise NotImplementedError
 
     # --- shared ----------------------------------------------------------------------------------

@@ -297,7 +297,13 @@ class HostedStore(DocumentStore):
             total = add(total, budget.current_cost)
         return total
 
-    def history(self, user: str | None = None, limit: int | None = None) -> list[events.Event]:
+    def history(
+        self,
+        user: str | None = None,
+        limit: int | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[events.Event]:
         raise NotSupportedError(
             "the hosted budget protocol keeps no history; use a local project for history"
         )

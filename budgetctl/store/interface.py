@@ -126,7 +126,17 @@ class Store(Protocol):
 
     def prices(self) -> dict[str, Price]: ...
 
-    def history(self, user: str | None = None, limit: int | None = None) -> list[Event]: ...
+    def history(
+        self,
+        user: str | None = None,
+        limit: int | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[Event]:
+        """Events newest first: only ``user``'s, at most ``limit``, and with a bound given only
+        those recorded at ``since`` or later and before ``until`` (an event with no time, from
+        budgetctl before 0.2, is then left out)."""
+        ...
 
     def export(self) -> Snapshot:
         """The whole project, from one consistent read (``budgetctl dump``)."""

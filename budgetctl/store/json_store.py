@@ -486,15 +486,27 @@ class JsonStore(DocumentStore):
         except codec.RecordError as exc:
             raise CorruptStateError(self.history_path, str(exc)) from None
 
-    def history(self, user: str | None = None, limit: int | None = None) -> list[events.Event]:
-        """History events (newest first), only as far as the state counts them."""
+    def history(
+        self,
+        user: str | None = None,
+        limit: int | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[events.Event]:
+        """History events (newest first), only as far as the state counts them; with ``since``
+        or ``until``, those recorded in [since, until) (one read of the file)."""
         size = self._snapshot()["history"]["size"]
-        return self._events(size, user, limit)
+        return self._events(size, user, limit, since, until)
 
     def _events(
-        self, size: int, user: str | None = None, limit: int | None = None
+        self,
+        size: int,
+        user: str | None = None,
+        limit: int | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
     ) -> list[events.Event]:
-        found = history.read_events(self._history_paths(), size, user, limit)
+        found = history.read_events(self._history_paths(), size, user, limit, since, until)
         try:
             return [events.from_json(raw) for raw in found]
         except events.EventError as exc:

@@ -1044,6 +1044,20 @@ class PostgresStore:
             )
         return tuple(found)
 
+    def _events(self, texts: list[str]) -> list[events.Event]:
+        """Rows' events, their JSON parsed in one ``json.loads`` (a third of the time of one a
+        row); row by row, to say which is wrong, when that fails."""
+        try:
+            parsed = json.loads("[" + ",".join(texts) + "]") if len(texts) > 1 else None
+        except ValueError:
+            parsed = None
+        if not isinstance(parsed, list) or len(parsed) != len(texts):
+            return [self._event(text) for text in texts]
+        try:
+            return [events.from_json(raw) for raw in parsed]
+        except events.EventError as exc:
+            raise CorruptStateError(self.where, f"a history row: {exc}") from None
+
     def _event(self, text: str) -> events.Event:
         try:
             return events.from_json(json.loads(text))
@@ -1210,12 +1224,30 @@ class PostgresStore:
             found = self._holds_of(conn)
         return [h for h in found if h.is_open(now) and (user is None or h.user == user)]
 
-    def history(self, user: str | None = None, limit: int | None = None) -> list[events.Event]:
+    def history(
+        self,
+        user: str | None = None,
+        limit: int | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[events.Event]:
+        """Events newest first. A range is a WHERE on ``at``, served by the primary key
+        (project, at, ...) or, for one user, by (project, name, at): ``at`` is the event's time
+        (both are the transaction's clock). Only a restored history whose times went backwards
+        has rows whose ``at`` (never earlier than the row before) is later than their time; the
+        range is checked on the event's time as well, so such a row is never shown out of it
+        (an event without a time, from budgetctl before 0.2, is in no range)."""
         query = "SELECT event FROM budgetctl_history WHERE project = %s"
         params: list[Any] = [self.project]
         if user is not None:
             query += " AND name = %s"
             params.append(user)
+        if since is not None:
+            query += " AND at >= %s"
+            params.append(since)
+        if until is not None:
+            query += " AND at < %s"
+            params.append(until)
         query += " ORDER BY at DESC, tx DESC, ord DESC"
         if limit is not None:
             query += " LIMIT %s"
@@ -1223,7 +1255,16 @@ class PostgresStore:
         with self._reading() as conn:
             self._require_project(conn)
             rows = conn.execute(query, params).fetchall()
-        return [self._event(text) for (text,) in rows]
+        found = self._events([text for (text,) in rows])
+        if since is None and until is None:
+            return found
+        return [
+            e
+            for e in found
+            if e.time is not None
+            and (since is None or e.time >= since)
+            and (until is None or e.time < until)
+        ]
 
     def set_price(self, price: Price | None, model: str, *, dry_run: bool = False) -> None:
         def body(state: PgState) -> None:
