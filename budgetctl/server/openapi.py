@@ -53,8 +53,12 @@ def _body(fields: tuple[Field, ...]) -> dict[str, Any]:
 
 def _document(media_type: str) -> dict[str, Any]:
     """A body that is one whole document: a dump (JSON Lines) or a user_cost.json (an object)."""
-    shape = {"type": "string"} if media_type == JSON_LINES else {"type": "object"}
-    return {"required": True, "content": {media_type: {"schema": shape}}}
+    if media_type == JSON_LINES:
+        # The same lines as text/plain too: the server reads the body whatever its type, and a
+        # client (schemathesis, for one) may know no JSON Lines serializer.
+        text = {"schema": {"type": "string"}}
+        return {"required": True, "content": {JSON_LINES: text, "text/plain": text}}
+    return {"required": True, "content": {media_type: {"schema": {"type": "object"}}}}
 
 
 def _answers(status: int, description: str, media_type: str = JSON) -> dict[str, Any]:
