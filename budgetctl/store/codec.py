@@ -135,54 +135,6 @@ def decode(user: str, raw: Any) -> Budget:
         raise RecordError(f"{_who(user)}: {bad}") from None
 
 
-def roll_over_record(
-    user: str, raw: Any, now: datetime
-) -> tuple[dict[str, Any], dict[str, Any], ClosedPeriod] | None:
-    """:func:`rules.roll_over` on a record, without decoding it into a Budget.
-
-    ``reset-due`` over a large project rolls most records over; this does the same thing at a
-    fraction of the cost (the tests check that it agrees with ``rules.roll_over`` exactly). Returns
-    the new record, the closed period's record and the closed period itself (built from the values
-    parsed here: decoding the record again cost reset-due a tenth of its time), or None when the
-    period has not ended.
-    """
-    if not isinstance(raw, dict) or not raw.get("next_reset_at") or not raw.get("duration"):
-        return None
-    try:
-        period_end = _moment(raw["next_reset_at"])
-        if period_end > now:
-            return None
-        duration = periods.parse_duration(raw["duration"])
-        assert duration is not None
-        start = raw.get("start")
-        period_start, next_reset = rules.current_period(
-            duration,
-            str(raw.get("timezone") or "UTC"),
-            _moment(start) if start else None,
-            _moment(raw["created_at"]),
-            now,
-        )
-        spent, budget = _money(raw["current_cost"]), _money(raw["total_budget"])
-        period = ClosedPeriod(_moment(raw["period_start"]), period_end, spent, budget)
-        closed = {
-            "start": raw["period_start"],
-            "end": raw["next_reset_at"],
-            "spent": to_text(spent),
-            "budget": to_text(budget),
-            "reason": "rollover",
-        }
-    except KeyError as missing:
-        raise RecordError(f"{_who(user)}: field {missing.args[0]!r} is missing") from None
-    except (TypeError, ValueError, AttributeError, BudgetctlError) as bad:
-        raise RecordError(f"{_who(user)}: {bad}") from None
-    record = dict(raw)
-    record.pop("model_cost", None)
-    record["current_cost"] = "0"
-    record["period_start"] = format_utc(period_start)
-    record["next_reset_at"] = format_utc(next_reset)
-    return record, closed, period
-
-
 def _who(user: str) -> str:
     return "the project cap" if user == rules.CAP else f"user {user!r}"
 
