@@ -20,6 +20,13 @@ again with the same id after a short pause, so a retried id is never charged twi
 ``closed USER SPENT`` per closed period, ``cap SPENT`` for the cap's, then ``done``.
 ``charge-at``: ``charge`` with the ledger's clock fixed at NOW (ISO 8601).
 
+    python tests/_pg_worker.py squeeze URL PROJECT USER COST ROLE
+
+``squeeze``: prints ``ready``, waits for a line, then spends COST on USER's budget until it is
+refused 20 times in a row: as ROLE ``charge``, a charge with ``enforce`` (no request id: the
+one-statement path); as ROLE ``hold``, a hold of COST committed at once. Prints ``charged``,
+``committed`` or ``refused`` for each try, then ``done``.
+
 Every line is flushed: what a killed worker printed was acknowledged before the kill.
 """
 
@@ -78,6 +85,36 @@ def charge(book: Ledger, users: str, count: int | None, cost: str, prefix: str, 
     say("done")
 
 
+def squeeze(book: Ledger, user: str, cost: str, role: str) -> None:
+    from datetime import timedelta
+
+    from budgetctl.errors import BudgetExceededError
+
+    amount = Decimal(cost)
+    say("ready")
+    sys.stdin.readline()
+    refused = 0
+    while refused < 20:
+        if role == "charge":
+            try:
+                book.charge_cost(user, amount, enforce=True)
+            except BudgetExceededError:
+                refused += 1
+                say("refused")
+                continue
+            say("charged")
+        else:
+            placed = book.reserve(user, amount, ttl=timedelta(minutes=10))
+            if placed.hold is None:
+                refused += 1
+                say("refused")
+                continue
+            book.commit(placed.hold.hold_id, user, amount)
+            say("committed")
+        refused = 0
+    say("done")
+
+
 def main(argv: list[str]) -> None:
     mode, url, project, *rest = argv
     if mode == "charge":
@@ -97,6 +134,9 @@ def main(argv: list[str]) -> None:
         for request_id in ids:
             charge_once(book, user, Decimal(cost), request_id)
         say("done")
+    elif mode == "squeeze":
+        user, cost, role = rest
+        squeeze(Ledger(project, database_url=url), user, cost, role)
     elif mode == "reset-due":
         (now,) = rest
         book = Ledger(project, database_url=url)

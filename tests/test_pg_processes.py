@@ -156,6 +156,41 @@ def test_hosts_racing_holds_admit_exactly_what_fits(
     assert spent <= COST * FIT and lines.count("refused") > 0, figures
 
 
+@pytest.mark.parametrize("binding", ["user", "cap"])
+def test_one_statement_charges_racing_holds_never_take_what_a_hold_reserved(
+    pg_url: str, hosts: list[Child], binding: str
+) -> None:
+    """Six hosts charge with ``enforce`` (no request id: the one-statement path) while six
+    reserve and commit, all on one budget until it is full. A charge that did not see a hold
+    placed meanwhile would take the room the hold reserved, and the hold's commit (never
+    refused) would then take the spend past the budget."""
+    book = Ledger("p", database_url=pg_url)
+    cost, total = Decimal("0.25"), Decimal("30")
+    if binding == "user":
+        book.create("shared", total)
+    else:
+        book.create("shared", total * 10)
+        book.set_cap(total)
+    for n in range(HOSTS + 4):
+        role = "charge" if n % 2 else "hold"
+        hosts.append(Host("squeeze", pg_url, "p", "shared", str(cost), role))
+    lines = run_all(hosts)
+
+    history, balances, _ = checked(book)
+    charged, committed = lines.count("charged"), lines.count("committed")
+    spent = balances[rules.CAP if binding == "cap" else "shared"]
+    figures = (
+        f"{HOSTS + 4} hosts, {binding} binding: {charged} charges (enforced, no request id), "
+        f"{committed} holds committed, {lines.count('refused')} refused; spent {spent} of {total}"
+    )
+    print(figures)
+    assert spent == (charged + committed) * cost, figures
+    assert spent == total, figures  # full, and not one cost more
+    assert charged > 10 and committed > 10, figures
+    assert book.holds() == []
+    assert sum(1 for e in history if isinstance(e, events.Charge)) == charged
+
+
 def test_four_reset_due_runners_close_each_period_once(pg_url: str, hosts: list[Child]) -> None:
     """Periods end at 2024-01-02T00:00Z. Four runners at 01:00 while eight hosts charge at 02:00:
     whoever comes first closes a user's (and the cap's) period, once, with the spend of that

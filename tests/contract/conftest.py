@@ -68,23 +68,33 @@ def _hosted_store(request: pytest.FixtureRequest) -> Iterator[Callable[[], Store
         yield lambda: HostedStore(name(), api_base=server.url, timeout=10)
 
 
-@contextmanager
-def _postgres_store(request: pytest.FixtureRequest) -> Iterator[Callable[[], Store]]:
-    from budgetctl.store.postgres.store import Database, PostgresStore
-    from tests.helpers.postgres import fresh_schema
+def _postgres(
+    one_statement: bool,
+) -> Callable[[pytest.FixtureRequest], AbstractContextManager[Callable[[], Store]]]:
+    @contextmanager
+    def setup(request: pytest.FixtureRequest) -> Iterator[Callable[[], Store]]:
+        from budgetctl.store.postgres.store import Database, PostgresStore
+        from tests.helpers.postgres import fresh_schema
 
-    with fresh_schema() as url:
-        database = Database(url)
-        name = _names()
-        # The suite's times are fixed moments: the store uses them, not the database's clock.
-        yield lambda: PostgresStore(name(), database, use_database_clock=False)
-        database.close()
+        with fresh_schema() as url:
+            database = Database(url)
+            name = _names()
+            # The suite's times are fixed moments: the store uses them, not the database's clock.
+            yield lambda: PostgresStore(
+                name(), database, use_database_clock=False, one_statement=one_statement
+            )
+            database.close()
+
+    return setup
 
 
 STORES: dict[str, StoreKind] = {
     "json": StoreKind(_json_store, has_history=True),
     "hosted": StoreKind(_hosted_store, has_history=False),
-    "postgres": StoreKind(_postgres_store, has_history=True),
+    # charges that are a plain increment in one statement, as by default (one_statement.py)
+    "postgres": StoreKind(_postgres(one_statement=True), has_history=True),
+    # every charge in the locked transaction, where the core decides
+    "postgres-locked": StoreKind(_postgres(one_statement=False), has_history=True),
 }
 
 

@@ -60,6 +60,18 @@ MIGRATIONS: list[list[str]] = [
         "hook_id text NOT NULL, queued_at timestamptz NOT NULL, payload text NOT NULL, "
         "PRIMARY KEY (project, event_id, hook_id))",
     ],
+    # 3: what the holds of a user (of the project, on the cap's row) reserve, kept on the budget's
+    # own row by every transaction that adds or drops a hold, so that a charge decided in one
+    # statement (one_statement.py) sees a hold placed concurrently (docs/scale-out.md).
+    [
+        "ALTER TABLE budgetctl_budgets ADD COLUMN held numeric NOT NULL DEFAULT 0",
+        "ALTER TABLE budgetctl_caps ADD COLUMN held numeric NOT NULL DEFAULT 0",
+        "UPDATE budgetctl_budgets b SET held = h.amount FROM (SELECT project, name, sum(amount) "
+        "AS amount FROM budgetctl_holds GROUP BY project, name) h "
+        "WHERE b.project = h.project AND b.name = h.name",
+        "UPDATE budgetctl_caps c SET held = h.amount FROM (SELECT project, sum(amount) AS amount "
+        "FROM budgetctl_holds GROUP BY project) h WHERE c.project = h.project",
+    ],
 ]
 
 VERSION = len(MIGRATIONS)

@@ -19,6 +19,7 @@ operation again, which then sees what the other one committed.
 from __future__ import annotations
 
 import json
+import os
 import random
 import time
 import uuid
@@ -30,7 +31,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from budgetctl.core import events, operations, rules
 from budgetctl.core import hooks as core_hooks
-from budgetctl.core.money import to_text
+from budgetctl.core.money import ZERO, add, to_text
 from budgetctl.core.operations import (
     ChargeOutcome,
     CommitOutcome,
@@ -62,7 +63,7 @@ from budgetctl.errors import (
     UsageError,
 )
 from budgetctl.store import prices_file, snapshot
-from budgetctl.store.postgres import schema
+from budgetctl.store.postgres import one_statement, schema
 
 if TYPE_CHECKING:
     import psycopg
@@ -130,7 +131,9 @@ def check_url(url: str) -> str:
 
 
 class Database:
-    """One connection to the database at ``url`` (opened on first use), and the schema's state."""
+    """One connection to the database at ``url`` (opened on first use), and the schema's state.
+    The connection is in autocommit: every transaction is an explicit ``conn.transaction()`` or
+    ``BEGIN`` (a charge in one statement is its own)."""
 
     def __init__(self, url: str, connect_timeout: float = 10.0) -> None:
         self.url = check_url(url)
@@ -147,7 +150,7 @@ class Database:
             psycopg = _import_psycopg()
             try:
                 self._conn = psycopg.connect(
-                    self.url, connect_timeout=max(1, int(self.connect_timeout)), autocommit=False
+                    self.url, connect_timeout=max(1, int(self.connect_timeout)), autocommit=True
                 )
             except psycopg.Error as exc:
                 raise self.unreachable(exc) from None
@@ -292,7 +295,10 @@ def _budget(user: str, row: Sequence[Any]) -> Budget:
         period_start=period_start.astimezone(UTC),
         next_reset_at=next_reset.astimezone(UTC) if next_reset else None,
         current_cost=spent,
-        model_cost={m: Decimal(c) for m, c in json.loads(model_cost).items()},
+        # sorted: the column's key order is json.dumps's (sort_keys) or jsonb's (one_statement.py)
+        model_cost={m: Decimal(c) for m, c in sorted(json.loads(model_cost).items())}
+        if model_cost != "{}"
+        else {},
         alert_at=_decode_alerts(alert),
     )
 
@@ -348,6 +354,9 @@ class PgState:
         self._cap_loaded = False
         self._cap_existed = False
         self._cap_dirty = False
+        # the rows' ``held`` as locked (schema version 3): rewritten when the holds change it
+        self._held: dict[str, Decimal] = {}
+        self._cap_held: Decimal | None = None
         self._holds: dict[str, Hold] | None = None
         self._added: dict[str, Hold] = {}
         self._dropped: set[str] = set()
@@ -373,13 +382,13 @@ class PgState:
         wanted = sorted(set(users) - set(self._budgets))
         with self._pipeline():
             user_cur = conn.execute(
-                f"SELECT name, {_COLUMNS} FROM budgetctl_budgets WHERE project = %s "
+                f"SELECT name, {_COLUMNS}, held FROM budgetctl_budgets WHERE project = %s "
                 "AND name = ANY(%s) ORDER BY name FOR UPDATE",
                 (project, wanted),
             )
             cap_cur = (
                 conn.execute(
-                    f"SELECT {_COLUMNS} FROM budgetctl_caps WHERE project = %s FOR UPDATE",
+                    f"SELECT {_COLUMNS}, held FROM budgetctl_caps WHERE project = %s FOR UPDATE",
                     (project,),
                 )
                 if cap and not self._cap_loaded
@@ -399,15 +408,17 @@ class PgState:
             cap_row = cap_cur.fetchone() if cap_cur is not None else None
             hold_rows = hold_cur.fetchall() if hold_cur is not None else None
             clock_row = clock_cur.fetchone() if clock_cur is not None else None
-        found = {row[0]: _budget(row[0], row[1:]) for row in users_rows}
+        found = {row[0]: _budget(row[0], row[1:11]) for row in users_rows}
+        self._held.update((row[0], row[11]) for row in users_rows)
         for user in wanted:
             self._budgets[user] = found.get(user)
             if user in found:
                 self._existed.add(user)
         if cap_cur is not None:
             self._cap_loaded = True
-            self._cap = _budget(CAP, cap_row) if cap_row else None
+            self._cap = _budget(CAP, cap_row[:10]) if cap_row else None
             self._cap_existed = cap_row is not None
+            self._cap_held = cap_row[10] if cap_row else None
         if hold_rows is not None:
             self._holds = {
                 row[0]: Hold(row[0], row[1], row[2], row[3].astimezone(UTC), row[4].astimezone(UTC))
@@ -502,7 +513,7 @@ class PgState:
 
     def due(self, users: Sequence[str] | None) -> list[str]:
         query = (
-            f"SELECT name, {_COLUMNS} FROM budgetctl_budgets WHERE project = %s "
+            f"SELECT name, {_COLUMNS}, held FROM budgetctl_budgets WHERE project = %s "
             "AND next_reset_at <= %s"
         )
         params: list[Any] = [self.project, self.now]
@@ -514,7 +525,8 @@ class PgState:
         for row in rows:
             name = row[0]
             if name not in self._budgets:
-                self._budgets[name] = _budget(name, row[1:])
+                self._budgets[name] = _budget(name, row[1:11])
+                self._held[name] = row[11]
                 self._existed.add(name)
             found.append(name)
         return found
@@ -547,8 +559,12 @@ class PgState:
         inserts = [b for u, b in self._dirty.items() if u not in self._existed]
         updates = [b for u, b in self._dirty.items() if u in self._existed]
         removed = [u for u in self._removed if u in self._existed]
+        held, cap_held, unlocked = self._held_changes(removed)
         if (
             updates
+            and not held
+            and not unlocked
+            and cap_held is None
             and self.events
             and not inserts
             and not removed
@@ -604,6 +620,25 @@ class PgState:
                         for h in self._added.values()
                     ],
                 )
+            if held:
+                cur.executemany(
+                    "UPDATE budgetctl_budgets SET held = %s WHERE project = %s AND name = %s",
+                    [(amount, project, user) for user, amount in held.items()],
+                )
+            if cap_held is not None:
+                cur.execute(
+                    "UPDATE budgetctl_caps SET held = %s WHERE project = %s", (cap_held, project)
+                )
+            if unlocked:
+                # rows this transaction did not lock: rewritten if no one holds them, never
+                # waited for (that could deadlock: they come after the cap in the lock order)
+                cur.execute(
+                    "UPDATE budgetctl_budgets b SET held = coalesce((SELECT sum(h.amount) FROM "
+                    "budgetctl_holds h WHERE h.project = b.project AND h.name = b.name), 0) "
+                    "WHERE b.project = %s AND b.name IN (SELECT name FROM budgetctl_budgets "
+                    "WHERE project = %s AND name = ANY(%s) FOR UPDATE SKIP LOCKED)",
+                    (project, project, unlocked),
+                )
             if self._remember:
                 horizon = rules.request_id_horizon(self.now, self.store.wall_clock())
                 keys = [key for key, _ in self._remember]
@@ -635,6 +670,42 @@ class PgState:
                 cur.executemany(
                     f"INSERT INTO budgetctl_history VALUES {_HISTORY_ROW}", self._history_rows()
                 )
+
+    def _held_changes(
+        self, removed: Sequence[str]
+    ) -> tuple[dict[str, Decimal], Decimal | None, list[str]]:
+        """The ``held`` of the locked rows, where the holds after this transaction make it other
+        than it was: what the user's holds reserve (the cap's: every hold); and the users, their
+        rows not locked by this transaction, whose holds it dropped (a release, an expired hold
+        archived on the way). Those rows are rewritten only if no one else has them locked; one
+        left too high only sends its charges to the locked transaction (one_statement.py) until
+        a transaction that locks the row rewrites it."""
+        if self._holds is None:  # the holds were not read, so none changed
+            return {}, None, []
+        totals: dict[str | None, Decimal] = {}
+        for hold_id, hold in self._holds.items():
+            if hold_id not in self._dropped:
+                totals[hold.user] = add(totals.get(hold.user, ZERO), hold.amount)
+                totals[None] = add(totals.get(None, ZERO), hold.amount)
+        held = {
+            user: totals.get(user, ZERO)
+            for user, was in self._held.items()
+            if user not in removed and totals.get(user, ZERO) != was
+        }
+        cap_held = None
+        if (
+            self._cap_existed
+            and self._cap is not None
+            and self._cap_held is not None
+            and totals.get(None, ZERO) != self._cap_held
+        ):
+            cap_held = totals.get(None, ZERO)
+        unlocked = sorted(
+            {self._holds[hold_id].user for hold_id in self._dropped if hold_id in self._holds}
+            - set(self._held)
+            - set(removed)
+        )
+        return held, cap_held, unlocked
 
     def _history_rows(self) -> list[tuple[Any, ...]]:
         rows = []
@@ -688,8 +759,12 @@ class PostgresStore:
         *,
         use_database_clock: bool = True,
         wall_clock: Callable[[], datetime] | None = None,
+        one_statement: bool = True,
     ) -> None:
         self.project = rules.check_project_name(project)
+        # charges that are a plain increment in one statement (one_statement.py); False: every
+        # charge in the locked transaction (tests compare the two)
+        self.one_statement = one_statement
         self.db = database if isinstance(database, Database) else Database(database)
         self.where = f"{self.db.where} (project {project!r})"
         self.use_database_clock = use_database_clock
@@ -807,10 +882,9 @@ class PostgresStore:
     ) -> T:
         """The transaction of :meth:`_attempt` in two round trips: ``BEGIN``, the locks and the
         clock go in the first, the writes and ``COMMIT`` in the second (the connection is in
-        autocommit meanwhile, so that the driver sends no ``BEGIN`` of its own, in a round trip
-        of its own). Whatever fails, the transaction is rolled back before this returns."""
+        autocommit, so that the driver sends no ``BEGIN`` of its own, in a round trip of its
+        own). Whatever fails, the transaction is rolled back before this returns."""
         pq = _import_psycopg().pq
-        conn.autocommit = True
         try:
             with conn.pipeline():
                 conn.execute("BEGIN")
@@ -837,9 +911,6 @@ class PostgresStore:
             if not _broken(conn) and conn.info.transaction_status != pq.TransactionStatus.IDLE:
                 conn.execute("ROLLBACK")
             raise
-        finally:
-            if not _broken(conn):
-                conn.autocommit = False
         return result
 
     def _require_project(self, conn: psycopg.Connection[Any]) -> None:
@@ -907,6 +978,10 @@ class PostgresStore:
     def charge(
         self, request: ChargeRequest, now: datetime, *, enforce: bool = False, dry_run: bool = False
     ) -> ChargeOutcome:
+        if self.one_statement and not dry_run and request.request_id is None:
+            outcome = self._charge_at_once(request, now, enforce)
+            if outcome is not None:
+                return outcome
         return self._run(
             now,
             lambda s: operations.charge(s, request, enforce=enforce),
@@ -916,6 +991,43 @@ class PostgresStore:
             dry_run=dry_run,
             pipelined=True,
         )
+
+    def _charge_at_once(
+        self, request: ChargeRequest, now: datetime, enforce: bool
+    ) -> ChargeOutcome | None:
+        """The charge in one statement when the core's decision is a plain increment
+        (one_statement.py); None when it is not (nothing was written), or on a serialization
+        failure or deadlock: the caller runs the locked transaction then."""
+        self.db.check_schema()
+        conn = self.db.connection()
+        database_time = self._database_time
+        sql = one_statement.statement(bool(request.model), enforce, database_time)
+        params: dict[str, Any] = {
+            "project": self.project,
+            "user": request.user,
+            "cost": request.cost,
+            "event": json.dumps(events.Charge(None, *request).to_json(), separators=(",", ":")),
+            "tx": os.urandom(6).hex(),
+        }
+        if request.model:
+            params["model"] = request.model
+        if not database_time:
+            params["now"] = now
+        psycopg = _import_psycopg()
+        try:
+            with self.db.failures():  # in autocommit: one statement, its own transaction
+                row = conn.execute(sql, params).fetchone()
+        except psycopg.errors.NotNullViolation:
+            return None  # a check after the locks failed: the statement wrote nothing
+        except psycopg.Error as exc:
+            if _retryable(exc):
+                return None
+            raise
+        if row is None:
+            return None
+        budget = _budget(request.user, row[0:10])
+        cap = _budget(CAP, row[10:20]) if row[10] is not None else None
+        return ChargeOutcome(budget, cap, duplicate=False)
 
     def reserve(
         self,
@@ -1385,6 +1497,20 @@ class PostgresStore:
                     for h in snap.holds
                 ],
             )
+        if snap.holds:
+            totals: dict[str | None, Decimal] = {}
+            for h in snap.holds:
+                totals[h.user] = add(totals.get(h.user, ZERO), h.amount)
+                totals[None] = add(totals.get(None, ZERO), h.amount)
+            cap_total = totals.pop(None)
+            cur.executemany(
+                "UPDATE budgetctl_budgets SET held = %s WHERE project = %s AND name = %s",
+                [(amount, project, user) for user, amount in totals.items()],
+            )
+            if snap.cap is not None:
+                cur.execute(
+                    "UPDATE budgetctl_caps SET held = %s WHERE project = %s", (cap_total, project)
+                )
         if snap.prices:
             cur.executemany(
                 "INSERT INTO budgetctl_prices VALUES (%s, %s, %s)",

@@ -1,0 +1,424 @@
+"""The PostgreSQL store's one-statement charge (budgetctl/store/postgres/one_statement.py).
+
+A charge whose outcome the core's rules make a plain increment is written by one conditional
+statement; every other charge takes the locked transaction, where the core decides. These tests
+show that the statement is taken where it should be and nowhere else, that the two paths leave the
+same ledger after the same operations (a seeded random walk over budgets, caps, thresholds,
+holds, periods and refusals), and that the ``held`` column it relies on follows the holds.
+Processes racing it against holds are in tests/test_pg_processes.py.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from helpers.postgres import fresh_schema
+
+from budgetctl import Ledger
+from budgetctl.errors import BudgetExceededError, UnknownUserError
+from budgetctl.store.postgres import schema
+from budgetctl.store.postgres.store import Database, PostgresStore
+
+T0 = datetime(2026, 3, 30, 20, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    with fresh_schema() as url:
+        yield url
+
+
+class Clock:
+    def __init__(self, now: datetime = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def ledger(url: str, project: str, clock: Callable[[], datetime], one: bool = True) -> Ledger:
+    book = Ledger(project, store=PostgresStore(project, url, use_database_clock=False))
+    book.clock = clock
+    assert isinstance(book.store, PostgresStore)
+    book.store.one_statement = one
+    return book
+
+
+class Paths:
+    """Counts, on a store, the charges the statement took and those the transaction took."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.at_once = 0
+        self.fell_back = 0
+        self.locked = 0
+        at_once, run = PostgresStore._charge_at_once, PostgresStore._run
+
+        def spy_at_once(store: PostgresStore, *args: Any) -> Any:
+            outcome = at_once(store, *args)
+            if outcome is None:
+                self.fell_back += 1
+            else:
+                self.at_once += 1
+            return outcome
+
+        def spy_run(store: PostgresStore, *args: Any, **kwargs: Any) -> Any:
+            self.locked += 1
+            return run(store, *args, **kwargs)
+
+        monkeypatch.setattr(PostgresStore, "_charge_at_once", spy_at_once)
+        monkeypatch.setattr(PostgresStore, "_run", spy_run)
+
+    def taken(self, action: Callable[[], object]) -> str:
+        before = (self.at_once, self.fell_back, self.locked)
+        try:
+            action()
+        finally:
+            after = (self.at_once, self.fell_back, self.locked)
+        if after[0] > before[0] and after[2] == before[2]:
+            return "statement"
+        if after[1] > before[1]:
+            return "fell back"
+        return "locked"
+
+
+def test_the_statement_takes_plain_charges_and_nothing_else(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = Clock()
+    book = ledger(pg_url, "p", clock)
+    book.create("alice", "10", duration="daily", alert_at="50")
+    book.create("bob", "10")
+    book.create("carol", "100", duration="daily")
+    book.set_cap("1000", duration="monthly")
+    paths = Paths(monkeypatch)
+    assert paths.taken(lambda: book.charge_cost("alice", "1")) == "statement"
+    assert paths.taken(lambda: book.charge_cost("alice", "1", model="gpt-4o")) == "statement"
+    assert paths.taken(lambda: book.charge_cost("alice", "1", enforce=True)) == "statement"
+    # what the core decides: the transaction
+    assert paths.taken(lambda: book.charge_cost("alice", "1", request_id="r-1")) == "locked"
+    assert paths.taken(lambda: book.charge_cost("alice", "1", dry_run=True)) == "locked"
+    assert paths.taken(lambda: book.charge_cost("alice", "2")) == "fell back"  # crosses 50%
+    assert book.history("alice", limit=2)[0].type == "alert"
+    # lands on the total exactly: fits (rules.fits), in the statement
+    assert paths.taken(lambda: book.charge_cost("alice", "4", enforce=True)) == "statement"
+    with pytest.raises(BudgetExceededError):
+        book.charge_cost("alice", "0.01", enforce=True)
+    assert paths.fell_back == 2  # and the core refused it
+    assert paths.taken(lambda: book.charge_cost("bob", "11")) == "fell back"  # goes over
+    assert book.history("bob", limit=1)[0].type == "over"
+    assert paths.taken(lambda: book.charge_cost("bob", "1")) == "statement"  # over already
+    held = book.reserve("carol", "0.5")
+    assert held.hold is not None
+    assert paths.taken(lambda: book.charge_cost("carol", "0.1")) == "fell back"  # a hold exists
+    book.release([held.hold.hold_id])
+    assert paths.taken(lambda: book.charge_cost("carol", "0.1")) == "statement"
+    clock.now += timedelta(days=1)  # carol's period ended
+    assert paths.taken(lambda: book.charge_cost("carol", "0.1")) == "fell back"
+    assert book.history("carol", limit=2)[1].type == "period"
+    assert paths.taken(lambda: book.charge_cost("carol", "0.1")) == "statement"
+    assert book.get("carol").current_cost == Decimal("0.2")
+    with pytest.raises(UnknownUserError):
+        book.charge_cost("nobody", "0.1")
+    assert paths.fell_back == 6
+
+
+def test_a_refusal_by_the_cap_after_the_user_fits_writes_nothing(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The user's row is updated first; the cap's refusal must undo it (the statement fails)."""
+    book = ledger(pg_url, "p", Clock())
+    book.create("alice", "10")
+    book.set_cap("1")
+    paths = Paths(monkeypatch)
+    with pytest.raises(BudgetExceededError) as refused:
+        paths.taken(lambda: book.charge_cost("alice", "2", enforce=True))
+    assert refused.value.scope == "project"
+    assert paths.fell_back == 1 and paths.at_once == 0
+    assert book.get("alice").current_cost == 0
+    assert [e.type for e in book.history()] == ["cap", "create"]
+
+
+def test_the_same_events_and_the_same_text_as_the_transaction(pg_url: str) -> None:
+    """A charge's history row is the locked transaction's, byte for byte, whichever path."""
+    import psycopg
+
+    for project, one in (("one", True), ("locked", False)):
+        clock = Clock(T0.replace(microsecond=0))
+        book = ledger(pg_url, project, clock, one)
+        book.create("alice", "10")
+        book.set_cap("100")
+        book.charge_cost("alice", "0.0010", model="gpt-4o")
+        clock.now += timedelta(microseconds=123)
+        book.charge_cost("alice", "1.50", model="gpt-4o")
+        book.charge_cost("alice", "2")
+    with psycopg.connect(pg_url) as conn:
+
+        def rows(project: str) -> list[tuple[Any, ...]]:
+            return conn.execute(
+                "SELECT at, ord, name, type, cost, event FROM budgetctl_history "
+                "WHERE project = %s ORDER BY at, tx, ord",
+                (project,),
+            ).fetchall()
+
+        def budgets(project: str) -> list[tuple[Any, ...]]:
+            return conn.execute(
+                "SELECT b.name, b.current_cost, b.model_cost, c.current_cost FROM "
+                "budgetctl_budgets b JOIN budgetctl_caps c USING (project) WHERE project = %s",
+                (project,),
+            ).fetchall()
+
+        assert rows("one") == rows("locked")
+        assert budgets("one") == budgets("locked")
+        assert budgets("one")[0][2] == '{"gpt-4o": "1.501"}'
+
+
+def _walk(book: Ledger, clock: Clock, rng: random.Random, steps: int) -> list[object]:
+    """A seeded random walk over one project; what each step returned or raised."""
+    users = ["ann", "ben", "cy"]
+    seen: list[object] = []
+    holds: list[tuple[str, str]] = []
+
+    def amount() -> Decimal:
+        return Decimal(rng.choice(["0.001", "0.01", "0.5", "1", "2.5", "3", "4.999", "5"]))
+
+    for user in users:
+        book.create(
+            user,
+            rng.choice(["5", "10", "12.5"]),
+            duration=rng.choice(["daily", "weekly", None]),
+            alert_at=rng.choice([None, "50", "25,50,100", "80"]),
+        )
+    if rng.random() < 0.5:  # without a cap, other users' holds are on no row of this charge's
+        book.set_cap(rng.choice(["20", "30"]), duration="daily", alert_at=rng.choice([None, "90"]))
+    for _ in range(steps):
+        kind = rng.choices(
+            ["charge", "enforce", "reserve", "commit", "release", "time", "reset"],
+            [30, 30, 8, 6, 3, 6, 1],
+        )[0]
+        user = rng.choice(users)
+        try:
+            if kind in ("charge", "enforce"):
+                result = book.charge_cost(
+                    user,
+                    amount(),
+                    model=rng.choice([None, "m1", "m2"]),
+                    enforce=kind == "enforce",
+                )
+                seen.append(
+                    (
+                        kind,
+                        result.budget.current_cost,
+                        result.budget.model_cost,  # compared as numbers: "5.5" == "5.500"
+                        result.cap.current_cost if result.cap else None,
+                        result.alerts,
+                    )
+                )
+            elif kind == "reserve":
+                placed = book.reserve(user, amount(), ttl=timedelta(minutes=rng.choice([5, 90])))
+                if placed.hold is not None:
+                    holds.append((placed.hold.hold_id, user))
+                seen.append(f"reserve {placed.allowed} {placed.reserved} {placed.cap_reserved}")
+            elif kind == "commit" and holds:
+                hold_id, owner = holds.pop(rng.randrange(len(holds)))
+                result = book.commit(hold_id, owner, amount())
+                seen.append(f"commit {result.budget.current_cost} {result.held}")
+            elif kind == "release" and holds:
+                hold_id, _ = holds.pop(rng.randrange(len(holds)))
+                seen.append(("release", [h._replace(hold_id="") for h in book.release([hold_id])]))
+            elif kind == "time":
+                clock.now += timedelta(minutes=rng.choice([1, 30, 240, 1440]))
+                seen.append("time")
+            elif kind == "reset":
+                done = book.reset_due()
+                seen.append(("reset", done.checked, done.reset, done.cap, done.expired))
+        except Exception as exc:
+            # the message names the project and a random hold id: the kind of error is compared
+            seen.append((kind, "raised", type(exc).__name__, getattr(exc, "scope", None)))
+    return seen
+
+
+def _anonymous(event: dict[str, Any]) -> dict[str, Any]:
+    """An event without its hold id (a random one, different on each path)."""
+    return {key: "" if key == "hold_id" else value for key, value in event.items()}
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_both_paths_leave_the_same_ledger(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch, seed: int
+) -> None:
+    """The same random walk through the statement and through the transaction only: the same
+    answers at every step, the same budgets, holds and history at the end."""
+    paths = Paths(monkeypatch)
+    found = {}
+    for project, one in (("one", True), ("locked", False)):
+        clock = Clock()
+        book = ledger(pg_url, project, clock, one)
+        steps = _walk(book, clock, random.Random(seed), 250)
+        view = book.view()
+        found[project] = (
+            steps,
+            view.users,
+            view.cap,
+            [hold._replace(hold_id="") for hold in book.holds()],
+            [_anonymous(e.to_json()) for e in book.history()],
+        )
+    one, locked = found["one"], found["locked"]
+    for n, (a, b) in enumerate(zip(one[0], locked[0], strict=True)):
+        assert a == b, f"step {n}: statement path {a!r}, transaction {b!r}"
+    assert one[1:] == locked[1:]
+    # not vacuous: the walk went through the statement, and fell back from it, many times
+    assert paths.at_once > 30 and paths.fell_back > 10, (paths.at_once, paths.fell_back)
+
+
+def _held(url: str) -> dict[str, Decimal]:
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        rows = conn.execute("SELECT name, held FROM budgetctl_budgets").fetchall()
+        cap = conn.execute("SELECT held FROM budgetctl_caps").fetchall()
+    found = {name: held for name, held in rows}
+    if cap:
+        found["(cap)"] = cap[0][0]
+    return found
+
+
+def test_held_follows_the_holds(pg_url: str) -> None:
+    clock = Clock()
+    book = ledger(pg_url, "p", clock)
+    book.create("ann", "10")
+    book.create("ben", "10")
+    book.set_cap("100")
+    first = book.reserve("ann", "1.5", ttl=timedelta(minutes=5)).hold
+    second = book.reserve("ann", "2", ttl=timedelta(hours=2)).hold
+    third = book.reserve("ben", "0.25", ttl=timedelta(hours=2)).hold
+    assert first and second and third
+    assert _held(pg_url) == {"ann": Decimal("3.5"), "ben": Decimal("0.25"), "(cap)": 3.75}
+    book.commit(second.hold_id, "ann", "1")
+    assert _held(pg_url) == {"ann": Decimal("1.5"), "ben": Decimal("0.25"), "(cap)": 1.75}
+    book.release([third.hold_id])
+    assert _held(pg_url) == {"ann": Decimal("1.5"), "ben": 0, "(cap)": Decimal("1.5")}
+    clock.now += timedelta(minutes=10)  # ann's first hold expired
+    import psycopg
+
+    with psycopg.connect(pg_url) as other:  # a transaction has ann's row locked meanwhile
+        other.execute("SELECT 1 FROM budgetctl_budgets WHERE name = 'ann' FOR UPDATE")
+        book.charge_cost("ben", "1")  # archives the hold on the way, without waiting for ann's
+        assert book.holds() == []
+        assert _held(pg_url) == {"ann": Decimal("1.5"), "ben": 0, "(cap)": 0}
+    # ann's charges take the transaction until one that locks her row mends it: the first
+    assert book.store.one_statement
+    book.charge_cost("ann", "1")
+    assert _held(pg_url) == {"ann": 0, "ben": 0, "(cap)": 0}
+    assert book.get("ann").current_cost == 2
+    # a hold archived when no one has its user's row: mended at once
+    book.reserve("ben", "0.5", ttl=timedelta(minutes=5))
+    clock.now += timedelta(minutes=10)
+    book.charge_cost("ann", "1")
+    assert _held(pg_url) == {"ann": 0, "ben": 0, "(cap)": 0}
+
+
+def test_restore_and_migration_set_held(pg_url: str) -> None:
+    import psycopg
+
+    book = ledger(pg_url, "p", Clock())
+    book.create("ann", "10")
+    book.set_cap("100")
+    book.reserve("ann", "1.5", ttl=timedelta(hours=1))
+    book.reserve("ann", "2", ttl=timedelta(hours=1))
+    snap = book.store.export()
+    copy = ledger(pg_url, "q", Clock())
+    copy.store.restore(snap, T0)
+    with psycopg.connect(pg_url) as conn:
+        rows = conn.execute(
+            "SELECT project, held FROM budgetctl_budgets UNION ALL "
+            "SELECT project || '-cap', held FROM budgetctl_caps ORDER BY 1"
+        ).fetchall()
+        assert rows == [("p", 3.5), ("p-cap", 3.5), ("q", 3.5), ("q-cap", 3.5)]
+        # a database of version 2, its holds already there: the migration fills held in
+        conn.execute("ALTER TABLE budgetctl_budgets DROP COLUMN held")
+        conn.execute("ALTER TABLE budgetctl_caps DROP COLUMN held")
+        conn.execute("DELETE FROM budgetctl_schema WHERE version = 3")
+        conn.commit()
+    database = Database(pg_url)
+    assert database.migrate() == (2, schema.VERSION)
+    database.close()
+    with psycopg.connect(pg_url) as conn:
+        again = conn.execute(
+            "SELECT project, held FROM budgetctl_budgets UNION ALL "
+            "SELECT project || '-cap', held FROM budgetctl_caps ORDER BY 1"
+        ).fetchall()
+    assert again == rows
+
+
+@pytest.mark.parametrize("binding", ["user", "cap"])
+def test_a_charge_waiting_on_a_hold_being_placed_sees_it(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch, binding: str
+) -> None:
+    """The race the ``held`` column closes, made to happen: a hold's transaction has locked the
+    rows and not committed yet when the charge's statement starts (its snapshot has no hold);
+    the statement waits for the row, and must then see the hold on it and leave the charge to
+    the core, which refuses it: the hold reserved everything."""
+    import threading
+
+    import psycopg
+
+    from budgetctl.store.postgres.store import PgState
+
+    clock = Clock()
+    placing, charging = ledger(pg_url, "p", clock), ledger(pg_url, "p", clock)
+    placing.create("ann", "1" if binding == "user" else "100")
+    placing.create("ben", "1" if binding == "user" else "100")
+    if binding == "cap":
+        placing.set_cap("1")
+    in_flush, go_on = threading.Event(), threading.Event()
+    flush = PgState.flush
+
+    def paused_flush(state: PgState) -> None:
+        if state.store is placing.store:
+            in_flush.set()
+            assert go_on.wait(30)
+        flush(state)
+
+    monkeypatch.setattr(PgState, "flush", paused_flush)
+    found: dict[str, Any] = {}
+
+    def place() -> None:
+        found["hold"] = placing.reserve("ann", "1").hold
+
+    def charge() -> None:
+        try:
+            found["charge"] = charging.charge_cost(
+                "ann" if binding == "user" else "ben", "0.5", enforce=True
+            )
+        except BudgetExceededError as exc:
+            found["charge"] = exc
+
+    paths = Paths(monkeypatch)
+    holder = threading.Thread(target=place)
+    holder.start()
+    assert in_flush.wait(30)  # the hold's rows are locked, its insert not sent
+    charger = threading.Thread(target=charge)
+    charger.start()
+    with psycopg.connect(pg_url, autocommit=True) as watch:
+        for _ in range(300):  # until the statement waits for the row lock
+            waiting = watch.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND query LIKE 'WITH u AS (UPDATE budgetctl_budgets%%'"
+            ).fetchone()
+            if waiting and waiting[0]:
+                break
+            threading.Event().wait(0.02)
+        else:
+            raise AssertionError("the charge's statement never waited for the hold's lock")
+    go_on.set()
+    holder.join(30)
+    charger.join(30)
+    assert found["hold"] is not None
+    assert isinstance(found["charge"], BudgetExceededError), found["charge"]
+    assert found["charge"].scope == ("user" if binding == "user" else "project")
+    assert paths.fell_back == 1 and paths.at_once == 0
