@@ -1016,7 +1016,7 @@ class PostgresStore:
         psycopg = _import_psycopg()
         try:
             with self.db.failures():  # in autocommit: one statement, its own transaction
-                row = conn.execute(sql, params).fetchone()
+                row = conn.execute(sql, params, binary=True).fetchone()  # cheaper to load
         except psycopg.errors.NotNullViolation:
             return None  # a check after the locks failed: the statement wrote nothing
         except psycopg.Error as exc:
