@@ -9,14 +9,14 @@ driver until a database is used.
 from __future__ import annotations
 
 import os
-from typing import NamedTuple
 
+from budgetctl.core.record import Record
 from budgetctl.errors import UsageError
 
 ENV = "BUDGETCTL_DATABASE_URL"
 
 
-class SchemaStatus(NamedTuple):
+class SchemaStatus(Record):
     """``database`` (its URL, password hidden) has budgetctl schema ``version`` (0: none); this
     budgetctl needs ``needed``."""
 
@@ -35,7 +35,7 @@ class SchemaStatus(NamedTuple):
         return self.version > self.needed
 
 
-class Migration(NamedTuple):
+class Migration(Record):
     """``migrate`` took ``database`` from schema version ``before`` to ``after`` (equal: it was
     up to date)."""
 

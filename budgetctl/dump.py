@@ -14,10 +14,11 @@ import json
 import os
 from collections.abc import Iterable, Iterator
 from datetime import datetime
-from typing import IO, Any, NamedTuple
+from typing import IO, Any
 
 from budgetctl.core import events, rules
 from budgetctl.core.periods import format_utc, parse_utc
+from budgetctl.core.record import Record
 from budgetctl.core.rules import CAP, Budget, Hold
 from budgetctl.costing.interface import Price
 from budgetctl.errors import BudgetctlError, UsageError
@@ -31,7 +32,7 @@ VERSION = 1
 _KINDS = ("budget", "cap", "price", "hold", "event", "end")  # in the order they are written
 
 
-class Counts(NamedTuple):
+class Counts(Record):
     """What a dump holds (its last line says the same, so a truncated dump is detected)."""
 
     budgets: int
@@ -46,7 +47,7 @@ class Counts(NamedTuple):
         return cls(len(snap.budgets), cap, len(snap.prices), len(snap.holds), len(snap.history))
 
 
-class Dumped(NamedTuple):
+class Dumped(Record):
     """A dump as read: the snapshot, and what its header says."""
 
     snapshot: Snapshot
@@ -55,7 +56,7 @@ class Dumped(NamedTuple):
     counts: Counts
 
 
-class RestoreResult(NamedTuple):
+class RestoreResult(Record):
     """What ``restore`` wrote (or, with ``dry_run``, would write)."""
 
     project: str  # the project restored into

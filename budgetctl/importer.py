@@ -17,9 +17,10 @@ import os
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
-from typing import IO, Any, NamedTuple
+from typing import IO, Any
 
 from budgetctl.core import jsontext
+from budgetctl.core.record import Record
 from budgetctl.core.rules import Budget
 from budgetctl.errors import UsageError
 from budgetctl.ledger import Ledger
@@ -29,7 +30,7 @@ Progress = Callable[[int, int], None]
 Source = str | os.PathLike[str] | IO[bytes]
 
 
-class ImportResult(NamedTuple):
+class ImportResult(Record):
     """Users imported, skipped because they already had a budget, and (``replace``) replaced."""
 
     imported: list[str]

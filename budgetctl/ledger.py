@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from budgetctl.core import events, periods, rules
 from budgetctl.core import hooks as hook_rules
@@ -21,6 +21,7 @@ from budgetctl.core.hooks import Delivery, DeliveryReport, Hook
 from budgetctl.core.money import check_amount, parse_amount
 from budgetctl.core.operations import ProjectView, ResetDue, Standing
 from budgetctl.core.periods import UTC, Duration
+from budgetctl.core.record import Record
 from budgetctl.core.rules import KEEP, Budget, Changes, ChargeRequest, ClosedPeriod, Hold, Keep
 from budgetctl.errors import UsageError
 from budgetctl.store import json_store
@@ -54,7 +55,7 @@ def list_projects(data_dir: str | os.PathLike[str] | None = None) -> list[str]:
     return json_store.list_projects(resolve_data_dir(data_dir))
 
 
-class ChargeResult(NamedTuple):
+class ChargeResult(Record):
     """What one charge recorded (or, when ``duplicate``, would have)."""
 
     user: str
@@ -107,7 +108,7 @@ class ChargeResult(NamedTuple):
         return tuple(a for a in self.alerts if isinstance(a, events.Alert))
 
 
-class CheckResult(NamedTuple):
+class CheckResult(Record):
     """Whether a call of ``projected_cost`` fits the user's and the project's remaining budget."""
 
     user: str

@@ -13,9 +13,9 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from datetime import datetime
-from typing import NamedTuple
 
 from budgetctl.core.operations import ResetDue
+from budgetctl.core.record import Record
 from budgetctl.errors import BudgetctlError, UsageError
 from budgetctl.ledger import Clock, Ledger, system_clock
 from budgetctl.projects import DataDirProjects, find_projects
@@ -36,7 +36,7 @@ def refuse_future(
         )
 
 
-class ProjectResetDue(NamedTuple):
+class ProjectResetDue(Record):
     """One project's outcome: its ``result``, or the ``error`` that stopped it (the other None)."""
 
     project: str
@@ -44,7 +44,7 @@ class ProjectResetDue(NamedTuple):
     error: BudgetctlError | None
 
 
-class ResetDueAll(NamedTuple):
+class ResetDueAll(Record):
     """Every project's outcome, in the order of ``found.projects`` (sorted by name)."""
 
     found: DataDirProjects

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import NamedTuple
 
+from budgetctl.core.record import Record
 from budgetctl.ledger import list_projects, resolve_data_dir
 
 
-class DataDirProjects(NamedTuple):
+class DataDirProjects(Record):
     """The projects found in one data directory: ``data_dir`` is the directory looked at,
     ``projects`` the names of those with a state file there (sorted), ``exists`` whether the
     directory exists at all (False: nothing was ever written to it, or it is the wrong path).

@@ -50,12 +50,13 @@ import functools
 import inspect
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from budgetctl.cli import complete
 from budgetctl.cli.output import Output
+from budgetctl.core.record import Record
 from budgetctl.errors import UsageError
 
 if TYPE_CHECKING:
@@ -333,7 +334,7 @@ ReplaceProject = Annotated[
 
 
 # --- the shared options, added by a decorator ----------------------------------------------------
-class CommonOptions(NamedTuple):
+class CommonOptions(Record):
     """The shared options of one command run (those the command does not take keep their
     defaults here: no ``--dry-run`` is ``dry_run=False``)."""
 

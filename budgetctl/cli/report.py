@@ -3,19 +3,21 @@
 Commands build a :class:`Report`; :mod:`budgetctl.cli.output` writes it as JSON, as plain text
 (pipes, cron, ``NO_COLOR``-safe) or with rich (a terminal). Keeping the human output as plain data
 means the plain and rich renderers show the same facts, and rich is imported only on a terminal.
-(``NamedTuple`` rather than dataclasses: a dataclass costs ~0.5 ms to define at import, and a
-one-shot command imports this module every time.)
+(Records, :mod:`budgetctl.core.record`, rather than dataclasses: a dataclass costs ~0.5 ms to
+define at import, and a one-shot command imports this module every time.)
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal, NamedTuple, Union
+from typing import Literal, Union
+
+from budgetctl.core.record import Record
 
 Tone = Literal["ok", "alert", "over", "muted", "bold"]
 
 
-class Line(NamedTuple):
+class Line(Record):
     """One line of text, optionally with a tone for the terminal (plain text ignores it), and
     optionally worded differently on a terminal (``terminal``: times in the budget's zone)."""
 
@@ -24,7 +26,7 @@ class Line(NamedTuple):
     terminal: str | None = None
 
 
-class Bar(NamedTuple):
+class Bar(Record):
     """A share of a whole drawn as a bar on a terminal; ``label`` is what plain text shows."""
 
     fraction: float | None  # 0..1 (more is clipped); None when there is no meaningful share
@@ -32,7 +34,7 @@ class Bar(NamedTuple):
     tone: Tone = "ok"
 
 
-class Choice(NamedTuple):
+class Choice(Record):
     """A cell that reads differently for a person ("in 3 days") and in stable plain text."""
 
     plain: str
@@ -42,7 +44,7 @@ class Choice(NamedTuple):
 Cell = Union[str, Bar, Choice]  # noqa: UP007 - a runtime alias, evaluated on Python 3.10
 
 
-class Column(NamedTuple):
+class Column(Record):
     """A table column. On a narrow terminal nothing is cut: bars are dropped first (their labels
     stay), then ``optional`` columns (what the others already imply), then headers and ``wrap``
     columns (descriptions, times written in words) wrap at spaces; then each row is stacked (its
@@ -54,14 +56,14 @@ class Column(NamedTuple):
     optional: bool = False
 
 
-class Table(NamedTuple):
+class Table(Record):
     columns: tuple[Column, ...]
     rows: list[tuple[Cell, ...]]
     title: str | None = None
     headers: bool = True
 
 
-class ChartRow(NamedTuple):
+class ChartRow(Record):
     label: str
     fraction: float  # of the chart's scale, 0..1
     mark: float | None  # where the budget line falls, 0..1
@@ -69,7 +71,7 @@ class ChartRow(NamedTuple):
     tone: Tone = "ok"
 
 
-class Chart(NamedTuple):
+class Chart(Record):
     """Horizontal bars (the recent periods' spend against budget)."""
 
     title: str

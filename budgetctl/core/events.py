@@ -14,17 +14,16 @@ closed period: rolled over at its boundary, or ``reason: "reset"`` by hand), ``d
 crossed), ``over`` (a budget's spend taken past it).
 """
 
-# No ``from __future__ import annotations`` here, unlike the other modules: typing.NamedTuple
-# compiles a string annotation into a ForwardRef, one compile() per field, and the ten classes
-# below cost every command 2 ms more to import with them (bench/bench_cli.py --compare). Names
-# used before they are defined (a class's own, in from_json) are quoted instead.
+from __future__ import annotations
+
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import Any
 
 from budgetctl.core.money import to_text
 from budgetctl.core.periods import UTC, format_utc, parse_utc
+from budgetctl.core.record import Record
 
 _new_tuple = tuple.__new__
 
@@ -86,7 +85,7 @@ def _count(raw: Mapping[str, Any], key: str) -> int:
     return value
 
 
-class Create(NamedTuple):
+class Create(Record):
     """A budget was created (or replaced), starting from ``current_cost``."""
 
     time: datetime | None
@@ -110,7 +109,7 @@ class Create(NamedTuple):
         }
 
     @classmethod
-    def from_json(cls, raw: Mapping[str, Any]) -> "Create":
+    def from_json(cls, raw: Mapping[str, Any]) -> Create:
         return cls(
             _opt_moment(raw, "time"),
             _text(raw, "user"),
@@ -120,7 +119,7 @@ class Create(NamedTuple):
         )
 
 
-class Set(NamedTuple):
+class Set(Record):
     """A budget's settings changed (its spend kept)."""
 
     time: datetime | None
@@ -144,7 +143,7 @@ class Set(NamedTuple):
         }
 
     @classmethod
-    def from_json(cls, raw: Mapping[str, Any]) -> "Set":
+    def from_json(cls, raw: Mapping[str, Any]) -> Set:
         return cls(
             _opt_moment(raw, "time"),
             _text(raw, "user"),
@@ -154,7 +153,7 @@ class Set(NamedTuple):
         )
 
 
-class Charge(NamedTuple):
+class Charge(Record):
     """A cost recorded against a user's budget (and the project cap, if there is one)."""
 
     time: datetime | None
@@ -189,7 +188,7 @@ class Charge(NamedTuple):
         return data
 
     @classmethod
-    def from_json(cls, raw: Mapping[str, Any]) -> "Charge":
+    def from_json(cls, raw: Mapping[str, Any]) -> Charge:
         # Most of a history is charges, and a report reads 100,000 of them: the usual shape
         # (as to_json writes it) is checked and built inline, in about half the time of the
         # general path below, which reads every other shape or says what is wrong with it.
@@ -248,7 +247,7 @@ class Charge(NamedTuple):
         )
 
 
-class Commit(NamedTuple):
+class Commit(Record):
     """A charge that settles a hold: the actual cost replaces what was held.
 
     ``held`` is the amount the hold reserved, or None when the hold was no longer open (expired or
@@ -279,7 +278,7 @@ class Commit(NamedTuple):
         return data
 
     @classmethod
-    def from_json(cls, raw: Mapping[str, Any]) -> "Commit":
+    def from_json(cls, raw: Mapping[str, Any]) -> Commit:
         c = Charge.from_json(raw)
         return cls(
             c.time,
@@ -296,7 +295,7 @@ class Commit(NamedTuple):
         )
 
 
-class PeriodClosed(NamedTuple):
+class PeriodClosed(Record):
     """A period that ended (``reason`` "rollover") or was reset by hand ("reset"); ``user`` is
     None for the project cap's (JSON type ``cap-period``)."""
 
@@ -329,7 +328,7 @@ class PeriodClosed(NamedTuple):
         return data
 
     @classmethod
-    def from_json(cls, raw: Mapping[str, Any]) -> "PeriodClosed":
+    def from_json(cls, raw: Mapping[str, Any]) -> PeriodClosed:
         return cls(
             _opt_moment(raw, "time"),
             _text(raw, "user") if raw.get("type") == "period" else None,
@@ -341,7 +340,7 @@ class PeriodClosed(NamedTuple):
         )
 
 
-class Delete(NamedTuple):
+class Delete(Record):
     """A budget was removed (its history stays)."""
 
     time: datetime | None
@@ -355,11 +354,11 @@ class Delete(NamedTuple):
         return {"type": self.type, "time": _time(self.time), "user": self.user}
 
     @classmethod
-    def from_json(cls, raw: Mapping[str, Any]) -> "Delete":
+    def from_json(cls, raw: Mapping[str, Any]) -> Delete:
         return cls(_opt_moment(raw, "time"), _text(raw, "user"))
 
 
-class CapSet(NamedTuple):
+class CapSet(Record):
     """The project cap was set or changed; ``current_cost`` is what its period counts from then."""
 
     time: datetime | None
@@ -383,7 +382,7 @@ class CapSet(NamedTuple):
         }
 
     @classmethod
-    def from_json(cls, raw: Mapping[str, Any]) -> "CapSet":
+    def from_json(cls, raw: Mapping[str, Any]) -> CapSet:
         return cls(
             _opt_moment(raw, "time"),
             _money(raw, "total_budget"),
@@ -393,7 +392,7 @@ class CapSet(NamedTuple):
         )
 
 
-class CapClear(NamedTuple):
+class CapClear(Record):
     """The project cap was removed."""
 
     time: datetime | None
@@ -406,11 +405,11 @@ class CapClear(NamedTuple):
         return {"type": self.type, "time": _time(self.time)}
 
     @classmethod
-    def from_json(cls, raw: Mapping[str, Any]) -> "CapClear":
+    def from_json(cls, raw: Mapping[str, Any]) -> CapClear:
         return cls(_opt_moment(raw, "time"))
 
 
-class HoldPlaced(NamedTuple):
+class HoldPlaced(Record):
     """A hold reserved ``amount`` of the user's budget (and the cap's) until ``expires_at``."""
 
     time: datetime | None
@@ -434,7 +433,7 @@ class HoldPlaced(NamedTuple):
         }
 
     @classmethod
-    def from_json(cls, raw: Mapping[str, Any]) -> "HoldPlaced":
+    def from_json(cls, raw: Mapping[str, Any]) -> HoldPlaced:
         return cls(
             _opt_moment(raw, "time"),
             _text(raw, "hold_id"),
@@ -444,7 +443,7 @@ class HoldPlaced(NamedTuple):
         )
 
 
-class HoldReleased(NamedTuple):
+class HoldReleased(Record):
     """A hold was freed: the call was not made (``release``) or its time ran out (``expire``)."""
 
     time: datetime | None
@@ -467,7 +466,7 @@ class HoldReleased(NamedTuple):
         }
 
     @classmethod
-    def from_json(cls, raw: Mapping[str, Any]) -> "HoldReleased":
+    def from_json(cls, raw: Mapping[str, Any]) -> HoldReleased:
         return cls(
             _opt_moment(raw, "time"),
             _text(raw, "hold_id"),
@@ -477,7 +476,7 @@ class HoldReleased(NamedTuple):
         )
 
 
-class Alert(NamedTuple):
+class Alert(Record):
     """A charge took a budget's spend across one of its alert thresholds (``threshold`` percent):
     recorded once per threshold and period, with the charge. ``user`` is None for the project
     cap's; ``spent`` and ``budget`` are the budget's right after the charge."""
@@ -505,7 +504,7 @@ class Alert(NamedTuple):
         }
 
     @classmethod
-    def from_json(cls, raw: Mapping[str, Any]) -> "Alert":
+    def from_json(cls, raw: Mapping[str, Any]) -> Alert:
         return cls(
             _opt_moment(raw, "time"),
             _opt_text(raw, "user"),
@@ -516,7 +515,7 @@ class Alert(NamedTuple):
         )
 
 
-class Over(NamedTuple):
+class Over(Record):
     """A charge took a budget's spend past the budget (once per period: spend only grows within
     one). ``user`` is None for the project cap's."""
 
@@ -541,7 +540,7 @@ class Over(NamedTuple):
         }
 
     @classmethod
-    def from_json(cls, raw: Mapping[str, Any]) -> "Over":
+    def from_json(cls, raw: Mapping[str, Any]) -> Over:
         return cls(
             _opt_moment(raw, "time"),
             _opt_text(raw, "user"),

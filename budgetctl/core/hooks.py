@@ -13,10 +13,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 from budgetctl.core import events
 from budgetctl.core.periods import format_utc, parse_utc
+from budgetctl.core.record import Record
 from budgetctl.errors import UsageError
 
 KINDS = ("alert", "over", "reset")
@@ -25,7 +26,7 @@ MAX_TIMEOUT = 300.0
 _HOOK_ID = re.compile(r"k_[0-9a-f]{12}")
 
 
-class Hook(NamedTuple):
+class Hook(Record):
     """A command (``run``, run by ``/bin/sh -c``) or a URL (``url``, sent a JSON POST)."""
 
     hook_id: str
@@ -60,7 +61,7 @@ class Hook(NamedTuple):
         )
 
 
-class Delivery(NamedTuple):
+class Delivery(Record):
     """One event to deliver to one hook (an outbox entry): ``payload`` is the JSON sent."""
 
     event_id: str
@@ -190,7 +191,7 @@ def deliveries(
     return found
 
 
-class DeliveryReport(NamedTuple):
+class DeliveryReport(Record):
     """What one pass over the outbox did: deliveries made, and those that failed (key, why)."""
 
     delivered: int

@@ -16,12 +16,13 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import NamedTuple, Protocol
+from typing import Protocol
 
 from budgetctl.core import events, rules
 from budgetctl.core import hooks as core_hooks
 from budgetctl.core.money import add, check_amount, subtract
 from budgetctl.core.periods import Duration
+from budgetctl.core.record import Record
 from budgetctl.core.rules import CAP, KEEP, Budget, ChargeRequest, ClosedPeriod, Hold, Keep
 from budgetctl.core.rules import RememberedCharge as Remembered
 from budgetctl.errors import (
@@ -95,7 +96,7 @@ class State(Protocol):
 Notice = events.Alert | events.Over
 
 
-class ChargeOutcome(NamedTuple):
+class ChargeOutcome(Record):
     """The budget after a charge; ``duplicate`` when the request id was charged before.
     ``alerts``: the thresholds it crossed and the overruns it caused (the user's, then the
     cap's), recorded with it; ``queued``: hook deliveries its transaction queued."""
@@ -108,7 +109,7 @@ class ChargeOutcome(NamedTuple):
     queued: int = 0
 
 
-class ReserveOutcome(NamedTuple):
+class ReserveOutcome(Record):
     """A hold placed (``hold``), or refused (``hold`` None, ``blocked_by`` "user" or "project");
     ``reserved``/``cap_reserved``: what open holds reserve, this one included when placed."""
 
@@ -120,7 +121,7 @@ class ReserveOutcome(NamedTuple):
     blocked_by: str | None
 
 
-class CommitOutcome(NamedTuple):
+class CommitOutcome(Record):
     """A hold settled by its actual cost. ``held``: what the hold reserved, None when it was no
     longer open (expired, released or unknown: the cost is recorded all the same)."""
 
@@ -137,7 +138,7 @@ class CommitOutcome(NamedTuple):
         return subtract(self.cost, self.held)
 
 
-class ProjectView(NamedTuple):
+class ProjectView(Record):
     """Every budget of a project as of ``now`` (periods that ended shown as rolled over), and the
     holds open then."""
 
@@ -147,7 +148,7 @@ class ProjectView(NamedTuple):
     holds: tuple[Hold, ...] = ()
 
 
-class ResetDue(NamedTuple):
+class ResetDue(Record):
     """What one ``reset-due`` did (or would do, in a dry run)."""
 
     project: str
@@ -534,7 +535,7 @@ def clear_cap(state: State) -> bool:
 # --- reading, outside a transaction ------------------------------------------------------------
 
 
-class Standing(NamedTuple):
+class Standing(Record):
     """A user's budget, the cap, and what open holds reserve of each, as of one moment."""
 
     budget: Budget

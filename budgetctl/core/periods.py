@@ -20,8 +20,9 @@ import calendar
 import re
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from functools import lru_cache
-from typing import Literal, NamedTuple
+from typing import Literal
 
+from budgetctl.core.record import Record
 from budgetctl.errors import InvalidDurationError, InvalidTimeError
 
 UTC = timezone.utc
@@ -47,7 +48,7 @@ EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
 LATEST = datetime(9000, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc)
 
 
-class Duration(NamedTuple):
+class Duration(Record):
     """How long a budget period lasts. ``calendar`` is True for the named durations."""
 
     count: int  # type: ignore[assignment]  # the field shadows tuple.count, on purpose

@@ -13,11 +13,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from types import MappingProxyType
-from typing import Any, Final, NamedTuple
+from typing import Any, Final
 
 from budgetctl.core import events, periods
 from budgetctl.core.money import EXACT, ZERO, add, check_amount, subtract
 from budgetctl.core.periods import Duration
+from budgetctl.core.record import Record
 from budgetctl.errors import (
     InvalidAmountError,
     InvalidNameError,
@@ -106,7 +107,7 @@ def check_alerts(values: Sequence[Decimal] | Decimal | None) -> tuple[Decimal, .
     return tuple(sorted(checked.values()))
 
 
-class ClosedPeriod(NamedTuple):
+class ClosedPeriod(Record):
     """A period that ended (rolled over at its boundary) or was reset by hand."""
 
     start: datetime
@@ -116,7 +117,7 @@ class ClosedPeriod(NamedTuple):
     reason: str = "rollover"  # "rollover" or "reset"
 
 
-class Budget(NamedTuple):
+class Budget(Record):
     """One budget: a user's, or the project cap (``user`` is then ``CAP``).
 
     ``start`` is the explicit anchor (``--start``, ``created_at=``), or None for the default
@@ -372,7 +373,7 @@ def change(budget: Budget, now: datetime, changes: Changes) -> Budget:
 # --- request ids ----------------------------------------------------------------------------
 
 
-class ChargeRequest(NamedTuple):
+class ChargeRequest(Record):
     """One cost to record for a user (its first six fields are what idempotency compares)."""
 
     user: str
@@ -385,7 +386,7 @@ class ChargeRequest(NamedTuple):
     estimated: bool = False
 
 
-class RememberedCharge(NamedTuple):
+class RememberedCharge(Record):
     """What a request id was charged for: the fields that make a retry "the same charge".
 
     ``known`` is False for an id a 0.1 state remembered whose charge cannot be found any more
@@ -497,7 +498,7 @@ class Keep(enum.Enum):
 KEEP: Final = Keep.KEEP
 
 
-class Changes(NamedTuple):
+class Changes(Record):
     """Settings to change on a budget (``set``); each one left at :data:`KEEP` is not changed."""
 
     total_budget: Decimal | Keep = KEEP
@@ -513,7 +514,7 @@ DEFAULT_HOLD_TTL = timedelta(minutes=15)
 MAX_HOLD_TTL = timedelta(days=7)
 
 
-class Hold(NamedTuple):
+class Hold(Record):
     """An amount reserved against a user's budget (and the project cap) until ``expires_at``."""
 
     hold_id: str

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Protocol
+
+from budgetctl.core.record import Record
 
 
-class Price(NamedTuple):
+class Price(Record):
     """USD per token for one model. ``None`` rates fall back to the input rate."""
 
     model: str
@@ -28,7 +30,7 @@ class Price(NamedTuple):
     alias_of: str | None = None  # a LiteLLM alias (``claude-opus-latest``): the model it prices as
 
 
-class TokenCount(NamedTuple):
+class TokenCount(Record):
     """A token count and how it was made."""
 
     tokens: int
@@ -36,7 +38,7 @@ class TokenCount(NamedTuple):
     estimated: bool  # True when the model is not one tiktoken knows (non-OpenAI, unknown)
 
 
-class Usage(NamedTuple):
+class Usage(Record):
     """Token usage of one call, normalised across providers.
 
     ``prompt_tokens`` is every prompt token, *including* ``cached_tokens`` (read from a prompt

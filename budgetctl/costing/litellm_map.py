@@ -11,10 +11,11 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
-from typing import Any, NamedTuple
+from typing import Any
 
 from budgetctl.core import jsontext
 from budgetctl.core.money import check_amount, shown
+from budgetctl.core.record import Record
 from budgetctl.costing.interface import Price
 from budgetctl.errors import UsageError
 
@@ -141,7 +142,7 @@ class EntryError(ValueError):
         self.model = model
 
 
-class PriceMap(NamedTuple):
+class PriceMap(Record):
     """What a LiteLLM price map prices.
 
     ``models``: every model row with a per-token price; ``aliases``: alias -> target, as

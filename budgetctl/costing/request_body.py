@@ -13,15 +13,16 @@ pass it to the API as it is.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 from budgetctl.core import jsontext
+from budgetctl.core.record import Record
 from budgetctl.errors import UsageError
 
 MAX_TOKENS_KEYS = ("max_completion_tokens", "max_tokens", "max_output_tokens")
 
 
-class ChatRequest(NamedTuple):
+class ChatRequest(Record):
     """What a request body says about the call: its ``messages``, and its ``model`` and
     ``max_tokens`` (None where the document gives none, or gives a value of the wrong type)."""
 

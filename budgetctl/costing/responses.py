@@ -19,8 +19,9 @@ import json
 import operator
 import re
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
+from budgetctl.core.record import Record
 from budgetctl.costing.interface import Usage
 from budgetctl.errors import ResponseParseError
 
@@ -285,7 +286,7 @@ def _gemini(usage: _Node) -> tuple[int, int, int, int]:
     return prompt, completion, cached, 0
 
 
-class _ApiError(NamedTuple):
+class _ApiError(Record):
     """An API error body: its type (or status and code) and what it said."""
 
     label: str

@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 from budgetctl.cli.views import backup as backup_views
 from budgetctl.cli.views import budgets as budget_views
@@ -19,13 +19,14 @@ from budgetctl.cli.views import catalog as catalog_views
 from budgetctl.cli.views import charges as charge_views
 from budgetctl.cli.views import resets as reset_views
 from budgetctl.core import rules
+from budgetctl.core.record import Record
 from budgetctl.errors import UsageError
 from budgetctl.ledger import KEEP, Ledger
 from budgetctl.server.fields import Field
 from budgetctl.server.stores import Backend
 
 
-class Call(NamedTuple):
+class Call(Record):
     """One request, parsed: the path's parameters, the query's and the body's fields (or, for a
     route that takes a document, its bytes in ``data``)."""
 
@@ -45,7 +46,7 @@ JSON = "application/json"
 JSON_LINES = "application/x-ndjson"
 
 
-class Route(NamedTuple):
+class Route(Record):
     method: str
     path: str
     handler: Handler

@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import Any
 
+from budgetctl.core.record import Record
 from budgetctl.errors import UsageError
 
 
@@ -19,7 +20,7 @@ class BadBody(UsageError):
     """A body that is not JSON, or not a JSON object (422)."""
 
 
-class Field(NamedTuple):
+class Field(Record):
     name: str
     kind: str  # string | amount | integer | boolean | strings | time | ttl | json
     help: str

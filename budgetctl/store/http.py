@@ -20,8 +20,9 @@ import threading
 import time
 from collections.abc import Mapping
 from contextlib import suppress
-from typing import Any, NamedTuple
+from typing import Any
 
+from budgetctl.core.record import Record
 from budgetctl.errors import StorageIOError, UsageError
 
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -35,7 +36,7 @@ class NoAnswer(StorageIOError):
         self.sent = sent
 
 
-class Answer(NamedTuple):
+class Answer(Record):
     """A complete answer: its HTTP status and its whole body."""
 
     status: int

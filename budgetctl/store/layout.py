@@ -14,13 +14,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import NamedTuple
+
+from budgetctl.core.record import Record
 
 SEP = "+"  # between the project name and what the file is; never in a project name
 STATE_SUFFIX = ".json"
 
 
-class Files(NamedTuple):
+class Files(Record):
     """Every file a project owns (besides temp files and kept-aside history tails)."""
 
     state: Path

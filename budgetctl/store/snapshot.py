@@ -9,14 +9,13 @@ which is the same in every store.
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 from budgetctl.core.events import Event
+from budgetctl.core.record import Record
 from budgetctl.core.rules import Budget, Hold
 from budgetctl.costing.interface import Price
 
 
-class Snapshot(NamedTuple):
+class Snapshot(Record):
     """One project: every field is what the store keeps, in a store-independent order."""
 
     project: str
