@@ -312,20 +312,27 @@ class PeriodClosed(Record):
         return "period"
 
     def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "type": "period" if self.user is not None else "cap-period",
-            "time": _time(self.time),
+        time, user, start, end, spent, budget, reason = self
+        if user is None:
+            return {
+                "type": "cap-period",
+                "time": _time(time),
+                "start": format_utc(start),
+                "end": format_utc(end),
+                "spent": to_text(spent),
+                "budget": to_text(budget),
+                "reason": reason,
+            }
+        return {  # (one dict built whole: a reset-due writes one per due budget)
+            "type": "period",
+            "time": _time(time),
+            "user": user,
+            "start": format_utc(start),
+            "end": format_utc(end),
+            "spent": to_text(spent),
+            "budget": to_text(budget),
+            "reason": reason,
         }
-        if self.user is not None:
-            data["user"] = self.user
-        data.update(
-            start=format_utc(self.start),
-            end=format_utc(self.end),
-            spent=to_text(self.spent),
-            budget=to_text(self.budget),
-            reason=self.reason,
-        )
-        return data
 
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> PeriodClosed:

@@ -23,7 +23,7 @@ from budgetctl.errors import UsageError
 KINDS = ("alert", "over", "reset")
 DEFAULT_TIMEOUT = 10.0  # seconds one delivery may take before it counts as failed
 MAX_TIMEOUT = 300.0
-_HOOK_ID = re.compile(r"k_[0-9a-f]{12}")
+_HOOK_ID = r"k_[0-9a-f]{12}"  # compiled on first use (by re, cached there): only hooks need it
 
 
 class Hook(Record):
@@ -99,7 +99,7 @@ def hook_id_from(seed: bytes) -> str:
 
 
 def check_hook_id(hook_id: str) -> str:
-    if not isinstance(hook_id, str) or not _HOOK_ID.fullmatch(hook_id):
+    if not isinstance(hook_id, str) or not re.fullmatch(_HOOK_ID, hook_id):
         raise UsageError(f"{hook_id!r} is not a hook id (they look like k_0123456789ab)")
     return hook_id
 
@@ -132,15 +132,12 @@ def check_hook(hook: Hook) -> Hook:
     return hook._replace(on=check_kinds(hook.on))
 
 
+_KINDS: dict[type, str] = {events.Alert: "alert", events.Over: "over", events.PeriodClosed: "reset"}
+
+
 def kind_of(event: events.Event) -> str | None:
     """The hook event kind ``event`` is (None: no hook is told about it)."""
-    if isinstance(event, events.Alert):
-        return "alert"
-    if isinstance(event, events.Over):
-        return "over"
-    if isinstance(event, events.PeriodClosed):
-        return "reset"
-    return None
+    return _KINDS.get(event.__class__)
 
 
 def event_id(project: str, event: events.Event) -> str:

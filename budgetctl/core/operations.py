@@ -172,8 +172,10 @@ def notify(state: State, event: events.Event) -> None:
     """Record ``event`` and queue it for the hooks that are for its kind, in the same step."""
     state.record(event)
     if core_hooks.kind_of(event) is not None:
-        for delivery in core_hooks.deliveries(state.project, event, state.hooks(), state.now):
-            state.queue(delivery)
+        hooks = state.hooks()
+        if hooks:  # (most projects have none: a reset-due records an event per due budget)
+            for delivery in core_hooks.deliveries(state.project, event, hooks, state.now):
+                state.queue(delivery)
 
 
 def _notices(state: State, user: str | None, before: Decimal, after: Budget) -> list[Notice]:
@@ -451,13 +453,14 @@ def reset_due(state: State, users: Sequence[str] | None = None) -> ResetDue:
                 raise UnknownUserError(user, state.project, state.users())
     checked = len(state.users()) if users is None else len(users)
     done = []
-    for user in list(state.due(users)):
+    now = state.now
+    for user in list(state.due(users)):  # (every due budget of a project: kept lean)
         budget = state.budget(user)
         assert budget is not None
-        rolled, closed = rules.roll_over(budget, state.now)
+        rolled, closed = rules.roll_over(budget, now)
         if closed is not None:
             state.put(rolled)
-            notify(state, _closed_event(state.now, user, closed))
+            notify(state, events.PeriodClosed(now, user, *closed))
             done.append((user, closed))
     cap = state.cap()
     cap_closed = None

@@ -34,7 +34,8 @@ NAMED: dict[str, tuple[int, Unit]] = {
     "monthly": (1, "mo"),
     "yearly": (1, "y"),
 }
-_FORM = re.compile(r"^([1-9][0-9]{0,5})(h|d|w|mo|y)$")
+_NAMES = {unit: name for name, (_, unit) in NAMED.items()}  # a named duration's unit -> name
+_FORM = r"^([1-9][0-9]{0,5})(h|d|w|mo|y)$"  # compiled on first use (named durations need none)
 _UNITS: dict[str, Unit] = {"h": "h", "d": "d", "w": "w", "mo": "mo", "y": "y"}
 _MAX_COUNT = {"h": 24 * 366 * 100, "d": 366 * 100, "w": 53 * 100, "mo": 1200, "y": 100}
 MAX_DAYS = _MAX_COUNT["d"]  # the longest ``<N>d`` (about 100 years)
@@ -58,7 +59,7 @@ class Duration(Record):
     @property
     def text(self) -> str:
         if self.calendar:
-            return {"d": "daily", "w": "weekly", "mo": "monthly", "y": "yearly"}[self.unit]
+            return _NAMES[self.unit]
         return f"{self.count}{self.unit}"
 
     def __str__(self) -> str:
@@ -82,7 +83,7 @@ def parse_duration(text: str | None) -> Duration | None:
     if cleaned in NAMED:
         count, unit = NAMED[cleaned]
         return Duration(count, unit, calendar=True)
-    match = _FORM.match(cleaned)
+    match = re.match(_FORM, cleaned)
     if match:
         count, form = int(match.group(1)), match.group(2)
         if count <= _MAX_COUNT[form]:

@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any
 
 from budgetctl.core import periods, rules
@@ -139,8 +140,12 @@ def _who(user: str) -> str:
     return "the project cap" if user == rules.CAP else f"user {user!r}"
 
 
+@lru_cache(maxsize=4096)
 def _moment(text: str) -> datetime:
-    """A stored time, within the range every time budgetctl takes is in (years 1970 to 9000)."""
+    """A stored time, within the range every time budgetctl takes is in (years 1970 to 9000).
+
+    Cached, as parse_utc is: the budgets of one grid share their period's start and end, and the
+    range check costs more than the parse's cache lookup."""
     return check_moment(parse_utc(text), text)
 
 

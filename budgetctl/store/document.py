@@ -155,6 +155,7 @@ class DocumentState:
         self.held: Any = None  # what the store's locked() yielded
         self.index: Any = None  # a store's per-transaction handle (the JSON store's id index)
         self._queued = 0
+        self._hooks: list[core_hooks.Hook] | None = None
 
     @property
     def raw_users(self) -> dict[str, Any]:
@@ -225,7 +226,9 @@ class DocumentState:
         return found
 
     def hooks(self) -> list[core_hooks.Hook]:
-        return decode_hooks(self.doc, self.store.where)
+        if self._hooks is None:  # read once a transaction: a reset-due asks once per due budget
+            self._hooks = decode_hooks(self.doc, self.store.where)
+        return self._hooks
 
     def queue(self, delivery: core_hooks.Delivery) -> None:
         self.doc.setdefault("pending", {})[delivery.key] = delivery.to_json()

@@ -50,21 +50,28 @@ def link_and_encode(events: list[dict[str, Any]], doc: dict[str, Any], offset: i
     So the state file keeps no closed periods (they would soon be most of it, and every charge
     rewrites it), and reading one budget's recent periods is a dozen seeks into the history.
     """
-    chunks: list[bytes] = []
+    users = doc["users"]
+    lines: list[str] = []
     for event in events:
         kind = event["type"]
         record = None
         if kind == "period":
-            record = doc["users"].get(event.get("user"))
+            record = users.get(event.get("user"))
         elif kind == "cap-period":
             record = doc.get("cap")
         if isinstance(record, dict):
             event["prev"] = record.get(LINK)
             record[LINK] = offset
-        chunk = encode_lines([event])
-        chunks.append(chunk)
-        offset += len(chunk)
-    return b"".join(chunks)
+        line = _encode_one(event) + "\n"
+        lines.append(line)
+        offset += len(line) if line.isascii() else len(line.encode("utf-8"))  # bytes, not chars
+    return "".join(lines).encode("utf-8")
+
+
+def _encode_one(event: dict[str, Any]) -> str:
+    if _EVENT_ENCODER is None:  # an interpreter without json's C accelerator
+        return ENCODER.encode(event)
+    return "".join(_EVENT_ENCODER(event, 0))
 
 
 def encode_lines(events: list[dict[str, Any]]) -> bytes:

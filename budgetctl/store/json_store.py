@@ -380,7 +380,10 @@ class JsonStore(DocumentStore):
     def _index_request_ids(self, state: DocumentState, lines: bytes, offset: int) -> None:
         """Remember the idempotency keys of the charges in ``lines`` (appended at ``offset``),
         after the history's fsync and before the state's replace (budgetctl.store.request_ids)."""
-        if not any(rules.idempotency_keys(event) for event in state.events):
+        kinds = {event.__class__ for event in state.events}  # (a set: one pass in C)
+        if (events.Charge not in kinds and events.Commit not in kinds) or not any(
+            rules.idempotency_keys(event) for event in state.events
+        ):
             return  # e.g. a reset-due: 100,000 period events, no line worth splitting out
         entries = []
         for event, line in zip(state.events, lines.split(b"\n"), strict=False):
