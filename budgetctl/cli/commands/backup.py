@@ -3,10 +3,27 @@
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
-from budgetctl.cli.options import CommonOptions, DumpFile, ReplaceProject, shared_options
+import typer
+
+from budgetctl.cli.options import (
+    CommonOptions,
+    flag,
+    shared_options,
+)
 from budgetctl.cli.views import backup as views
 from budgetctl.cli.views.catalog import new_project
+
+# --- options that only this module's commands take (budgetctl.cli.options: the shared ones) --
+DumpFile = Annotated[
+    str,
+    typer.Argument(metavar="FILE", help="A dump written by 'budgetctl dump' ('-' reads stdin)."),
+]
+ReplaceProject = Annotated[
+    bool,
+    flag("--replace", help="Replace the project if it exists (its budgets, prices and history)."),
+]
 
 
 @shared_options(as_json=False)

@@ -2,29 +2,79 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
+import typer
+
+from budgetctl.cli import complete
 from budgetctl.cli.options import (
-    AlertAt,
-    Budget,
-    ClearCap,
     CommonOptions,
-    Duration,
-    NewBudget,
-    NewDuration,
     OptionalUser,
     Replace,
-    Start,
-    TimeZone,
     User,
-    Users,
     Yes,
     alert_value,
+    arg,
     confirm,
     is_new_project,
+    opt,
     shared_options,
 )
 from budgetctl.cli.views import budgets as views
 from budgetctl.cli.views import catalog
 from budgetctl.errors import UsageError
+
+# --- options that only this module's commands take (budgetctl.cli.options: the shared ones) --
+Users = Annotated[list[str], arg("USER", "One or more users.", complete.users)]
+Budget = Annotated[str | None, opt("--budget", "-b", metavar="USD", help="Budget in USD.")]
+NewBudget = Annotated[str, opt("--budget", "-b", metavar="USD", help="Budget in USD.")]
+Duration = Annotated[
+    str | None,
+    opt(
+        "--duration",
+        "-d",
+        metavar="D",
+        help="daily, weekly, monthly, yearly, <N>h, <N>d, <N>w, <N>mo, <N>y, or none (lifetime).",
+        completion=complete.durations,
+    ),
+]
+NewDuration = Annotated[
+    str | None,
+    opt(
+        "--duration",
+        "-d",
+        metavar="D",
+        help="Required: daily, weekly, monthly, yearly, <N>h, <N>d, <N>w, <N>mo, <N>y, or none "
+        "(a lifetime budget, never reset).",
+        completion=complete.durations,
+    ),
+]
+Start = Annotated[
+    str | None,
+    opt(
+        "--start",
+        metavar="TIME",
+        help="Anchor the periods at this time (ISO 8601, e.g. 2026-01-15), even in the past.",
+    ),
+]
+TimeZone = Annotated[
+    str | None,
+    opt(
+        "--tz",
+        metavar="ZONE",
+        help="IANA time zone of the period boundaries (default UTC).",
+        completion=complete.timezones,
+    ),
+]
+AlertAt = Annotated[
+    str | None,
+    opt(
+        "--alert-at",
+        metavar="PCT[,PCT...]",
+        help="Alert thresholds in % of the budget (80, or 50,80,100); 'none' clears.",
+    ),
+]
+ClearCap = Annotated[bool, typer.Option("--clear", help="Remove the project cap.")]
 
 
 @shared_options(writes=True)

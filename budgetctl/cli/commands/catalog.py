@@ -3,24 +3,43 @@
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
 import typer
 
+from budgetctl.cli import complete
 from budgetctl.cli.options import (
-    CacheRead,
-    CacheWrite,
     CommonOptions,
-    InputRate,
-    LitellmFile,
-    ModelFilter,
-    ModelName,
-    OutputRate,
     Replace,
+    arg,
     is_new_project,
+    opt,
     shared_options,
 )
 from budgetctl.cli.views import catalog as views
 from budgetctl.errors import NotFoundError
+
+# --- options that only this module's commands take (budgetctl.cli.options: the shared ones) --
+ModelName = Annotated[str, arg("MODEL", "The model name, as callers send it.", complete.models)]
+ModelFilter = Annotated[
+    str | None, arg("FILTER", "Only models whose name contains FILTER.", complete.models)
+]
+LitellmFile = Annotated[
+    str,
+    typer.Argument(
+        metavar="FILE", help="A LiteLLM BudgetManager user_cost.json ('-' reads stdin)."
+    ),
+]
+InputRate = Annotated[str, opt("--input", metavar="USD", help="USD per 1M prompt tokens.")]
+OutputRate = Annotated[str, opt("--output", metavar="USD", help="USD per 1M completion tokens.")]
+CacheRead = Annotated[
+    str | None,
+    opt("--cache-read", metavar="USD", help="USD per 1M cached prompt tokens (default: input)."),
+]
+CacheWrite = Annotated[
+    str | None,
+    opt("--cache-creation", metavar="USD", help="USD per 1M tokens written to the cache."),
+]
 
 
 @shared_options(prices=True)

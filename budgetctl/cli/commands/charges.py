@@ -3,29 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
+import typer
+
+from budgetctl.cli import complete
 from budgetctl.cli.options import (
-    CachedTokens,
     CommonOptions,
-    CompletionTokens,
-    Cost,
-    HoldId,
-    HoldIds,
-    Limit,
-    MaxTokens,
-    Messages,
-    Model,
     OptionalUser,
-    OutText,
-    Prompt,
-    PromptTokens,
-    RequestId,
-    Reserve,
-    Response,
-    Text,
-    Ttl,
     User,
+    arg,
+    flag,
+    opt,
     read_input,
     shared_options,
 )
@@ -36,6 +25,96 @@ from budgetctl.errors import UsageError
 if TYPE_CHECKING:
     from budgetctl.cli.output import Output
     from budgetctl.ledger import CheckResult, Ledger
+
+
+# --- options that only this module's commands take (budgetctl.cli.options: the shared ones) --
+Model = Annotated[
+    str | None,
+    opt(
+        "--model",
+        "-m",
+        metavar="MODEL",
+        help="Model, e.g. gpt-4o; with --response, used when the response names none.",
+        completion=complete.models,
+    ),
+]
+Text = Annotated[str | None, opt("--input-text", metavar="TEXT", help="Prompt text to count.")]
+OutText = Annotated[
+    str | None, opt("--output-text", metavar="TEXT", help="Completion text to count.")
+]
+PromptTokens = Annotated[
+    int | None, opt("--prompt-tokens", metavar="N", help="Prompt tokens (cached ones included).")
+]
+CompletionTokens = Annotated[
+    int | None, opt("--completion-tokens", metavar="N", help="Completion tokens.")
+]
+CachedTokens = Annotated[
+    int | None, opt("--cached-tokens", metavar="N", help="Prompt tokens read from the cache.")
+]
+Response = Annotated[
+    str | None,
+    opt(
+        "--response",
+        "-r",
+        metavar="FILE",
+        help="A completion response (OpenAI, Anthropic, LiteLLM, Gemini, Bedrock JSON); '-' reads "
+        "stdin.",
+    ),
+]
+Cost = Annotated[str | None, opt("--cost", metavar="USD", help="A cost known in advance.")]
+RequestId = Annotated[
+    str | None,
+    opt(
+        "--request-id",
+        metavar="ID",
+        help="Charge this id once per project (default: the response's own id).",
+    ),
+]
+HoldId = Annotated[
+    str | None,
+    opt(
+        "--hold",
+        metavar="ID",
+        help="The hold placed for this call (check --reserve): freed in the same step.",
+    ),
+]
+HoldIds = Annotated[list[str], arg("ID", "One or more hold ids (from check --reserve).")]
+Reserve = Annotated[
+    bool,
+    flag(
+        "--reserve",
+        help="If it fits, hold the projected cost until update-cost --hold or release "
+        "(prints the hold id).",
+    ),
+]
+Ttl = Annotated[
+    str | None,
+    opt(
+        "--ttl",
+        metavar="DURATION",
+        help="How long a hold lasts: seconds, or N followed by s, m or h (default 15m).",
+    ),
+]
+Prompt = Annotated[
+    str | None, opt("--prompt", metavar="TEXT", help="The prompt, as one user message.")
+]
+Messages = Annotated[
+    str | None,
+    opt(
+        "--messages",
+        metavar="FILE",
+        help="Chat messages as JSON (a list, or a request body); '-' reads stdin.",
+    ),
+]
+MaxTokens = Annotated[
+    int | None,
+    opt(
+        "--max-tokens",
+        metavar="N",
+        help="Completion tokens to allow for (default: the body's max_tokens, else 0).",
+    ),
+]
+Limit = Annotated[int, typer.Option("--limit", "-n", metavar="N", help="Show at most N events.")]
 
 
 @shared_options(prices=True, writes=True)

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from budgetctl.cli import complete
 from budgetctl.cli.options import (
-    AllProjects,
-    AllUsers,
     CommonOptions,
-    Now,
-    SomeUsers,
     Yes,
+    arg,
     confirm,
+    opt,
     shared_options,
 )
 from budgetctl.cli.views import catalog
@@ -23,6 +22,22 @@ from budgetctl.errors import UsageError
 
 if TYPE_CHECKING:
     from budgetctl.maintenance import ProjectResetDue
+
+
+# --- options that only this module's commands take (budgetctl.cli.options: the shared ones) --
+SomeUsers = Annotated[list[str] | None, arg("USER", "One or more users.", complete.users)]
+AllUsers = Annotated[bool, typer.Option("--all", help="Reset every user of the project.")]
+AllProjects = Annotated[
+    bool, typer.Option("--all-projects", help="Every project in the data directory (or database).")
+]
+Now = Annotated[
+    str | None,
+    opt(
+        "--now",
+        metavar="TIME",
+        help="Act as if it were TIME (ISO 8601): earlier than now, or later with --dry-run.",
+    ),
+]
 
 
 @shared_options(writes=True)
