@@ -23,6 +23,7 @@ from decimal import (
     Overflow,
     localcontext,
 )
+from typing import TYPE_CHECKING, Any
 
 # The names of the table and of the map reader stay importable from here, where they were before
 # this module was split by reason to change; new code imports them from their own modules.
@@ -39,18 +40,44 @@ from budgetctl.costing.bundled import (
     price_to_row,
 )
 from budgetctl.costing.interface import Price, Usage
-from budgetctl.costing.litellm_map import (
-    ALIAS_FIELD,
-    MAX_PRICE_FILE,
-    NO_OUTPUT_MODES,
-    SAMPLE_SPEC,
-    alias_targets,
-    price_from_entry,
-    priced_aliases,
-    read_price_file,
-)
 from budgetctl.costing.names import base_name, name_candidates
 from budgetctl.errors import UnknownModelError, UsageError
+
+if TYPE_CHECKING:
+    from budgetctl.costing.litellm_map import (
+        ALIAS_FIELD,
+        MAX_PRICE_FILE,
+        NO_OUTPUT_MODES,
+        SAMPLE_SPEC,
+        alias_targets,
+        price_from_entry,
+        priced_aliases,
+        read_price_file,
+    )
+
+# The map reader's names load with it, on first use: a call priced from the bundled table (most
+# one-shot commands) never reads a price file.
+_MAP_NAMES = frozenset(
+    {
+        "ALIAS_FIELD",
+        "MAX_PRICE_FILE",
+        "NO_OUTPUT_MODES",
+        "SAMPLE_SPEC",
+        "alias_targets",
+        "price_from_entry",
+        "priced_aliases",
+        "read_price_file",
+    }
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MAP_NAMES:
+        from budgetctl.costing import litellm_map
+
+        return getattr(litellm_map, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "ALIAS_FIELD",
@@ -88,6 +115,8 @@ _file_tables_lock = threading.Lock()
 
 def price_file_table(path: str | os.PathLike[str]) -> dict[str, Price]:
     """:func:`read_price_file`, cached per process while the file's size and mtime stay the same."""
+    from budgetctl.costing.litellm_map import read_price_file
+
     try:
         stat = os.stat(path)
     except OSError:

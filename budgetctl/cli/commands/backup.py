@@ -1,7 +1,5 @@
 """Backups and moves: ``dump`` a whole project as JSON Lines, ``restore`` one."""
 
-from __future__ import annotations
-
 import sys
 from typing import Annotated
 

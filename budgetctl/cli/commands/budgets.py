@@ -1,7 +1,5 @@
 """Budget commands: create, set, show, delete, cap."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import typer

@@ -1,7 +1,5 @@
 """Price and project commands: models, price set/remove, projects, import-litellm."""
 
-from __future__ import annotations
-
 import sys
 from typing import Annotated
 

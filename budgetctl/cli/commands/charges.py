@@ -1,7 +1,5 @@
 """Charge commands: update-cost, check, history."""
 
-from __future__ import annotations
-
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -259,7 +257,7 @@ def check(
     _answer(ledger, result, out, opts.quiet)
 
 
-def _answer(ledger: Ledger, result: CheckResult, out: Output, quiet: bool) -> None:
+def _answer(ledger: "Ledger", result: "CheckResult", out: "Output", quiet: bool) -> None:
     """Print a check's answer; exit 3 (the error says which budget blocks) if it does not fit.
 
     A hold placed (``--reserve``) when stdout is not a terminal: its id alone on stdout, for

@@ -1,7 +1,5 @@
 """Database commands: ``db migrate`` and ``db status`` (the PostgreSQL store's schema)."""
 
-from __future__ import annotations
-
 import typer
 
 from budgetctl.cli.options import CommonOptions, shared_options

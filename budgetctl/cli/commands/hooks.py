@@ -1,7 +1,5 @@
 """Hook commands: ``hook add``, ``hook list``, ``hook remove``, ``hook test`` (docs/hooks.md)."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import typer

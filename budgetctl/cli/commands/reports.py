@@ -1,8 +1,6 @@
 """Getting the spend out: ``export`` (the charges as CSV or JSON Lines) and ``report`` (totals
 by user, model, day, week or month)."""
 
-from __future__ import annotations
-
 import io
 from typing import Annotated
 

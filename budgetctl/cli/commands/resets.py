@@ -1,7 +1,5 @@
 """Reset commands: reset (now, by hand) and reset-due (for cron)."""
 
-from __future__ import annotations
-
 import sys
 from typing import TYPE_CHECKING, Annotated
 
@@ -94,7 +92,7 @@ def reset_due(
         out.warn(catalog.no_projects(found))
     with out.progress("reset-due", minimum=10) as advance:
 
-        def each(number: int, total: int, outcome: ProjectResetDue) -> None:
+        def each(number: int, total: int, outcome: "ProjectResetDue") -> None:
             if outcome.error is not None:  # said at once; the other projects go on
                 sys.stderr.write(f"error: project {outcome.project}: {outcome.error.message}\n")
             advance(number, total)

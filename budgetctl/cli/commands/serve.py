@@ -4,8 +4,6 @@ Starlette and uvicorn (``pip install 'budgetctl[server]'``) are imported here, i
 command, and nowhere else on the CLI's path: no other command pays for them.
 """
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import typer
