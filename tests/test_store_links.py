@@ -8,10 +8,13 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from budgetctl import Ledger
 from budgetctl.core.rules import RECENT_PERIODS
 from budgetctl.errors import CorruptStateError
+from budgetctl.store import history
 from tests.helpers import T0, Clock
 
 
@@ -101,3 +104,50 @@ def test_a_broken_link_is_reported_not_followed(data_dir: Path, link: object) ->
     (data_dir / "links.json").write_text(json.dumps(doc))
     with pytest.raises(CorruptStateError):
         book.get("alice")
+
+
+def _event(user: str, time: str | None, prev: object, spent: str = "1.5") -> dict[str, object]:
+    return {
+        "type": "period",
+        "time": time,
+        "user": user,
+        "start": "2026-01-01T00:00:00Z",
+        "end": "2026-02-01T00:00:00Z",
+        "spent": spent,
+        "budget": "10",
+        "reason": "rollover",
+        "prev": prev,
+    }
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    user=st.text(min_size=1),
+    time=st.none() | st.text(),
+    prev=st.none() | st.integers(min_value=0) | st.booleans() | st.floats(allow_nan=False),
+    spent=st.text(),
+)
+def test_a_closed_periods_line_is_what_the_general_encoder_writes(
+    user: str, time: str | None, prev: object, spent: str
+) -> None:
+    """A reset-due writes one ``period`` line per due budget on a path of its own
+    (history._period_line): byte for byte what ENCODER writes, whatever the values."""
+    event = _event(user, time, prev, spent)
+    fast = history._period_line(dict(event))
+    general = history.ENCODER.encode(event) + "\n"
+    assert fast in (None, general)
+    if prev is None or type(prev) is int:
+        assert fast == general
+
+
+def test_period_lines_are_linked_by_byte_offsets() -> None:
+    """Each line's ``prev`` is its budget's previous period, and each record's link the byte
+    offset of its new line (a user named outside ASCII takes more bytes than characters)."""
+    doc = {"users": {"zoë": {"last_period": 7}, "ann": {}}}
+    events = [_event("zoë", None, None), _event("ann", None, None), _event("zoë", None, None)]
+    data = history.link_and_encode(events, doc, 100)
+    lines = data.splitlines(keepends=True)
+    assert [json.loads(line)["prev"] for line in lines] == [7, None, 100]
+    assert doc["users"]["ann"]["last_period"] == 100 + len(lines[0])
+    assert doc["users"]["zoë"]["last_period"] == 100 + len(lines[0]) + len(lines[1])
+    assert len(lines[0]) > len(lines[0].decode())

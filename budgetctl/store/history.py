@@ -62,10 +62,47 @@ def link_and_encode(events: list[dict[str, Any]], doc: dict[str, Any], offset: i
         if isinstance(record, dict):
             event["prev"] = record.get(LINK)
             record[LINK] = offset
-        line = _encode_one(event) + "\n"
+        line = _period_line(event) if kind == "period" else None
+        if line is None:
+            line = _encode_one(event) + "\n"
         lines.append(line)
         offset += len(line) if line.isascii() else len(line.encode("utf-8"))  # bytes, not chars
     return "".join(lines).encode("utf-8")
+
+
+# A closed period's event as PeriodClosed.to_json writes it, with its link: the keys in this order.
+_PERIOD_KEYS = ("type", "time", "user", "start", "end", "spent", "budget", "reason", "prev")
+_PERIOD_LINE = "{" + ",".join(f'"{key}":%s' for key in _PERIOD_KEYS) + "}\n"
+_quote = json.encoder.encode_basestring  # what ENCODER quotes a string with (ensure_ascii=False)
+
+
+def _period_line(event: dict[str, Any]) -> str | None:
+    """``event``'s history line, exactly as ENCODER writes it, when it is a closed period's in
+    the usual shape (else None): a reset-due writes one per due budget, and the general encoder
+    builds a list of twenty strings for each (a fifth of the time here)."""
+    if tuple(event) != _PERIOD_KEYS:
+        return None
+    kind, time, user, start, end, spent, budget, reason, prev = event.values()
+    if prev is None:
+        prev = "null"
+    elif prev.__class__ is int:
+        prev = str(prev)
+    else:
+        return None
+    try:  # (_quote takes text only: anything else is the general encoder's)
+        return _PERIOD_LINE % (
+            _quote(kind),
+            "null" if time is None else _quote(time),
+            _quote(user),
+            _quote(start),
+            _quote(end),
+            _quote(spent),
+            _quote(budget),
+            _quote(reason),
+            prev,
+        )
+    except TypeError:
+        return None
 
 
 def _encode_one(event: dict[str, Any]) -> str:
