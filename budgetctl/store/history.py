@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -42,7 +42,7 @@ def relink(record: dict[str, Any], previous: Any) -> dict[str, Any]:
     return record
 
 
-def link_and_encode(events: list[dict[str, Any]], doc: dict[str, Any], offset: int) -> bytes:
+def link_and_encode(events: Iterable[dict[str, Any]], doc: dict[str, Any], offset: int) -> bytes:
     """The history lines of ``events``, appended at byte ``offset``, with the closed periods
     chained: each ``period`` (``cap-period``) event gets ``prev``, the offset of its budget's
     previous one, and the budget's record gets this one's offset as ``last_period``.

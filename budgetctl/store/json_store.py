@@ -364,7 +364,7 @@ class JsonStore(DocumentStore):
             if "request_ids" in doc:  # a 0.1 state: its ids move to the index (once)
                 self._ids(state).build(recorded, doc.pop("request_ids"))
             if state.events:
-                encoded = [event.to_json() for event in state.events]
+                encoded = (event.to_json() for event in state.events)  # each dropped once written
                 lines = history.link_and_encode(encoded, doc, recorded)
                 self._append(lines)
                 self._index_request_ids(state, lines, recorded)
