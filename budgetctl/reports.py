@@ -3,8 +3,9 @@ model, day, week or month.
 
 Spend has one meaning everywhere: the cost of a ``charge`` or ``commit`` event (docs/history.md),
 summed as exact Decimals, so an export's rows add up to what ``report`` and ``show`` say, to the
-last digit. Each reads one range of history with one store query (``Store.history`` with
-``since``/``until``: one pass over the JSON store's file, one indexed query on PostgreSQL).
+last digit. Each reads one range of history with one store query (``Store.spend`` with
+``since``/``until``: one pass over the JSON store's file, one indexed query on PostgreSQL), as
+:class:`~budgetctl.store.spend.Spend` rows: the charges' values without typed events.
 
 Ranges are ``since`` inclusive, ``until`` exclusive; times given without an offset are read in
 ``timezone``, which is also where a report's days, weeks (Monday to Sunday) and months begin.
@@ -15,15 +16,18 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import date, datetime, timedelta
-from decimal import Decimal
+from decimal import Decimal, localcontext
+from operator import itemgetter
 from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
-from budgetctl.core import events
-from budgetctl.core.money import to_text
+from budgetctl.core.money import EXACT, to_text
 from budgetctl.core.periods import UTC, format_utc, parse_timezone
 from budgetctl.errors import UsageError
+from budgetctl.store import spend as spending
+from budgetctl.store.spend import Spend
 
 if TYPE_CHECKING:
     from budgetctl.ledger import Ledger
@@ -62,7 +66,12 @@ class ExportRow(NamedTuple):
     request_id: str | None
     hold_id: str | None  # the hold a commit settled; None for a charge
     estimated: bool
-    event: events.Charge | events.Commit
+    held: Decimal | None = None  # what a commit's hold reserved (None: it was no longer open)
+
+    @property
+    def type(self) -> str:
+        """``charge``, or ``commit`` (a charge that settled a hold), as the event's JSON says."""
+        return "charge" if self.hold_id is None else "commit"
 
     def csv_cells(self) -> list[str]:
         """The row under :data:`EXPORT_COLUMNS`: exact decimal text, empty for none."""
@@ -84,12 +93,11 @@ class ExportRow(NamedTuple):
         """The event's JSON (docs/history.md: the keys of ``to_json()``, in its order) after
         its project, on one line; money as exact JSON numbers. Written field by field with
         json's C string encoder: ``json.dumps`` of each value took 30 µs an event."""
-        event = self.event
         parts = [
             '{"project":',
             _string(self.project),
             ',"type":"',
-            event.type,
+            self.type,
             '","time":"',
             _utc_text(self.time),
             '","user":',
@@ -105,9 +113,9 @@ class ExportRow(NamedTuple):
             parts += (',"request_id":', _string(self.request_id))
         if self.estimated:
             parts.append(',"estimated":true')
-        if isinstance(event, events.Commit):
-            held = "null" if event.held is None else to_text(event.held)
-            parts += (',"hold_id":', _string(event.hold_id), ',"held":', held)
+        if self.hold_id is not None:
+            held = "null" if self.held is None else to_text(self.held)
+            parts += (',"hold_id":', _string(self.hold_id), ',"held":', held)
         parts.append("}")
         return "".join(parts)
 
@@ -151,16 +159,13 @@ def parse_range(since: TimeArg = None, until: TimeArg = None, timezone: str = "U
     return Range(low, high, timezone)
 
 
-def spend_events(
-    ledger: Ledger, user: str | None, span: Range
-) -> list[events.Charge | events.Commit]:
-    """The charges and commits of ``span`` (only ``user``'s), oldest first, in one read."""
-    found = ledger.store.history(user, None, span.since, span.until)
-    if user is not None and not found:
+def spend_rows(ledger: Ledger, user: str | None, span: Range) -> list[Spend]:
+    """The charges and commits of ``span`` (only ``user``'s), oldest first, in one read
+    (``Store.spend``: no typed events)."""
+    found = spending.read(ledger.store, user, span.since, span.until)
+    if user is not None and not found and not ledger.store.history(user, 1, *span[:2]):
         ledger.store.get(user, ledger.now())  # an unknown user: a clear error, not nothing
-    spent = [e for e in found if isinstance(e, (events.Charge, events.Commit))]
-    spent.reverse()
-    return spent
+    return found
 
 
 def export(
@@ -175,13 +180,15 @@ def export(
     span = parse_range(since, until, timezone)
     project = ledger.project
     new = tuple.__new__  # ExportRow(...) without NamedTuple's Python-level __new__
-    for event in spend_events(ledger, user, span):
-        time, who, cost, model, prompt, completion, cached, request_id, estimated = event[:9]
-        hold_id = event.hold_id if isinstance(event, events.Commit) else None
+    moment = datetime.fromisoformat
+    for row in spend_rows(ledger, user, span):
+        text, who, cost, model, prompt, completion, cached, request_id, estimated, hold, held = row
+        # "...Z" as "+00:00": Python 3.10's fromisoformat reads no Z (an aware UTC datetime)
+        time = None if text is None else moment(text[:-1] + "+00:00")
         yield new(
             ExportRow,
-            (time, project, who, model, cost, prompt, completion, cached, request_id, hold_id,
-             estimated, event),
+            (time, project, who, model, cost, prompt, completion, cached, request_id, hold,
+             estimated, held),
         )  # fmt: skip
 
 
@@ -237,14 +244,15 @@ class SpendReport(NamedTuple):
 
     @property
     def total(self) -> Total:
-        return Total(
-            None,
-            sum(r.charges for r in self.rows),
-            sum((r.cost for r in self.rows), Decimal(0)),
-            sum(r.prompt_tokens for r in self.rows),
-            sum(r.completion_tokens for r in self.rows),
-            sum(r.cached_tokens for r in self.rows),
-        )
+        with localcontext(EXACT):  # the default context's 28 digits would round a large sum
+            return Total(
+                None,
+                sum(r.charges for r in self.rows),
+                sum((r.cost for r in self.rows), Decimal(0)),
+                sum(r.prompt_tokens for r in self.rows),
+                sum(r.completion_tokens for r in self.rows),
+                sum(r.cached_tokens for r in self.rows),
+            )
 
 
 def report(
@@ -260,53 +268,90 @@ def report(
     if by not in GROUPINGS:
         raise UsageError(f"cannot report by {by!r}: use one of {', '.join(GROUPINGS)}")
     span = parse_range(since, until, timezone)
-    found = spend_events(ledger, user, span)
+    found = spend_rows(ledger, user, span)
     return SpendReport(ledger.project, by, span, totals(found, by, timezone))
 
 
-def totals(spent: Sequence[events.Charge | events.Commit], by: str, timezone: str) -> list[Total]:
-    """``spent`` summed per key of ``by`` (see :class:`SpendReport` for the order)."""
-    sums: dict[Any, list[Any]] = {}  # key -> [charges, cost, prompt, completion, cached]
-    key_of = _key_function(by, timezone)
-    for event in spent:
-        key = key_of(event)
-        acc = sums.get(key)
-        if acc is None:
-            acc = sums[key] = [0, Decimal(0), 0, 0, 0]
-        acc[0] += 1
-        acc[1] += event.cost
-        acc[2] += event.prompt_tokens
-        acc[3] += event.completion_tokens
-        acc[4] += event.cached_tokens
-    if by in ("user", "model"):
-        ordered = sorted(sums, key=lambda k: (-sums[k][1], k is None, k or ""))
-        return [Total(k, *sums[k]) for k in ordered]
-    if not sums:
-        return []
-    rows = []
-    for day in _periods(min(sums), max(sums), by):
-        acc = sums.get(day, [0, Decimal(0), 0, 0, 0])
-        rows.append(Total(day.isoformat()[:7] if by == "month" else day.isoformat(), *acc))
-    return rows
+def totals(spent: Sequence[Spend], by: str, timezone: str) -> list[Total]:
+    """``spent`` summed per key of ``by`` (see :class:`SpendReport` for the order), exactly (in
+    :data:`~budgetctl.core.money.EXACT`: the default context's 28 digits round $10,000 plus a
+    millionth of a millionth of a cent). A charge recorded without a time (budgetctl before 0.2)
+    is in no day, week or month."""
+    with localcontext(EXACT):
+        if by in ("user", "model"):
+            sums = _grouped(spent, map(itemgetter(1 if by == "user" else 3), spent))
+            ordered = sorted(sums, key=lambda k: (-sums[k][1], k is None, k or ""))
+            return [Total(k, *sums[k]) for k in ordered]
+        timed = [row for row in spent if row[0] is not None]
+        days = _grouped(timed, map(_day_function(timezone), map(itemgetter(0), timed)))
+        periods: dict[date, list[Any]] = {}  # a period's first day -> [charges, cost, tokens...]
+        for key, found in days.items():
+            day = date.fromisoformat(key) if isinstance(key, str) else key
+            start = day if by == "day" else _monday(day) if by == "week" else day.replace(day=1)
+            acc = periods.get(start)
+            if acc is None:
+                periods[start] = found
+            else:
+                for position in range(5):
+                    acc[position] += found[position]
+        if not periods:
+            return []
+        rows = []
+        for start in _periods(min(periods), max(periods), by):
+            acc = periods.get(start, [0, Decimal(0), 0, 0, 0])
+            rows.append(Total(start.isoformat()[:7] if by == "month" else start.isoformat(), *acc))
+        return rows
 
 
-def _key_function(by: str, timezone: str) -> Any:
-    if by == "user":
-        return lambda e: e.user
-    if by == "model":
-        return lambda e: e.model
+_COST, _PROMPT, _COMPLETION, _CACHED = (itemgetter(k) for k in (2, 4, 5, 6))
+
+
+def _grouped(rows: Sequence[Spend], keys: Iterable[Any]) -> dict[Any, list[Any]]:
+    """[charges, cost, prompt tokens, completion tokens, cached tokens] of the rows of each key
+    (``keys``: one a row), in the current context. The rows are put in their groups by C code
+    (``map`` of ``list.append``), not by a Python loop."""
+    groups: defaultdict[Any, list[Spend]] = defaultdict(list)
+    deque(map(list.append, map(groups.__getitem__, keys), rows), maxlen=0)
+    return {
+        key: [
+            len(group),
+            sum(map(_COST, group), Decimal(0)),
+            sum(map(_PROMPT, group)),
+            sum(map(_COMPLETION, group)),
+            sum(map(_CACHED, group)),
+        ]
+        for key, group in groups.items()
+    }
+
+
+def _day_function(timezone: str) -> Callable[[str], str | date]:
+    """The day a time (format_utc's text) falls on in ``timezone``: in UTC its first ten
+    characters (``2026-11-30``); elsewhere a date, the same for every time of an hour whose
+    start and end fall on one day at one offset (a zone changes its offset at most once in an
+    hour: in the tz database, changes are days apart), else the time's own."""
     zone = parse_timezone(timezone)
-    utc = zone is UTC or timezone == "UTC"
+    if zone is UTC:
+        return itemgetter(slice(0, 10))
+    hours: dict[str, date | None] = {}
+    hour = timedelta(hours=1)
 
-    def day(e: events.Charge | events.Commit) -> date:
-        assert e.time is not None
-        return (e.time if utc else e.time.astimezone(zone)).date()
+    def day(text: str) -> date:
+        key = text[:13]
+        found = hours.get(key, _UNKNOWN)
+        if found is _UNKNOWN:
+            start = datetime.fromisoformat(key + ":00:00+00:00").astimezone(zone)
+            end = (start + hour - _TICK).astimezone(zone)
+            same = start.date() == end.date() and start.utcoffset() == end.utcoffset()
+            found = hours[key] = start.date() if same else None
+        if found is None:
+            return datetime.fromisoformat(text[:-1] + "+00:00").astimezone(zone).date()
+        return found  # type: ignore[return-value]
 
-    if by == "day":
-        return day
-    if by == "week":
-        return lambda e: _monday(day(e))
-    return lambda e: day(e).replace(day=1)
+    return day
+
+
+_UNKNOWN = object()
+_TICK = timedelta(microseconds=1)
 
 
 def _monday(day: date) -> date:

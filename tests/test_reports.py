@@ -87,7 +87,7 @@ def test_export_adds_up_to_show_and_report_to_the_last_digit(
     assert len(rows) == len(COSTS) * 3 + 1
     assert [r.time for r in rows] == sorted(r.time for r in rows)  # oldest first
     assert sum(r.cost for r in rows) == sum(charged.values())
-    assert rows[-1].hold_id is not None and rows[-1].event.type == "commit"
+    assert rows[-1].hold_id is not None and rows[-1].type == "commit"
     by_user = reports.report(ledger, "user")
     assert {t.key: t.cost for t in by_user.rows} == charged
     assert by_user.total.cost == sum(charged.values())
@@ -243,7 +243,8 @@ def test_a_json_line_is_the_event_as_history_documents_it(event: events.Event) -
     row = reports.ExportRow(
         event.time, "p", event.user, event.model, event.cost, event.prompt_tokens,  # type: ignore[union-attr]
         event.completion_tokens, event.cached_tokens, event.request_id,  # type: ignore[union-attr]
-        getattr(event, "hold_id", None), event.estimated, event,  # type: ignore[union-attr,arg-type]
+        getattr(event, "hold_id", None), event.estimated,  # type: ignore[union-attr]
+        getattr(event, "held", None),
     )  # fmt: skip
     line = row.json_line()
     assert "\n" not in line

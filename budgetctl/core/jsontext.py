@@ -10,7 +10,10 @@ JSON" error names the file and says what is wrong. ``UnicodeDecodeError`` is lef
 
 from __future__ import annotations
 
+import gc
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 
@@ -38,3 +41,19 @@ def loads(data: str | bytes | bytearray, **options: Any) -> Any:
         raise Undecodable("nested too deeply") from None
     except ValueError as error:  # "Exceeds the limit (4300 digits) for integer string conversion"
         raise Undecodable(str(error).split(";")[0][:100]) from None
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic GC while a large document is parsed (or rows are built from one).
+
+    Parsing a large state allocates hundreds of thousands of dicts and strings, none of them in
+    cycles; the collector's passes over them cost about 30% of a 100,000-user load.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()

@@ -61,6 +61,7 @@ from budgetctl.errors import (
     UnknownUserError,
 )
 from budgetctl.store import codec, history
+from budgetctl.store.spend import Spend, from_events
 
 FORMAT = "budgetctl-state"
 VERSION = 3  # 2: request ids moved to their index; 3: holds (1 and 2 are read and migrated)
@@ -302,6 +303,13 @@ class DocumentStore:
         until: datetime | None = None,
     ) -> list[events.Event]:
         raise NotImplementedError
+
+    def spend(
+        self, user: str | None = None, since: datetime | None = None, until: datetime | None = None
+    ) -> list[Spend]:
+        """The charges and commits of :meth:`history`, oldest first (a store that can read them
+        more cheaply overrides this)."""
+        return from_events(reversed(self.history(user, None, since, until)))
 
     # --- shared ----------------------------------------------------------------------------------
 

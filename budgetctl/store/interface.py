@@ -28,6 +28,7 @@ from budgetctl.core.periods import Duration
 from budgetctl.core.rules import KEEP, Budget, Changes, ChargeRequest, ClosedPeriod, Hold, Keep
 from budgetctl.costing.interface import Price
 from budgetctl.store.snapshot import Snapshot
+from budgetctl.store.spend import Spend
 
 __all__ = [
     "ChargeOutcome",
@@ -38,6 +39,7 @@ __all__ = [
     "ReserveOutcome",
     "ResetDue",
     "Snapshot",
+    "Spend",
     "Standing",
     "Store",
 ]
@@ -136,6 +138,19 @@ class Store(Protocol):
         """Events newest first: only ``user``'s, at most ``limit``, and with a bound given only
         those recorded at ``since`` or later and before ``until`` (an event with no time, from
         budgetctl before 0.2, is then left out)."""
+        ...
+
+    def spend(
+        self,
+        user: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[Spend]:
+        """The charges and commits of :meth:`history` (``user``'s, in [since, until)), oldest
+        first, as :class:`~budgetctl.store.spend.Spend` rows: what ``export`` and ``report``
+        read. The same rows as ``spend.from_events(reversed(history(user, None, since, until)))``
+        (a store may answer just that); a store that keeps events as their JSON text reads them
+        without building typed events (``spend.parse``)."""
         ...
 
     def export(self) -> Snapshot:

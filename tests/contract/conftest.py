@@ -26,6 +26,7 @@ import pytest
 from budgetctl.core import events as ev
 from budgetctl.core import rules
 from budgetctl.core.rules import CAP, ClosedPeriod
+from budgetctl.store import spend
 from budgetctl.store.hosted import HostedStore
 from budgetctl.store.interface import Store
 from budgetctl.store.json_store import JsonStore
@@ -161,6 +162,8 @@ def replay_history(store: Store) -> Replayed:
         spent = ev.spend(event)
         if spent is not None:
             charged += spent
+    # export and report read the same charges without typed events (Store.spend): to the digit
+    assert store.spend() == spend.from_events(events), "the spend read is not the history's"
     return Replayed(rules.replay(events), touched, closed, charged)
 
 

@@ -63,6 +63,7 @@ from budgetctl.errors import (
     UsageError,
 )
 from budgetctl.store import prices_file, snapshot
+from budgetctl.store import spend as spending
 from budgetctl.store.postgres import one_statement, schema
 
 if TYPE_CHECKING:
@@ -1377,6 +1378,38 @@ class PostgresStore:
             and (since is None or e.time >= since)
             and (until is None or e.time < until)
         ]
+
+    # --- spend, for export and report (reads only) ------------------------------------------------
+
+    def spend(
+        self, user: str | None = None, since: datetime | None = None, until: datetime | None = None
+    ) -> list[spending.Spend]:
+        """The charges and commits of :meth:`history` (the same rows, range and order), oldest
+        first: only the ``charge`` and ``commit`` rows are read, and their JSON text becomes rows
+        without typed events (:func:`budgetctl.store.spend.parse`)."""
+        query = (
+            "SELECT event FROM budgetctl_history WHERE project = %s "
+            "AND type IN ('charge', 'commit')"
+        )
+        params: list[Any] = [self.project]
+        if user is not None:
+            query += " AND name = %s"
+            params.append(user)
+        if since is not None:
+            query += " AND at >= %s"
+            params.append(since)
+        if until is not None:
+            query += " AND at < %s"
+            params.append(until)
+        with self._reading() as conn:
+            self._require_project(conn)
+            texts = [text for (text,) in conn.execute(query + " ORDER BY at, tx, ord", params)]
+        found = spending.parse("\n".join(texts))
+        if found is None:  # a row the quick read does not take: the typed read says what it is
+            found = spending.from_events(self._events(texts))
+        return spending.in_range(found, since, until)
+
+    # --- prices ----------------------------------------------------------------------------------
 
     def set_price(self, price: Price | None, model: str, *, dry_run: bool = False) -> None:
         def body(state: PgState) -> None:
