@@ -18,7 +18,7 @@ import io
 import json
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 from decimal import Decimal, localcontext
 from operator import itemgetter
 from typing import IO, TYPE_CHECKING, Any, NamedTuple
@@ -163,9 +163,15 @@ def spend_rows(ledger: Ledger, user: str | None, span: Range) -> list[Spend]:
     """The charges and commits of ``span`` (only ``user``'s), oldest first, in one read
     (``Store.spend``: no typed events)."""
     found = spending.read(ledger.store, user, span.since, span.until)
-    if user is not None and not found and not ledger.store.history(user, 1, *span[:2]):
-        ledger.store.get(user, ledger.now())  # an unknown user: a clear error, not nothing
+    if user is not None and not found:
+        _known(ledger, user, span)
     return found
+
+
+def _known(ledger: Ledger, user: str, span: Range) -> None:
+    """UnknownUserError for a user with neither a budget nor an event in ``span``."""
+    if not ledger.store.history(user, 1, span.since, span.until):
+        ledger.store.get(user, ledger.now())  # an unknown user: a clear error, not nothing
 
 
 def export(
@@ -264,12 +270,15 @@ def report(
     timezone: str = "UTC",
     user: str | None = None,
 ) -> SpendReport:
-    """Spend of [since, until) per user, model, day, week or month (in ``timezone``)."""
+    """Spend of [since, until) per user, model, day, week or month (in ``timezone``): summed by
+    the store where it can (PostgreSQL: ``Store.spend_totals``), else from its spend rows."""
     if by not in GROUPINGS:
         raise UsageError(f"cannot report by {by!r}: use one of {', '.join(GROUPINGS)}")
     span = parse_range(since, until, timezone)
-    found = spend_rows(ledger, user, span)
-    return SpendReport(ledger.project, by, span, totals(found, by, timezone))
+    rows = _summed_by_store(ledger, by, user, span)
+    if rows is None:
+        rows = totals(spend_rows(ledger, user, span), by, timezone)
+    return SpendReport(ledger.project, by, span, rows)
 
 
 def totals(spent: Sequence[Spend], by: str, timezone: str) -> list[Total]:
@@ -279,28 +288,38 @@ def totals(spent: Sequence[Spend], by: str, timezone: str) -> list[Total]:
     is in no day, week or month."""
     with localcontext(EXACT):
         if by in ("user", "model"):
-            sums = _grouped(spent, map(itemgetter(1 if by == "user" else 3), spent))
-            ordered = sorted(sums, key=lambda k: (-sums[k][1], k is None, k or ""))
-            return [Total(k, *sums[k]) for k in ordered]
+            return _ranked(_grouped(spent, map(itemgetter(1 if by == "user" else 3), spent)))
         timed = [row for row in spent if row[0] is not None]
         days = _grouped(timed, map(_day_function(timezone), map(itemgetter(0), timed)))
-        periods: dict[date, list[Any]] = {}  # a period's first day -> [charges, cost, tokens...]
-        for key, found in days.items():
-            day = date.fromisoformat(key) if isinstance(key, str) else key
-            start = day if by == "day" else _monday(day) if by == "week" else day.replace(day=1)
-            acc = periods.get(start)
-            if acc is None:
-                periods[start] = found
-            else:
-                for position in range(5):
-                    acc[position] += found[position]
-        if not periods:
-            return []
-        rows = []
-        for start in _periods(min(periods), max(periods), by):
-            acc = periods.get(start, [0, Decimal(0), 0, 0, 0])
-            rows.append(Total(start.isoformat()[:7] if by == "month" else start.isoformat(), *acc))
-        return rows
+        return _by_period(days, by)
+
+
+def _summed_by_store(ledger: Ledger, by: str, user: str | None, span: Range) -> list[Total] | None:
+    """The report's rows from the store's own sums (``spend_totals(key, user, since, until)``:
+    per user, model, UTC day or UTC hour), or None where it has none or cannot give them."""
+    read = getattr(type(ledger.store), "spend_totals", None)  # the class's: no remote lookup
+    if read is None:
+        return None
+    zone = parse_timezone(span.timezone)
+    key = by if by in ("user", "model") else "day" if zone is UTC else "hour"
+    found = read(ledger.store, key, user, span.since, span.until)
+    if found is None:
+        return None
+    if user is not None and not found:
+        _known(ledger, user, span)
+    with localcontext(EXACT):
+        if by in ("user", "model"):
+            return _ranked(found)
+        if key == "day":
+            return _by_period(found, by)
+        days: dict[date, list[Any]] = {}
+        day_of_hour = _hours(zone)
+        for hour, sums in found.items():
+            day = day_of_hour(hour)
+            if day is None:
+                return None  # local midnight inside the hour: the rows' own times decide
+            _add(days, day, sums)
+        return _by_period(days, by)
 
 
 _COST, _PROMPT, _COMPLETION, _CACHED = (itemgetter(k) for k in (2, 4, 5, 6))
@@ -324,34 +343,80 @@ def _grouped(rows: Sequence[Spend], keys: Iterable[Any]) -> dict[Any, list[Any]]
     }
 
 
+def _ranked(sums: dict[Any, list[Any]]) -> list[Total]:
+    """Totals by user or model: the largest spend first (then no model last, then by name)."""
+    ordered = sorted(sums, key=lambda k: (-sums[k][1], k is None, k or ""))
+    return [Total(k, *sums[k]) for k in ordered]
+
+
+def _by_period(days: dict[Any, list[Any]], by: str) -> list[Total]:
+    """Totals per day, week or month from the sums of each day (a date, or its ISO text): every
+    period from the first's to the last's, oldest first, those without a charge as zeros."""
+    periods: dict[date, list[Any]] = {}  # a period's first day -> [charges, cost, tokens...]
+    for key, sums in days.items():
+        day = date.fromisoformat(key) if isinstance(key, str) else key
+        _add(
+            periods,
+            day if by == "day" else _monday(day) if by == "week" else day.replace(day=1),
+            sums,
+        )
+    if not periods:
+        return []
+    rows = []
+    for start in _periods(min(periods), max(periods), by):
+        acc = periods.get(start, [0, Decimal(0), 0, 0, 0])
+        rows.append(Total(start.isoformat()[:7] if by == "month" else start.isoformat(), *acc))
+    return rows
+
+
+def _add(into: dict[date, list[Any]], key: date, sums: list[Any]) -> None:
+    acc = into.get(key)
+    if acc is None:
+        into[key] = list(sums)
+    else:
+        for position in range(5):
+            acc[position] += sums[position]
+
+
 def _day_function(timezone: str) -> Callable[[str], str | date]:
     """The day a time (format_utc's text) falls on in ``timezone``: in UTC its first ten
-    characters (``2026-11-30``); elsewhere a date, the same for every time of an hour whose
-    start and end fall on one day at one offset (a zone changes its offset at most once in an
-    hour: in the tz database, changes are days apart), else the time's own."""
+    characters (``2026-11-30``); elsewhere a date, its hour's (:func:`_hours`) or, when local
+    midnight falls inside that hour, its own."""
     zone = parse_timezone(timezone)
     if zone is UTC:
         return itemgetter(slice(0, 10))
-    hours: dict[str, date | None] = {}
-    hour = timedelta(hours=1)
+    day_of_hour = _hours(zone)
 
     def day(text: str) -> date:
-        key = text[:13]
-        found = hours.get(key, _UNKNOWN)
-        if found is _UNKNOWN:
-            start = datetime.fromisoformat(key + ":00:00+00:00").astimezone(zone)
-            end = (start + hour - _TICK).astimezone(zone)
-            same = start.date() == end.date() and start.utcoffset() == end.utcoffset()
-            found = hours[key] = start.date() if same else None
+        found = day_of_hour(text[:13])
         if found is None:
             return datetime.fromisoformat(text[:-1] + "+00:00").astimezone(zone).date()
+        return found
+
+    return day
+
+
+def _hours(zone: tzinfo) -> Callable[[str], date | None]:
+    """The local day of every time of a UTC hour (``2026-11-30T09``), or None when they are not
+    all on one day: the day of its first and last microsecond, when those are one day at one
+    offset (a zone changes its offset at most once in an hour: the tz database's changes are
+    days apart). Each hour is worked out once."""
+    hours: dict[str, date | None] = {}
+    length = timedelta(hours=1) - timedelta(microseconds=1)
+
+    def day(hour: str) -> date | None:
+        found = hours.get(hour, _UNKNOWN)
+        if found is _UNKNOWN:
+            start = datetime.fromisoformat(hour + ":00:00+00:00").astimezone(zone)
+            end = (start + length).astimezone(zone)
+            same = start.date() == end.date() and start.utcoffset() == end.utcoffset()
+            found = hours[hour] = start.date() if same else None
         return found  # type: ignore[return-value]
 
     return day
 
 
 _UNKNOWN = object()
-_TICK = timedelta(microseconds=1)
 
 
 def _monday(day: date) -> date:

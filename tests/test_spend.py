@@ -22,7 +22,7 @@ from budgetctl.core import events as ev
 from budgetctl.core import rules
 from budgetctl.core.money import EXACT, add
 from budgetctl.core.periods import format_utc, parse_duration
-from budgetctl.errors import CorruptStateError
+from budgetctl.errors import CorruptStateError, UnknownUserError
 from budgetctl.ledger import Ledger
 from budgetctl.store import history, snapshot
 from budgetctl.store import spend as sp
@@ -45,7 +45,7 @@ ZONES = (
 )
 
 
-def _crafted() -> list[ev.Event]:
+def _crafted(timeless: bool = True) -> list[ev.Event]:
     """A history of every kind of event, oldest first (as a restore writes it): charges that
     float sums get wrong, refunds (negative costs), a cost of 0, costs with 30 digits, every
     model and request id shape, microseconds, times that go backwards, a charge without a time
@@ -85,7 +85,8 @@ def _crafted() -> list[ev.Event]:
             found.append(ev.HoldReleased(moment, "h1", "alice", D("0.5"), True))
             found.append(ev.CapClear(moment))
             found.append(ev.Set(moment, "alice", D(200), "weekly", "Europe/Paris"))
-    found.append(ev.Charge(None, "alice", D("0.07")))  # from before 0.2: no time
+    if timeless:
+        found.append(ev.Charge(None, "alice", D("0.07")))  # from before 0.2: no time
     found.append(ev.Charge(T0 + timedelta(days=1), "carol", D("1.5"), "gpt-4o", 1, 2, 3))
     return found
 
@@ -123,6 +124,7 @@ BOUNDS = [
     (None, None),
     (T0 + 7 * MINUTE, None),  # on a charge's second, before its microseconds
     (None, T0 + 14 * MINUTE + timedelta(microseconds=199_982)),  # a charge's exact time
+    (T0 + 14 * MINUTE + timedelta(microseconds=199_982), None),
     (T0 - timedelta(hours=6), T0 + timedelta(hours=2)),
     (T0 + timedelta(days=3), None),
 ]
@@ -163,15 +165,31 @@ def test_every_kind_of_row_is_read(make_store: Callable[[], Store]) -> None:
 
 @pytest.mark.parametrize("zone", ZONES)
 @pytest.mark.parametrize("by", reports.GROUPINGS)
+@pytest.mark.parametrize("timeless", [False, True])
 def test_report_totals_are_the_typed_ones(
-    make_store: Callable[[], Store], by: str, zone: str
+    make_store: Callable[[], Store], by: str, zone: str, timeless: bool
 ) -> None:
-    store = _restored(make_store(), _crafted())
+    """Whoever sums (PostgreSQL's GROUP BY, or the rows in Python: a row without a time, or
+    local midnight inside a UTC hour, makes PostgreSQL hand over to the rows), the totals are
+    those of the typed path, and of one row at a time."""
+    store = _restored(make_store(), _crafted(timeless))
     ledger = Ledger(store=store, clock=lambda: T0 + timedelta(days=2))
     for since, until in BOUNDS:
         expected = reports.totals(_typed(store, None, since, until), by, zone)
         assert reports.report(ledger, by, since, until, timezone=zone).rows == expected
         assert expected == _reference_totals(_typed(store, None, since, until), by, zone)
+        for user in ("alice", 'q"uote', "bob"):
+            expected = reports.totals(_typed(store, user, since, until), by, zone)
+            try:
+                found = reports.report(ledger, by, since, until, timezone=zone, user=user)
+            except UnknownUserError:  # deleted, and nothing of theirs in the range
+                assert user == "bob" and not store.history(user, 1, since, until)
+                continue
+            assert found.rows == expected
+    summed = getattr(store, "spend_totals", None)
+    if summed is not None:  # PostgreSQL: it does sum, unless a row has no time
+        assert (summed("user") is None) == timeless
+        assert (summed("hour") is None) == timeless
 
 
 def _reference_totals(rows: list[sp.Spend], by: str, zone: str) -> list[reports.Total]:

@@ -81,9 +81,8 @@ def read(
 ) -> list[Spend]:
     """The charges and commits of ``store`` (only ``user``'s) recorded in [since, until), oldest
     first: the store's own ``spend`` read when it has one, else from its ``history``."""
-    own = getattr(store, "spend", None)
-    if own is not None:
-        found: list[Spend] = own(user, since, until)
+    if getattr(type(store), "spend", None) is not None:  # the class's: a proxy's __getattr__
+        found: list[Spend] = store.spend(user, since, until)  # (client mode) is not asked
         return found
     return from_events(reversed(store.history(user, None, since, until)))
 

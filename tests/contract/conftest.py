@@ -18,13 +18,14 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import NamedTuple
 
 import pytest
 
 from budgetctl.core import events as ev
 from budgetctl.core import rules
+from budgetctl.core.money import EXACT
 from budgetctl.core.rules import CAP, ClosedPeriod
 from budgetctl.store import spend
 from budgetctl.store.hosted import HostedStore
@@ -163,8 +164,31 @@ def replay_history(store: Store) -> Replayed:
         if spent is not None:
             charged += spent
     # export and report read the same charges without typed events (Store.spend): to the digit
-    assert store.spend() == spend.from_events(events), "the spend read is not the history's"
+    rows = spend.from_events(events)
+    assert store.spend() == rows, "the spend read is not the history's"
+    summed = getattr(type(store), "spend_totals", None)  # PostgreSQL sums for report
+    for key, of in (("user", 1), ("model", 3), ("day", 0), ("hour", 0)):
+        found = summed(store, key) if summed is not None else None
+        if found is not None:
+            assert found == _sums(rows, key, of), f"the store's spend by {key} is not the rows'"
     return Replayed(rules.replay(events), touched, closed, charged)
+
+
+def _sums(rows: list[spend.Spend], key: str, index: int) -> dict[object, list[object]]:
+    """[charges, cost, tokens...] per user, model, UTC day or UTC hour, one row at a time."""
+    found: dict[object, list[object]] = {}
+    with localcontext(EXACT):
+        for row in rows:
+            if key in ("user", "model"):
+                grouped: object = row[index]
+            elif row.time is None:
+                continue
+            else:
+                grouped = row.time[: 10 if key == "day" else 13]
+            acc = found.setdefault(grouped, [0, Decimal(0), 0, 0, 0])
+            for position, value in enumerate((1, row.cost, *row[4:7])):
+                acc[position] += value  # type: ignore[operator]
+    return found
 
 
 def replayed_as_of(store: Store, now: datetime) -> dict[str, Decimal]:

@@ -1409,6 +1409,19 @@ class PostgresStore:
             found = spending.from_events(self._events(texts))
         return spending.in_range(found, since, until)
 
+    def spend_totals(
+        self,
+        key: str,
+        user: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> dict[Any, list[Any]] | None:
+        """The spend of :meth:`spend`, summed per ``key`` by the database (``report``): see
+        :mod:`budgetctl.store.postgres.spending`; None when the rows must be read instead."""
+        from budgetctl.store.postgres import spending as sums
+
+        return sums.totals(self, key, user, since, until)
+
     # --- prices ----------------------------------------------------------------------------------
 
     def set_price(self, price: Price | None, model: str, *, dry_run: bool = False) -> None:

@@ -1,0 +1,123 @@
+"""Spend totals summed by PostgreSQL, for ``report``: one ``GROUP BY`` over the ``charge`` and
+``commit`` rows of a range, so no row crosses the connection (reads only; nothing here writes).
+
+A history row's ``name`` is its event's user and ``cost`` its cost (``events.subject``,
+``events.spend``, written with the event); the rest comes out of the event's JSON, which is
+``json.dumps`` of ``to_json`` (compact, ASCII): it starts ``{"type":"charge","time":"`` (or
+``commit``), so the time is at character 26, and a key in quotes cannot occur inside a string
+(a quote in a value is escaped), so ``split_part`` on ``,"prompt_tokens":`` finds the key, and
+the value is the text up to the next ``,`` or ``}``. A row in any other shape (counted by a
+``LIKE``) or whose values do not cast (a token count that is not an integer) makes the answer
+None, and the caller reads the rows one by one (:func:`budgetctl.store.spend.parse`), which read
+every shape or say what is wrong.
+
+Keys (:data:`KEYS`): ``user``; ``model`` (its JSON text decoded here, so ``null`` is None);
+``day`` and ``hour``, the event's UTC time's first 10 and 13 characters (``2026-11-30``,
+``2026-11-30T09``), for which a row without a time counts nowhere. A range is the history's:
+``at`` bounds the query (an index), the event's own time decides (as ``history`` does).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from decimal import Decimal, localcontext
+from typing import TYPE_CHECKING, Any
+
+from budgetctl.core.money import EXACT
+
+if TYPE_CHECKING:
+    from budgetctl.store.postgres.store import PostgresStore
+
+KEYS = ("user", "model", "day", "hour")
+Sums = list[Any]  # [charges, cost, prompt tokens, completion tokens, cached tokens]
+
+# The event's JSON starts '{"type":"charge","time":"' (or commit, as long): its time is at 26.
+_TIME = """split_part(substr(event, 26, 28), '"', 1)"""
+_GROUPS = {
+    "user": "name",
+    "model": """split_part(split_part(event, ',"model":', 2), ',"cost":', 1)""",
+    "day": "substr(event, 26, 10)",
+    "hour": "substr(event, 26, 13)",
+}
+_TOKENS = """split_part(split_part(event, ',"prompt_tokens":', 2), ',', 1)::bigint,
+    split_part(split_part(event, ',"completion_tokens":', 2), ',', 1)::bigint,
+    split_part(split_part(split_part(event, ',"cached_tokens":', 2), ',', 1), '}', 1)::bigint"""
+
+
+def totals(
+    store: PostgresStore,
+    key: str,
+    user: str | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> dict[Any, Sums] | None:
+    """Each ``key``'s sums of the spend of ``user`` (or everyone) in [since, until); None when a
+    row is not in the shape this reads (the caller reads the rows instead)."""
+    from budgetctl.store.postgres.store import _import_psycopg
+
+    where = "project = %s AND type IN ('charge', 'commit')"
+    params: list[Any] = [store.project]
+    if user is not None:
+        where += " AND name = %s"
+        params.append(user)
+    if since is not None:
+        where += " AND at >= %s"
+        params.append(since)
+    if until is not None:
+        where += " AND at < %s"
+        params.append(until)
+    # The range on the event's own time (``at`` is never earlier; later in a restored history).
+    inside: list[str] = []
+    bounds: list[Any] = []
+    if since is not None:
+        inside.append("time::timestamptz >= %s")
+        bounds.append(since)
+    if until is not None:
+        inside.append("time::timestamptz < %s")
+        bounds.append(until)
+    columns = ["count(*)", "sum(cost)", "sum(prompt)", "sum(completion)", "sum(cached)"]
+    if inside:  # every group, and how many rows of it are in the range
+        columns = [f"{one} FILTER (WHERE {' AND '.join(inside)})" for one in columns]
+    time = _TIME if inside else "''"
+    query = (
+        f"SELECT grouped, {', '.join(columns)}, count(*) FILTER (WHERE NOT shaped) "
+        f"FROM (SELECT {_GROUPS[key]}, cost, {time}, {_TOKENS}, {_SHAPED} "
+        f"FROM budgetctl_history WHERE {where}) "
+        "AS spend (grouped, cost, time, prompt, completion, cached, shaped) GROUP BY grouped"
+    )
+    params = bounds * 5 + params
+    psycopg = _import_psycopg()
+    try:
+        with store._reading() as conn:
+            store._require_project(conn)
+            rows = conn.execute(query, params).fetchall()
+    except psycopg.DataError:  # a row this cannot read: a token that is no integer, a bad time
+        return None
+    if any(row[6] for row in rows):
+        return None  # a row not written as to_json writes (or from before 0.2: no time)
+    found: dict[Any, Sums] = {}
+    with localcontext(EXACT):
+        for grouped, charges, cost, prompt, completion, cached, _ in rows:
+            if not charges:
+                continue  # every row of the group outside the range
+            if key == "model":
+                try:
+                    grouped = None if grouped == "null" else json.loads(grouped)
+                except ValueError:
+                    return None
+                if grouped is not None and not isinstance(grouped, str):
+                    return None
+            sums = [charges, Decimal(cost), int(prompt), int(completion), int(cached)]
+            if grouped in found:  # one model written two ways ("é", "\u00e9"): one key
+                sums = [a + b for a, b in zip(found[grouped], sums, strict=True)]
+            found[grouped] = sums
+    return found
+
+
+# Compact JSON as to_json's dict gives it: "type" first, then "time" (format_utc's, so ending in
+# Z), then "user"; a row in another shape (a time of null, before 0.2) makes the caller read rows.
+_SHAPED = (
+    """(event LIKE '{"type":"charge","time":"____-__-__T__:__:__%%Z","user":"%%' """
+    """OR event LIKE '{"type":"commit","time":"____-__-__T__:__:__%%Z","user":"%%')"""
+)  # %% is a % once psycopg has put the parameters in
