@@ -54,19 +54,9 @@ def totals(
 ) -> dict[Any, Sums] | None:
     """Each ``key``'s sums of the spend of ``user`` (or everyone) in [since, until); None when a
     row is not in the shape this reads (the caller reads the rows instead)."""
-    from budgetctl.store.postgres.store import _import_psycopg
+    from budgetctl.store.postgres.store import _import_psycopg, history_rows
 
-    where = "project = %s AND type IN ('charge', 'commit')"
-    params: list[Any] = [store.project]
-    if user is not None:
-        where += " AND name = %s"
-        params.append(user)
-    if since is not None:
-        where += " AND at >= %s"
-        params.append(since)
-    if until is not None:
-        where += " AND at < %s"
-        params.append(until)
+    where, params = history_rows(store.project, user, since, until, spend=True)
     # The range on the event's own time (``at`` is never earlier; later in a restored history).
     inside: list[str] = []
     bounds: list[Any] = []

@@ -92,6 +92,33 @@ _SET = ", ".join(f"{column.strip()} = %s" for column in _COLUMNS.split(","))
 _HISTORY_ROW = "(%s, %s, %s, %s, %s, %s, %s, %s)"
 
 
+def history_rows(
+    project: str,
+    user: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    *,
+    spend: bool = False,
+) -> tuple[str, list[Any]]:
+    """The WHERE clause (and its parameters) of a project's history rows: only ``user``'s, only
+    ``charge`` and ``commit`` rows with ``spend``, and ``at`` in [since, until), which the primary
+    key (project, at, ...) or, for one user, (project, name, at) serves."""
+    where = "project = %s"
+    params: list[Any] = [project]
+    if spend:
+        where += " AND type IN ('charge', 'commit')"
+    if user is not None:
+        where += " AND name = %s"
+        params.append(user)
+    if since is not None:
+        where += " AND at >= %s"
+        params.append(since)
+    if until is not None:
+        where += " AND at < %s"
+        params.append(until)
+    return where, params
+
+
 class SchemaMissingError(StateError):
     """The database has no budgetctl schema, or an older one."""
 
@@ -1350,18 +1377,10 @@ class PostgresStore:
         has rows whose ``at`` (never earlier than the row before) is later than their time; the
         range is checked on the event's time as well, so such a row is never shown out of it
         (an event without a time, from budgetctl before 0.2, is in no range)."""
-        query = "SELECT event FROM budgetctl_history WHERE project = %s"
-        params: list[Any] = [self.project]
-        if user is not None:
-            query += " AND name = %s"
-            params.append(user)
-        if since is not None:
-            query += " AND at >= %s"
-            params.append(since)
-        if until is not None:
-            query += " AND at < %s"
-            params.append(until)
-        query += " ORDER BY at DESC, tx DESC, ord DESC"
+        where, params = history_rows(self.project, user, since, until)
+        query = (
+            f"SELECT event FROM budgetctl_history WHERE {where} ORDER BY at DESC, tx DESC, ord DESC"
+        )
         if limit is not None:
             query += " LIMIT %s"
             params.append(limit)
@@ -1387,23 +1406,11 @@ class PostgresStore:
         """The charges and commits of :meth:`history` (the same rows, range and order), oldest
         first: only the ``charge`` and ``commit`` rows are read, and their JSON text becomes rows
         without typed events (:func:`budgetctl.store.spend.parse`)."""
-        query = (
-            "SELECT event FROM budgetctl_history WHERE project = %s "
-            "AND type IN ('charge', 'commit')"
-        )
-        params: list[Any] = [self.project]
-        if user is not None:
-            query += " AND name = %s"
-            params.append(user)
-        if since is not None:
-            query += " AND at >= %s"
-            params.append(since)
-        if until is not None:
-            query += " AND at < %s"
-            params.append(until)
+        where, params = history_rows(self.project, user, since, until, spend=True)
+        query = f"SELECT event FROM budgetctl_history WHERE {where} ORDER BY at, tx, ord"
         with self._reading() as conn:
             self._require_project(conn)
-            texts = [text for (text,) in conn.execute(query + " ORDER BY at, tx, ord", params)]
+            texts = [text for (text,) in conn.execute(query, params)]
         found = spending.parse("\n".join(texts))
         if found is None:  # a row the quick read does not take: the typed read says what it is
             found = spending.from_events(self._events(texts))
