@@ -302,6 +302,8 @@ def _summed_by_store(ledger: Ledger, by: str, user: str | None, span: Range) -> 
         return None
     zone = parse_timezone(span.timezone)
     key = by if by in ("user", "model") else "day" if zone is UTC else "hour"
+    if key == "hour" and not _whole_hours(zone):
+        return None  # its days begin inside UTC hours (India's, at 18:30 UTC): the rows decide
     found = read(ledger.store, key, user, span.since, span.until)
     if found is None:
         return None
@@ -318,7 +320,7 @@ def _summed_by_store(ledger: Ledger, by: str, user: str | None, span: Range) -> 
             day = day_of_hour(hour)
             if day is None:
                 return None  # local midnight inside the hour: the rows' own times decide
-            _add(days, day, sums)
+            spending.add_sums(days, day, sums)
         return _by_period(days, by)
 
 
@@ -355,11 +357,8 @@ def _by_period(days: dict[Any, list[Any]], by: str) -> list[Total]:
     periods: dict[date, list[Any]] = {}  # a period's first day -> [charges, cost, tokens...]
     for key, sums in days.items():
         day = date.fromisoformat(key) if isinstance(key, str) else key
-        _add(
-            periods,
-            day if by == "day" else _monday(day) if by == "week" else day.replace(day=1),
-            sums,
-        )
+        start = day if by == "day" else _monday(day) if by == "week" else day.replace(day=1)
+        spending.add_sums(periods, start, sums)
     if not periods:
         return []
     rows = []
@@ -367,15 +366,6 @@ def _by_period(days: dict[Any, list[Any]], by: str) -> list[Total]:
         acc = periods.get(start, [0, Decimal(0), 0, 0, 0])
         rows.append(Total(start.isoformat()[:7] if by == "month" else start.isoformat(), *acc))
     return rows
-
-
-def _add(into: dict[date, list[Any]], key: date, sums: list[Any]) -> None:
-    acc = into.get(key)
-    if acc is None:
-        into[key] = list(sums)
-    else:
-        for position in range(5):
-            acc[position] += sums[position]
 
 
 def _day_function(timezone: str) -> Callable[[str], str | date]:
@@ -414,6 +404,17 @@ def _hours(zone: tzinfo) -> Callable[[str], date | None]:
         return found  # type: ignore[return-value]
 
     return day
+
+
+def _whole_hours(zone: tzinfo) -> bool:
+    """Whether ``zone`` is a whole number of hours from UTC this January and July (most are,
+    so each UTC hour's times fall on one local day; :func:`_hours` checks every hour)."""
+    year = datetime.now(UTC).year
+    return all(
+        (zone.utcoffset(datetime(year, month, 1)) or timedelta(0)) % timedelta(hours=1)
+        == timedelta(0)
+        for month in (1, 7)
+    )
 
 
 _UNKNOWN = object()

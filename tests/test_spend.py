@@ -186,10 +186,11 @@ def test_report_totals_are_the_typed_ones(
                 assert user == "bob" and not store.history(user, 1, since, until)
                 continue
             assert found.rows == expected
-    summed = getattr(store, "spend_totals", None)
-    if summed is not None:  # PostgreSQL: it does sum, unless a row has no time
-        assert (summed("user") is None) == timeless
-        assert (summed("hour") is None) == timeless
+    # both stores sum (the JSON store from its file's text, PostgreSQL in SQL), except that
+    # PostgreSQL hands a row without a time over to the rows
+    database = not isinstance(store, JsonStore)
+    assert (store.spend_totals("user") is None) == (database and timeless)  # type: ignore[attr-defined]
+    assert (store.spend_totals("hour") is None) == (database and timeless)  # type: ignore[attr-defined]
 
 
 def _reference_totals(rows: list[sp.Spend], by: str, zone: str) -> list[reports.Total]:
@@ -352,6 +353,36 @@ def test_lines_in_many_chunks_and_a_newline_after_the_last(monkeypatch: pytest.M
     assert sp.parse(text) == sp.parse(text + "\n") == _typed_text(text)
     assert len(sp.parse(text) or []) == 26
     assert sp.parse("") == sp.parse("\n") == []
+
+
+@pytest.mark.parametrize("key", ["user", "model", "day", "hour"])
+def test_sums_of_the_text_are_the_sums_of_its_rows(
+    monkeypatch: pytest.MonkeyPatch, key: str
+) -> None:
+    """In chunks of a few lines, some read the general way (a quote in a name, a charge without
+    a time, other events): only the user's, only the range's, as their rows add up."""
+    monkeypatch.setattr(sp, "_CHUNK", 700)
+    found = _crafted()
+    text = "\n".join(json.dumps(e.to_json(), ensure_ascii=False) for e in found)
+    rows = sp.parse(text)
+    assert rows == sp.from_events(found)
+    index = {"user": 1, "model": 3}.get(key)
+    for user in (None, "alice", 'q"uote', "nobody"):
+        for since, until in BOUNDS:
+            span = sp.TimeRange(since, until) if since or until else None
+            expected: dict[object, list[object]] = {}
+            with localcontext(EXACT):
+                for row in sp.in_range(rows, since, until):
+                    if user is not None and row.user != user:
+                        continue
+                    if index is not None:
+                        grouped: object = row[index]
+                    elif row.time is None:
+                        continue
+                    else:
+                        grouped = row.time[: 10 if key == "day" else 13]
+                    sp.add_sums(expected, grouped, [1, row.cost, *row[4:7]])
+            assert sp.sums(text, key, user, span) == expected, (user, since, until)
 
 
 @pytest.mark.parametrize(

@@ -222,20 +222,49 @@ def read_spend(
 
     With a user or a range, the lines that cannot hold a match are skipped first, as for
     :func:`read_events`."""
-    data = _read(paths, size)[1]
-    sieve = Sieve(user, since, until)
-    if sieve.active:
-        data = b"\n".join([line for line in data.splitlines() if sieve.may_match(line)])
-    try:
-        text = data.decode()
-    except UnicodeDecodeError:
-        return None
-    rows = spend.parse(text)
+    text = _spend_text(paths, size, user, since, until)
+    rows = None if text is None else spend.parse(text)
     if rows is None:
         return None
     if user is not None:
         rows = [row for row in rows if row.user == user]
     return spend.in_range(rows, since, until)
+
+
+def read_spend_totals(
+    paths: Sequence[Path],
+    size: int,
+    key: str,
+    user: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> dict[Any, list[Any]] | None:
+    """The sums of :func:`read_spend`'s rows per ``key`` (:func:`budgetctl.store.spend.sums`),
+    without building the rows; None where :func:`read_spend` would be."""
+    text = _spend_text(paths, size, user, since, until)
+    if text is None:
+        return None
+    timed = since is not None or until is not None
+    return spend.sums(text, key, user, spend.TimeRange(since, until) if timed else None)
+
+
+def _spend_text(
+    paths: Sequence[Path],
+    size: int,
+    user: str | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> str | None:
+    """The history's text, less the lines that cannot hold ``user``'s spend in [since, until)
+    (:class:`Sieve`); None when it is not UTF-8."""
+    data = _read(paths, size)[1]
+    sieve = Sieve(user, since, until)
+    if sieve.active:
+        data = b"\n".join([line for line in data.splitlines() if sieve.may_match(line)])
+    try:
+        return data.decode()
+    except UnicodeDecodeError:
+        return None
 
 
 def _read(paths: Sequence[Path], size: int) -> tuple[Path, bytes]:

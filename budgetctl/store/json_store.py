@@ -526,6 +526,18 @@ class JsonStore(DocumentStore):
             found = spending.from_events(reversed(self._events(size, user, None, since, until)))
         return found
 
+    def spend_totals(
+        self,
+        key: str,
+        user: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> dict[Any, list[Any]] | None:
+        """The sums of :meth:`spend`'s rows per user, model, UTC day or UTC hour (``report``),
+        read from the history's text chunk by chunk, without the rows; None: read the rows."""
+        size = self._snapshot()["history"]["size"]
+        return history.read_spend_totals(self._history_paths(), size, key, user, since, until)
+
     # --- prices (their own small file: a charge reads them without parsing the state) -----------
 
     def set_price(self, price: Price | None, model: str, *, dry_run: bool = False) -> None:

@@ -20,13 +20,16 @@ stores only read it.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections import defaultdict, deque
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
-from decimal import Decimal
-from itertools import repeat
+from decimal import Decimal, localcontext
+from itertools import compress, repeat
+from operator import and_, itemgetter
 from typing import Any, NamedTuple
 
 from budgetctl.core import events, jsontext
+from budgetctl.core.money import EXACT
 from budgetctl.core.periods import format_utc, parse_utc
 
 
@@ -117,41 +120,121 @@ _LINE = (
 def parse(text: str) -> list[Spend] | None:
     """The spend rows of ``text``, events' JSON one a line (``\\n``; one after the last is
     allowed), in its order; None when a line is not an event the typed path reads (the caller
-    then reads that way, and says which line is wrong).
-
-    Read a megabyte at a time: the matches of a chunk (13 strings a line) are dropped before the
-    next is read, so their memory is reused instead of growing the process by 60 MB a 100,000
-    charges (the page faults of that cost as much as a tenth of the report)."""
-    end = len(text) - 1 if text.endswith("\n") else len(text)
-    pattern = re.compile(_LINE, re.MULTILINE | re.ASCII)  # \\d: 0-9, not any digit
+    then reads that way, and says which line is wrong)."""
     rows: list[Spend] = []
-    start = 0
     with jsontext.gc_paused():  # 100,000 rows, no cycles: the collector's passes only cost time
-        while start < end:
-            stop = text.find("\n", start + _CHUNK, end)
-            stop = end if stop < 0 else stop
-            found = _chunk(pattern.findall(text, start, stop))
-            if found is None:
+        for found in _chunks(text):
+            others = [match[12] for match in found if not match[1]]  # read the general way
+            quick = _rows([match for match in found if match[1]] if others else found)
+            if not others:
+                rows += quick
+                continue
+            decoded = _decode(others)
+            if decoded is None:
                 return None
-            rows += found
-            start = stop + 1
+            fast, general = iter(quick), iter(decoded)
+            merged = [next(fast) if match[1] else next(general) for match in found]
+            rows += [row for row in merged if row is not None]
     return rows
 
 
+def sums(
+    text: str, key: str, user: str | None = None, span: TimeRange | None = None
+) -> dict[Any, list[Any]] | None:
+    """What summing :func:`parse`'s rows (only ``user``'s, only those in ``span``) per ``key``
+    gives, without building the rows: [charges, cost, prompt tokens, completion tokens, cached
+    tokens] per user, model, UTC day (``2026-11-30``) or UTC hour (``2026-11-30T09``), a row
+    without a time in no day or hour; None where :func:`parse` would be. Each chunk's columns
+    are summed and dropped, so a report's memory does not grow with the history."""
+    found_sums: dict[Any, list[Any]] = {}
+    counts = _Counts().__getitem__
+    absent = {"": None}.get
+    with jsontext.gc_paused(), localcontext(EXACT):
+        for found in _chunks(text):
+            others = [match[12] for match in found if not match[1]]
+            extra: list[Spend] = []
+            if others:
+                decoded = _decode(others)
+                if decoded is None:
+                    return None
+                extra = [row for row in decoded if row is not None]
+                found = [match for match in found if match[1]]
+            if found:
+                (_, times, users, models, costs, prompts, completions, cached, *_) = zip(
+                    *found, strict=True
+                )
+                keep: Iterable[bool] | None = None
+                if user is not None:
+                    keep = map(user.__eq__, users)
+                if span is not None:
+                    inside = map(span.__contains__, times)
+                    keep = inside if keep is None else map(and_, keep, inside)
+                picked: Sequence[int] = range(len(times))
+                if keep is not None:
+                    picked = list(compress(picked, keep))
+                keys = {
+                    "user": users,
+                    "model": list(map(absent, models, models)) if key == "model" else (),
+                    "day": list(map(_DAY, times)) if key == "day" else (),
+                    "hour": list(map(_HOUR, times)) if key == "hour" else (),
+                }[key]
+                groups: defaultdict[Any, list[int]] = defaultdict(list)
+                deque(
+                    map(
+                        list.append, map(groups.__getitem__, map(keys.__getitem__, picked)), picked
+                    ),
+                    maxlen=0,
+                )
+                for grouped, indices in groups.items():
+                    add_sums(found_sums, grouped, [
+                        len(indices),
+                        sum(map(Decimal, map(costs.__getitem__, indices)), Decimal(0)),
+                        sum(map(counts, map(prompts.__getitem__, indices))),
+                        sum(map(counts, map(completions.__getitem__, indices))),
+                        sum(map(counts, map(cached.__getitem__, indices))),
+                    ])  # fmt: skip
+            for row in extra:
+                if (user is None or row.user == user) and (span is None or row.time in span):
+                    if key in ("day", "hour"):
+                        if row.time is None:
+                            continue
+                        grouped = row.time[: 10 if key == "day" else 13]
+                    else:
+                        grouped = row.user if key == "user" else row.model
+                    add_sums(found_sums, grouped, [1, row.cost, *row[4:7]])
+    return found_sums
+
+
+_DAY, _HOUR = itemgetter(slice(0, 10)), itemgetter(slice(0, 13))
+
+
+def add_sums(into: dict[Any, list[Any]], key: Any, sums: list[Any]) -> None:
+    """``sums`` ([charges, cost, tokens...]) added to ``into[key]``, in the current decimal
+    context (:data:`~budgetctl.core.money.EXACT` for money: the default one rounds)."""
+    acc = into.get(key)
+    if acc is None:
+        into[key] = list(sums)
+    else:
+        for position in range(5):
+            acc[position] += sums[position]
+
+
+def _chunks(text: str) -> Iterator[list[tuple[str, ...]]]:
+    """``_LINE``'s matches in ``text``, a megabyte of lines at a time: a chunk's matches (13
+    strings a line) are dropped before the next is read, so their memory is reused instead of
+    growing the process by 60 MB a 100,000 charges (the page faults of which cost as much as a
+    tenth of a report)."""
+    end = len(text) - 1 if text.endswith("\n") else len(text)
+    pattern = re.compile(_LINE, re.MULTILINE | re.ASCII)  # \\d: 0-9, not any digit
+    start = 0
+    while start < end:
+        stop = text.find("\n", start + _CHUNK, end)
+        stop = end if stop < 0 else stop
+        yield pattern.findall(text, start, stop)
+        start = stop + 1
+
+
 _CHUNK = 1 << 20
-
-
-def _chunk(found: list[tuple[str, ...]]) -> list[Spend] | None:
-    others = [match[12] for match in found if not match[1]]  # read the general way
-    rows = _rows([match for match in found if match[1]] if others else found)
-    if not others:
-        return rows
-    decoded = _decode(others)
-    if decoded is None:
-        return None
-    quick, general = iter(rows), iter(decoded)
-    merged = [next(quick) if match[1] else next(general) for match in found]
-    return [row for row in merged if row is not None]
 
 
 def _rows(found: list[tuple[str, ...]]) -> list[Spend]:
@@ -242,4 +325,14 @@ def in_range(rows: list[Spend], since: datetime | None, until: datetime | None) 
     return [row for row in rows if row.time in span]
 
 
-__all__ = ["Spend", "TimeRange", "from_events", "in_range", "of_event", "parse", "read"]
+__all__ = [
+    "Spend",
+    "TimeRange",
+    "add_sums",
+    "from_events",
+    "in_range",
+    "of_event",
+    "parse",
+    "read",
+    "sums",
+]

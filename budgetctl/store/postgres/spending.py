@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from decimal import Decimal, localcontext
+from decimal import localcontext
 from typing import TYPE_CHECKING, Any
 
 from budgetctl.core.money import EXACT
+from budgetctl.store.spend import add_sums
 
 if TYPE_CHECKING:
     from budgetctl.store.postgres.store import PostgresStore
@@ -98,10 +99,8 @@ def totals(
                     return None
                 if grouped is not None and not isinstance(grouped, str):
                     return None
-            sums = [charges, Decimal(cost), int(prompt), int(completion), int(cached)]
-            if grouped in found:  # one model written two ways ("é", "\u00e9"): one key
-                sums = [a + b for a, b in zip(found[grouped], sums, strict=True)]
-            found[grouped] = sums
+            # one model written two ways ("é", "\u00e9") is one key: added up
+            add_sums(found, grouped, [charges, cost, int(prompt), int(completion), int(cached)])
     return found
 
 
