@@ -14,6 +14,7 @@ store or, with ``--database-url``, on PostgreSQL. Then, cases interleaved, media
 Each run checks that the report's total equals the sum of the exported rows, exactly.
 
     python bench/bench_report.py [--charges N] [--runs N] [--database-url URL] [--json]
+                                 [--compare ../before/.venv/bin/python]
 """
 
 from __future__ import annotations
@@ -106,6 +107,12 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--database-url", help="run on this PostgreSQL database instead")
     parser.add_argument("--json", action="store_true", help="print a JSON report")
+    parser.add_argument(
+        "--compare",
+        metavar="PYTHON",
+        help="also run each process case with the budgetctl beside this interpreter (another "
+        "tree's venv, say ../before/.venv/bin/python), interleaved with this one's",
+    )
     options = parser.parse_args()
 
     from budgetctl import reports
@@ -141,28 +148,36 @@ def main() -> int:
         tenth = (START + SPAN * 0.9).isoformat()
         cli = [str(BUDGETCTL), "-p", PROJECT]
 
-        def process(*args: str) -> Callable[[], object]:
+        def process(command: list[str], args: list[str]) -> Callable[[], object]:
             return lambda: subprocess.run(
-                [*cli, *args], env=env, stdout=subprocess.PIPE, check=True
+                [*command, *args], env=env, stdout=subprocess.PIPE, check=True
             )
 
         def library_export() -> None:
             reports.write_csv(reports.export(ledger), io.StringIO())
 
-        cases: dict[str, Callable[[], object]] = {
-            "budgetctl report --by user": process("report", "--by", "user"),
-            "budgetctl report --by model": process("report", "--by", "model"),
-            "budgetctl report --by day": process("report", "--by", "day"),
-            "budgetctl report --by day --tz Europe/Paris": process(
-                "report", "--by", "day", "--tz", "Europe/Paris"
-            ),
-            "budgetctl report --json": process("report", "--json"),
-            "budgetctl export (csv)": process("export"),
-            "budgetctl report --since (last 10%)": process("report", "--since", tenth),
-            "library: reports.report(by=user)": lambda: reports.report(ledger, "user"),
-            "library: reports.report(by=day)": lambda: reports.report(ledger, "day"),
-            "library: export to CSV": library_export,
+        commands = {
+            "report --by user": ["report", "--by", "user"],
+            "report --by model": ["report", "--by", "model"],
+            "report --by day": ["report", "--by", "day"],
+            "report --by day --tz Europe/Paris": ["report", "--by", "day", "--tz", "Europe/Paris"],
+            "report --json": ["report", "--json"],
+            "export (csv)": ["export"],
+            "report --since (last 10%)": ["report", "--since", tenth],
         }
+        other = options.compare and [str(Path(options.compare).parent / "budgetctl"), "-p", PROJECT]
+        cases: dict[str, Callable[[], object]] = {}
+        for name, args in commands.items():
+            cases[f"budgetctl {name}"] = process(cli, args)
+            if other:  # the other tree's process right after this one's
+                cases[f"  compared: {name}"] = process(other, args)
+        cases.update(
+            {
+                "library: reports.report(by=user)": lambda: reports.report(ledger, "user"),
+                "library: reports.report(by=day)": lambda: reports.report(ledger, "day"),
+                "library: export to CSV": library_export,
+            }
+        )
         for run in cases.values():  # warm-up: bytecode compiled, the file in the page cache
             run()
         times: dict[str, list[float]] = {name: [] for name in cases}
@@ -193,10 +208,10 @@ def main() -> int:
     )
     load = ", ".join(f"{x:.1f}" for x in result["load_average"])  # type: ignore[attr-defined]
     print(f"load average {load} on {result['machine']['cpus']} CPUs")  # type: ignore[index]
-    print(f"{'case':<40} {'median s':>9} {'min s':>7} {'max s':>7} {'CPU s':>7}")
+    print(f"{'case':<46} {'median s':>9} {'min s':>7} {'max s':>7} {'CPU s':>7}")
     for name, row in result["cases"].items():  # type: ignore[attr-defined]
         print(
-            f"{name:<40} {row['median_ms'] / 1000:>9.3f} {row['min_ms'] / 1000:>7.3f} "
+            f"{name:<46} {row['median_ms'] / 1000:>9.3f} {row['min_ms'] / 1000:>7.3f} "
             f"{row['max_ms'] / 1000:>7.3f} {row['cpu_median_ms'] / 1000:>7.3f}"
         )
     return 0
