@@ -58,26 +58,26 @@ def totals(
     from budgetctl.store.postgres.store import _import_psycopg, history_rows
 
     where, params = history_rows(store.project, user, since, until, spend=True)
-    # The range on the event's own time (``at`` is never earlier; later in a restored history).
+    # The range on the event's own time (``at`` is never earlier; later in a restored history),
+    # worked out once a row, and every group counted with how many of its rows are inside it.
     inside: list[str] = []
     bounds: list[Any] = []
     if since is not None:
-        inside.append("time::timestamptz >= %s")
+        inside.append(f"{_TIME}::timestamptz >= %s")
         bounds.append(since)
     if until is not None:
-        inside.append("time::timestamptz < %s")
+        inside.append(f"{_TIME}::timestamptz < %s")
         bounds.append(until)
     columns = ["count(*)", "sum(cost)", "sum(prompt)", "sum(completion)", "sum(cached)"]
-    if inside:  # every group, and how many rows of it are in the range
-        columns = [f"{one} FILTER (WHERE {' AND '.join(inside)})" for one in columns]
-    time = _TIME if inside else "''"
+    if inside:
+        columns = [f"{one} FILTER (WHERE inside)" for one in columns]
     query = (
         f"SELECT grouped, {', '.join(columns)}, count(*) FILTER (WHERE NOT shaped) "
-        f"FROM (SELECT {_GROUPS[key]}, cost, {time}, {_TOKENS}, {_SHAPED} "
-        f"FROM budgetctl_history WHERE {where}) "
-        "AS spend (grouped, cost, time, prompt, completion, cached, shaped) GROUP BY grouped"
+        f"FROM (SELECT {_GROUPS[key]}, cost, {' AND '.join(inside) or 'true'}, {_TOKENS}, "
+        f"{_SHAPED} FROM budgetctl_history WHERE {where}) "
+        "AS spend (grouped, cost, inside, prompt, completion, cached, shaped) GROUP BY grouped"
     )
-    params = bounds * 5 + params
+    params = bounds + params
     psycopg = _import_psycopg()
     try:
         with store._reading() as conn:
