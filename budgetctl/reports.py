@@ -397,8 +397,8 @@ def _hours(zone: tzinfo) -> Callable[[str], date | None]:
     def day(hour: str) -> date | None:
         found = hours.get(hour, _UNKNOWN)
         if found is _UNKNOWN:
-            start = datetime.fromisoformat(hour + ":00:00+00:00").astimezone(zone)
-            end = (start + length).astimezone(zone)
+            first = datetime.fromisoformat(hour + ":00:00+00:00")  # added to in UTC: no gaps
+            start, end = first.astimezone(zone), (first + length).astimezone(zone)
             same = start.date() == end.date() and start.utcoffset() == end.utcoffset()
             found = hours[hour] = start.date() if same else None
         return found  # type: ignore[return-value]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterator
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone, tzinfo
 from decimal import Decimal, localcontext
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -258,6 +258,33 @@ def test_a_day_in_a_zone_is_the_time_converted_on_its_own(zone: str) -> None:
                 expected = moment.astimezone(zone_info).date()
                 got = day_of(text)
                 assert (date.fromisoformat(got) if isinstance(got, str) else got) == expected, text
+
+
+class _Jump(tzinfo):
+    """+00:30 until 2026-06-01 22:45 UTC, then +01:30: local midnight passes inside a UTC hour,
+    at an offset change (its wall clock jumps from 23:15 to 00:15)."""
+
+    CHANGE = datetime(2026, 6, 1, 22, 45)
+
+    def utcoffset(self, dt: datetime | None) -> timedelta:
+        wall = (dt or datetime.min).replace(tzinfo=None)
+        # the wall times the jump skips (23:15 to 00:15) read at the old offset
+        return timedelta(minutes=30 if wall < self.CHANGE + timedelta(minutes=90) else 90)
+
+    def dst(self, dt: datetime | None) -> timedelta:
+        return timedelta(0)
+
+    def fromutc(self, dt: datetime) -> datetime:
+        moment = dt.replace(tzinfo=None)
+        shift = timedelta(minutes=30 if moment < self.CHANGE else 90)
+        return (moment + shift).replace(tzinfo=self)
+
+
+def test_an_hour_split_by_an_offset_change_at_midnight_is_on_no_one_day() -> None:
+    day_of_hour = reports._hours(_Jump())
+    assert day_of_hour("2026-06-01T21") == date(2026, 6, 1)
+    assert day_of_hour("2026-06-01T22") is None  # 22:30 local on the 1st, then 00:15 on the 2nd
+    assert day_of_hour("2026-06-01T23") == date(2026, 6, 2)
 
 
 # --- the text a store keeps -------------------------------------------------------------------
