@@ -26,14 +26,15 @@ from datetime import datetime
 from decimal import Decimal, localcontext
 from itertools import compress, repeat
 from operator import and_, itemgetter
-from typing import Any, NamedTuple
+from typing import Any
 
 from budgetctl.core import events, jsontext
 from budgetctl.core.money import EXACT
 from budgetctl.core.periods import format_utc, parse_utc
+from budgetctl.core.record import Record
 
 
-class Spend(NamedTuple):
+class Spend(Record):
     """A charge or a commit as a report reads it: :class:`~budgetctl.core.events.Charge`'s
     fields in its order, then a commit's, with the time as text (most reports never need it as a
     datetime, and parsing 100,000 costs a tenth of the report)."""
