@@ -10,6 +10,7 @@ Processes racing it against holds are in tests/test_pg_processes.py.
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
@@ -18,10 +19,14 @@ from typing import Any
 
 import pytest
 from helpers.postgres import fresh_schema
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from budgetctl import Ledger
-from budgetctl.errors import BudgetExceededError, UnknownUserError
-from budgetctl.store.postgres import schema
+from budgetctl.core import events
+from budgetctl.core.rules import ChargeRequest
+from budgetctl.errors import BudgetExceededError, StorageIOError, UnknownUserError
+from budgetctl.store.postgres import one_statement, schema
 from budgetctl.store.postgres.store import Database, PostgresStore
 
 T0 = datetime(2026, 3, 30, 20, 0, tzinfo=timezone.utc)
@@ -422,3 +427,146 @@ def test_a_charge_waiting_on_a_hold_being_placed_sees_it(
     assert isinstance(found["charge"], BudgetExceededError), found["charge"]
     assert found["charge"].scope == ("user" if binding == "user" else "project")
     assert paths.fell_back == 1 and paths.at_once == 0
+
+
+# --- the statement as the store runs it: its event's text, and a prepared statement's life ---
+
+_names = st.text(st.characters(codec="utf-8"), min_size=1, max_size=12)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    user=_names,
+    model=st.none() | _names,
+    cost=st.decimals(min_value=0, max_value=10**9, places=7, allow_nan=False),
+    tokens=st.tuples(*[st.integers(0, 10**12)] * 3),
+    request_id=st.none() | _names,
+    estimated=st.booleans(),
+)
+def test_the_event_text_is_what_json_writes(
+    user: str,
+    model: str | None,
+    cost: Decimal,
+    tokens: tuple[int, int, int],
+    request_id: str | None,
+    estimated: bool,
+) -> None:
+    request = ChargeRequest(user, cost, model, *tokens, request_id=request_id, estimated=estimated)
+    expected = json.dumps(events.Charge(None, *request).to_json(), separators=(",", ":"))
+    assert one_statement.event(request) == expected
+
+
+def _session(book: Ledger) -> Any:
+    assert isinstance(book.store, PostgresStore)
+    return book.store.db.connection()
+
+
+def test_a_session_that_lost_its_prepared_statement_prepares_it_again(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    book = ledger(pg_url, "p", Clock())
+    book.create("ann", "10")
+    paths = Paths(monkeypatch)
+    assert paths.taken(lambda: book.charge_cost("ann", "1")) == "statement"
+    conn = _session(book)
+    names = [r[0] for r in conn.execute("SELECT name FROM pg_prepared_statements").fetchall()]
+    assert [n for n in names if n.startswith("budgetctl_charge_")], names
+    conn.execute("DEALLOCATE ALL")  # as a pooler's reset or another library would
+    assert paths.taken(lambda: book.charge_cost("ann", "1")) == "statement"
+    assert book.get("ann").current_cost == Decimal("2")
+    assert [e.type for e in book.history("ann")].count("charge") == 2
+
+
+def test_a_session_that_has_the_statement_already_runs_it(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A session handed over by a pooler keeps what the last client prepared: the name is the
+    statement's text, so the store runs what is there."""
+    book = ledger(pg_url, "p", Clock())
+    book.create("ann", "10")
+    name, sql, _, types = one_statement.prepared(False, False, False)
+    conn = _session(book)
+    conn.pgconn.prepare(name, sql, types)  # prepared before the store knew it
+    paths = Paths(monkeypatch)
+    assert paths.taken(lambda: book.charge_cost("ann", "1")) == "statement"
+    assert book.get("ann").current_cost == Decimal("1")
+
+
+def test_a_lost_session_fails_closed_and_the_next_charge_prepares_anew(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import psycopg
+
+    book = ledger(pg_url, "p", Clock())
+    book.create("ann", "10")
+    book.charge_cost("ann", "1")
+    pid = _session(book).info.backend_pid
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    with pytest.raises(StorageIOError):
+        book.charge_cost("ann", "1")
+    paths = Paths(monkeypatch)
+    assert paths.taken(lambda: book.charge_cost("ann", "1")) == "statement"
+    assert _session(book).info.backend_pid != pid
+    assert book.get("ann").current_cost == Decimal("2")
+
+
+def test_ctrl_c_cancels_a_charge_waiting_on_a_lock_in_the_server(pg_url: str) -> None:
+    """The statement runs through psycopg's wait loop, not libpq's blocking call: Ctrl-C while it
+    waits for a row lock cancels it in the server (nothing written) and the session goes on."""
+    import signal
+    import threading
+
+    import psycopg
+
+    book = ledger(pg_url, "p", Clock())
+    book.create("ann", "10")
+    book.charge_cost("ann", "1")  # prepared
+    pid = _session(book).info.backend_pid
+    with psycopg.connect(pg_url, autocommit=True) as holder, holder.transaction():
+        holder.execute("SELECT 1 FROM budgetctl_budgets WHERE name = 'ann' FOR UPDATE")
+
+        def interrupt() -> None:
+            with psycopg.connect(pg_url, autocommit=True) as watch:
+                for _ in range(500):
+                    row = watch.execute(
+                        "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (pid,)
+                    ).fetchone()
+                    if row and row[0] == "Lock":
+                        signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+                        return
+                    threading.Event().wait(0.01)
+
+        thread = threading.Thread(target=interrupt)
+        thread.start()
+        with pytest.raises(KeyboardInterrupt):
+            book.charge_cost("ann", "1")
+        thread.join(10)
+    assert book.get("ann").current_cost == Decimal("1")
+    book.charge_cost("ann", "1")
+    assert book.get("ann").current_cost == Decimal("2")
+    assert _session(book).info.backend_pid == pid
+
+
+def test_a_cap_set_elsewhere_is_charged_by_a_store_that_saw_none(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store that found no cap runs the statement without one; a cap another process sets
+    makes that statement fail (nothing written), and the charge is counted against the cap."""
+    clock = Clock()
+    worker, admin = ledger(pg_url, "p", clock), ledger(pg_url, "p", clock)
+    admin.create("ann", "10")
+    paths = Paths(monkeypatch)
+    assert paths.taken(lambda: worker.charge_cost("ann", "1")) == "statement"
+    assert paths.taken(lambda: worker.charge_cost("ann", "1")) == "statement"  # without a cap
+    admin.set_cap("100")
+    result = paths.taken(lambda: worker.charge_cost("ann", "1"))
+    assert result == "fell back"
+    charged = worker.charge_cost("ann", "1")
+    assert paths.at_once == 3
+    # the cap starts from what the users spent (2), then both charges since
+    assert charged.cap is not None and charged.cap.current_cost == Decimal("4")
+    admin.clear_cap()
+    assert paths.taken(lambda: worker.charge_cost("ann", "1")) == "statement"
+    assert worker.charge_cost("ann", "1").cap is None
+    assert worker.get("ann").current_cost == Decimal("6")

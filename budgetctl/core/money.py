@@ -97,7 +97,9 @@ def check_amount(amount: Decimal, what: str = "amount", limit: Decimal = MAX_AMO
         raise InvalidAmountError(f"{what} {shown(amount)} is too large (the limit is {limit:f})")
     if amount == 0:
         return ZERO  # normalise -0 and 0E-7 alike
-    if _places(amount) > MAX_PLACES:
+    # (no more places than MAX_PLACES written, so none once trailing zeros are dropped either)
+    exponent = amount.as_tuple().exponent  # an int: the amount is finite
+    if isinstance(exponent, int) and exponent < -MAX_PLACES and _places(amount) > MAX_PLACES:
         raise InvalidAmountError(
             f"{what} {shown(amount)} has more than {MAX_PLACES} decimal places"
         )

@@ -46,7 +46,8 @@ def check_user_name(user: str) -> str:
     """``user`` if it is a valid user key: a non-empty string of at most 256 characters."""
     if not isinstance(user, str) or not user or len(user) > 256:
         raise InvalidNameError("a user must be a non-empty string of at most 256 characters")
-    if any(ord(c) < 32 or c == "\x7f" for c in user):
+    # (every control character is unprintable: the scan runs only for names that have one)
+    if not user.isprintable() and any(ord(c) < 32 or c == "\x7f" for c in user):
         raise InvalidNameError(f"user {user!r} contains control characters")
     return check_text(user, "user")
 

@@ -170,6 +170,10 @@ class Database:
         self.connect_timeout = connect_timeout
         self._conn: psycopg.Connection[Any] | None = None
         self._checked = False
+        # the statements prepared on _conn (run_prepared), and the loader of their rows
+        self._prepared_on: psycopg.Connection[Any] | None = None
+        self._prepared: set[bytes] = set()
+        self._driver: _Driver | None = None
 
     @property
     def where(self) -> str:
@@ -185,6 +189,51 @@ class Database:
             except psycopg.Error as exc:
                 raise self.unreachable(exc) from None
         return self._conn
+
+    def run_prepared(
+        self, name: bytes, sql: bytes, types: Sequence[int], params: Sequence[bytes | None]
+    ) -> tuple[Any, ...] | None:
+        """Run one statement, prepared under ``name`` on the connection the first time, with
+        ``params`` in PostgreSQL's text form; its first row (binary, loaded by psycopg's own
+        loaders), None when it returns none. A driver error goes up as psycopg's.
+
+        This is what ``conn.execute(sql, params, prepare=True)`` does, through libpq's calls
+        and psycopg's wait loop (so Ctrl-C still cancels the statement in the server), without
+        the cursor, the query's conversion and the parameters' adaptation: about half the
+        client's CPU of a charge (docs/performance.md). For the hot path only."""
+        conn = self.connection()
+        driver = self._driver
+        if conn is not self._prepared_on or driver is None:  # a new session: nothing prepared
+            self._prepared_on, self._prepared = conn, set()
+            self._driver = driver = _Driver(conn)
+        pgconn = conn.pgconn
+        with conn.lock:
+            for attempt in (1, 2):
+                if name not in self._prepared:
+                    pgconn.send_prepare(name, sql, types)
+                    (prepared,) = conn.wait(driver.execute(pgconn))
+                    # the name is the text's (one_statement.prepared): a session that has it
+                    # (a pooler's, handed over) has this statement
+                    if prepared.status != driver.COMMAND_OK:
+                        error = driver.error(prepared)
+                        if not isinstance(error, driver.errors.DuplicatePreparedStatement):
+                            raise error
+                    self._prepared.add(name)
+                pgconn.send_query_prepared(name, params, result_format=driver.BINARY)
+                (result,) = conn.wait(driver.execute(pgconn))
+                if result.status == driver.TUPLES_OK:
+                    break
+                error = driver.error(result)
+                if attempt == 1 and isinstance(error, driver.errors.InvalidSqlStatementName):
+                    self._prepared.discard(name)  # DEALLOCATE ALL or DISCARD ALL ran
+                    continue
+                raise error
+        if not result.ntuples:
+            return None
+        loader = driver.loader
+        loader.set_pgresult(result)
+        row: tuple[Any, ...] = loader.load_row(0, tuple)
+        return row
 
     def unreachable(self, exc: Exception) -> StorageIOError:
         reason = " ".join(str(exc).split()) or type(exc).__name__
@@ -291,6 +340,28 @@ class Database:
                 self.close()
                 raise self.unreachable(exc) from None
             raise
+
+
+class _Driver:
+    """What Database.run_prepared uses of psycopg on one connection, looked up once."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        psycopg = _import_psycopg()
+        from psycopg import pq
+        from psycopg.adapt import Transformer
+        from psycopg.generators import execute
+
+        self.errors = psycopg.errors
+        self.execute = execute
+        self.loader = Transformer(conn)
+        self.encoding = conn.info.encoding
+        self.COMMAND_OK = pq.ExecStatus.COMMAND_OK
+        self.TUPLES_OK = pq.ExecStatus.TUPLES_OK
+        self.BINARY = pq.Format.BINARY
+
+    def error(self, result: Any) -> Exception:
+        error: Exception = self.errors.error_from_result(result, self.encoding)
+        return error
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -800,6 +871,9 @@ class PostgresStore:
         # charges that are a plain increment in one statement (one_statement.py); False: every
         # charge in the locked transaction (tests compare the two)
         self.one_statement = one_statement
+        # whether that statement also charges a cap: until a charge finds none in the project;
+        # the statement without one fails if a cap exists (and this goes back to True)
+        self._capped = True
         self.db = database if isinstance(database, Database) else Database(database)
         self.where = f"{self.db.where} (project {project!r})"
         self.use_database_clock = use_database_clock
@@ -1034,26 +1108,30 @@ class PostgresStore:
         (one_statement.py); None when it is not (nothing was written), or on a serialization
         failure or deadlock: the caller runs the locked transaction then."""
         self.db.check_schema()
-        conn = self.db.connection()
         database_time = self._database_time
-        sql = one_statement.statement(bool(request.model), enforce, database_time)
-        params: dict[str, Any] = {
+        capped = self._capped
+        name, sql, names, types = one_statement.prepared(
+            bool(request.model), enforce, database_time, capped
+        )
+        values = {
             "project": self.project,
             "user": request.user,
-            "cost": request.cost,
-            "event": json.dumps(events.Charge(None, *request).to_json(), separators=(",", ":")),
+            "cost": str(request.cost),
+            "model": request.model,
+            "event": one_statement.event(request),
             "tx": os.urandom(6).hex(),
+            "now": None if database_time else now.isoformat(),
         }
-        if request.model:
-            params["model"] = request.model
-        if not database_time:
-            params["now"] = now
+        params = [values[key].encode() for key in names]  # type: ignore[union-attr]
         psycopg = _import_psycopg()
         try:
             with self.db.failures():  # in autocommit: one statement, its own transaction
-                row = conn.execute(sql, params, binary=True).fetchone()  # cheaper to load
+                row = self.db.run_prepared(name, sql, types, params)
         except psycopg.errors.NotNullViolation:
-            return None  # a check after the locks failed: the statement wrote nothing
+            # a check after the locks failed (nothing was written): a period ended, or the
+            # project has a cap the statement without one did not expect
+            self._capped = True
+            return None
         except psycopg.Error as exc:
             if _retryable(exc):
                 return None
@@ -1061,7 +1139,12 @@ class PostgresStore:
         if row is None:
             return None
         budget = _budget(request.user, row[0:10])
-        cap = _budget(CAP, row[10:20]) if row[10] is not None else None
+        cap = None
+        if capped:
+            if row[10] is None:
+                self._capped = False  # none in the project (the statement checked)
+            else:
+                cap = _budget(CAP, row[10:20])
         return ChargeOutcome(budget, cap, duplicate=False)
 
     def reserve(
