@@ -101,7 +101,9 @@ def test_the_statement_takes_plain_charges_and_nothing_else(
     book.create("carol", "100", duration="daily")
     book.set_cap("1000", duration="monthly")
     paths = Paths(monkeypatch)
-    assert paths.taken(lambda: book.charge_cost("alice", "1")) == "statement"
+    # alice has thresholds: the store learns it from the transaction, the first time
+    assert paths.taken(lambda: book.charge_cost("alice", "0.5")) == "fell back"
+    assert paths.taken(lambda: book.charge_cost("alice", "0.5")) == "statement"
     assert paths.taken(lambda: book.charge_cost("alice", "1", model="gpt-4o")) == "statement"
     assert paths.taken(lambda: book.charge_cost("alice", "1", enforce=True)) == "statement"
     # what the core decides: the transaction
@@ -113,7 +115,7 @@ def test_the_statement_takes_plain_charges_and_nothing_else(
     assert paths.taken(lambda: book.charge_cost("alice", "4", enforce=True)) == "statement"
     with pytest.raises(BudgetExceededError):
         book.charge_cost("alice", "0.01", enforce=True)
-    assert paths.fell_back == 2  # and the core refused it
+    assert paths.fell_back == 3  # and the core refused it
     assert paths.taken(lambda: book.charge_cost("bob", "11")) == "fell back"  # goes over
     assert book.history("bob", limit=1)[0].type == "over"
     assert paths.taken(lambda: book.charge_cost("bob", "1")) == "statement"  # over already
@@ -129,7 +131,7 @@ def test_the_statement_takes_plain_charges_and_nothing_else(
     assert book.get("carol").current_cost == Decimal("0.2")
     with pytest.raises(UnknownUserError):
         book.charge_cost("nobody", "0.1")
-    assert paths.fell_back == 6
+    assert paths.fell_back == 7
 
 
 def test_a_refusal_by_the_cap_after_the_user_fits_writes_nothing(
@@ -570,3 +572,39 @@ def test_a_cap_set_elsewhere_is_charged_by_a_store_that_saw_none(
     assert paths.taken(lambda: worker.charge_cost("ann", "1")) == "statement"
     assert worker.charge_cost("ann", "1").cap is None
     assert worker.get("ann").current_cost == Decimal("6")
+
+
+@pytest.mark.parametrize("whose", ["user", "cap"])
+def test_thresholds_set_elsewhere_are_never_skipped(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch, whose: str
+) -> None:
+    """A store that saw a row without alert thresholds sends the statement that does not test
+    them, which requires the row to have none: thresholds another process sets make it write
+    nothing, the transaction records the alert, and the store tests them from then on; once
+    they are gone, it stops."""
+    clock = Clock()
+    worker, admin = ledger(pg_url, "p", clock), ledger(pg_url, "p", clock)
+    admin.create("ann", "10")
+    admin.set_cap("10")
+    paths = Paths(monkeypatch)
+    assert paths.taken(lambda: worker.charge_cost("ann", "1")) == "statement"
+    assert paths.taken(lambda: worker.charge_cost("ann", "1")) == "statement"
+    if whose == "user":
+        admin.set("ann", alert_at="50")
+    else:
+        admin.set_cap(alert_at="50")
+    assert paths.taken(lambda: worker.charge_cost("ann", "0.5")) == "fell back"  # learnt
+    assert paths.taken(lambda: worker.charge_cost("ann", "0.5")) == "statement"  # tests them
+    assert paths.taken(lambda: worker.charge_cost("ann", "2")) == "fell back"  # crosses 50%
+    alerts = [e for e in worker.history() if e.type == "alert"]
+    assert [(a.user, a.threshold) for a in alerts] == [
+        ("ann" if whose == "user" else None, Decimal("50"))
+    ]
+    assert paths.taken(lambda: worker.charge_cost("ann", "0.5")) == "statement"
+    if whose == "user":
+        admin.set("ann", alert_at=None)
+    else:
+        admin.set_cap(alert_at=None)
+    assert paths.taken(lambda: worker.charge_cost("ann", "0.5")) == "statement"  # sees none
+    assert paths.taken(lambda: worker.charge_cost("ann", "0.5")) == "statement"
+    assert worker.get("ann").current_cost == Decimal("6.5")

@@ -54,26 +54,41 @@ _TEXT = (
 )
 
 
-def _conditions(table: str, enforce: bool) -> str:
-    """Where the core's charge is a plain increment of this budget row."""
+def _conditions(table: str, enforce: bool, alerts: bool) -> str:
+    """Where the core's charge is a plain increment of this budget row. Without ``alerts``, for
+    a row the store saw without alert thresholds: the row must have none (a plain test; the
+    test of thresholds is a subquery, which costs the server even where it never runs)."""
     new = "current_cost + %(cost)s"
     if enforce:
         spend = f"{new} <= total_budget"  # fits: no hold is open (held = 0 below)
     else:
         spend = f"NOT (current_cost <= total_budget AND total_budget < {new})"  # not going over
+    if alerts:
+        # no alert threshold crossed (rules.crossed_thresholds: reached after, not before)
+        alert = (
+            f"({table}.alert_at IS NULL OR NOT EXISTS (SELECT 1 FROM "
+            f"unnest(string_to_array({table}.alert_at, ',')::numeric[]) AS a(pct) "
+            f"WHERE ({new}) * 100 >= total_budget * a.pct "
+            "AND current_cost * 100 < total_budget * a.pct))"
+        )
+    else:
+        alert = f"{table}.alert_at IS NULL"
     return (
         f"{table}.project = %(project)s AND {table}.held = 0 "
         f"AND ({table}.next_reset_at IS NULL OR {table}.next_reset_at > {{now}}) AND {spend} "
-        # no alert threshold crossed (rules.crossed_thresholds: reached after, not before)
-        f"AND ({table}.alert_at IS NULL OR NOT EXISTS (SELECT 1 FROM "
-        f"unnest(string_to_array({table}.alert_at, ',')::numeric[]) AS a(pct) "
-        f"WHERE ({new}) * 100 >= total_budget * a.pct "
-        "AND current_cost * 100 < total_budget * a.pct))"
+        f"AND {alert}"
     )
 
 
 @cache
-def statement(model: bool, enforce: bool, database_time: bool, cap: bool = True) -> str:
+def statement(
+    model: bool,
+    enforce: bool,
+    database_time: bool,
+    cap: bool = True,
+    user_alerts: bool = True,
+    cap_alerts: bool = True,
+) -> str:
     """The charge statement. Parameters: project, user, cost, model (when ``model``), event (the
     charge's JSON with ``"time":null``), tx (a random suffix), now (unless ``database_time``).
 
@@ -83,7 +98,8 @@ def statement(model: bool, enforce: bool, database_time: bool, cap: bool = True)
 
     Without ``cap``, the statement is for a project the store saw without a cap: it neither
     updates nor returns a cap row (the user's row, then the time), and it fails the same way
-    if the project has a cap after all.
+    if the project has a cap after all. Without ``user_alerts`` (``cap_alerts``), the user's
+    (the cap's) row must have no alert thresholds, else nothing is written and no row returned.
     """
     now = "clock_timestamp()" if database_time else "%(now)s::timestamptz"
     # the history row's tx starts with the database's clock, as the locked transaction's does
@@ -110,7 +126,7 @@ def statement(model: bool, enforce: bool, database_time: bool, cap: bool = True)
         )
         capped = (
             "c AS (UPDATE budgetctl_caps SET current_cost = current_cost + %(cost)s WHERE "
-            + _conditions("budgetctl_caps", enforce).format(now=now)
+            + _conditions("budgetctl_caps", enforce, cap_alerts).format(now=now)
             + f" AND EXISTS (SELECT 1 FROM u) RETURNING {_ROW}), "
         )
     else:
@@ -123,7 +139,7 @@ def statement(model: bool, enforce: bool, database_time: bool, cap: bool = True)
         "WITH u AS (UPDATE budgetctl_budgets SET "
         + sets
         + " WHERE "
-        + _conditions("budgetctl_budgets", enforce).format(now=now)
+        + _conditions("budgetctl_budgets", enforce, user_alerts).format(now=now)
         + " AND budgetctl_budgets.name = %(user)s "
         "AND NOT EXISTS (SELECT 1 FROM budgetctl_holds WHERE project = %(project)s) "
         f"RETURNING {_ROW}), "
@@ -149,11 +165,16 @@ _TEXT_OID = 25
 
 @cache
 def prepared(
-    model: bool, enforce: bool, database_time: bool, cap: bool = True
+    model: bool,
+    enforce: bool,
+    database_time: bool,
+    cap: bool = True,
+    user_alerts: bool = True,
+    cap_alerts: bool = True,
 ) -> tuple[bytes, bytes, tuple[str, ...], tuple[int, ...]]:
     """:func:`statement` as the store prepares it: its name in the session, its text with
     ``$n`` placeholders, the parameters' names in the order of ``$n``, and their types."""
-    text = statement(model, enforce, database_time, cap)
+    text = statement(model, enforce, database_time, cap, user_alerts, cap_alerts)
     names = tuple(dict.fromkeys(re.findall(r"%\((\w+)\)s", text)))
     for number, name in enumerate(names, start=1):
         text = text.replace(f"%({name})s", f"${number}")

@@ -364,6 +364,10 @@ class _Driver:
         return error
 
 
+# How many users' "has alert thresholds" a store keeps (PostgresStore._alerting).
+_ALERTING_KEPT = 100_000
+
+
 def _retryable(exc: BaseException) -> bool:
     """A serialization failure, a deadlock, a lock not granted or a key a concurrent
     transaction took: the transaction was rolled back and may run again."""
@@ -874,6 +878,11 @@ class PostgresStore:
         # whether that statement also charges a cap: until a charge finds none in the project;
         # the statement without one fails if a cap exists (and this goes back to True)
         self._capped = True
+        # and whether it tests alert thresholds, of the user's row (users whose row had some
+        # when a charge last saw it) and of the cap's: a row with thresholds the statement did
+        # not expect makes it write nothing, and the transaction's answer is learnt
+        self._alerting: set[str] = set()
+        self._cap_alerting = False
         self.db = database if isinstance(database, Database) else Database(database)
         self.where = f"{self.db.where} (project {project!r})"
         self.use_database_clock = use_database_clock
@@ -1088,10 +1097,10 @@ class PostgresStore:
         self, request: ChargeRequest, now: datetime, *, enforce: bool = False, dry_run: bool = False
     ) -> ChargeOutcome:
         if self.one_statement and not dry_run and request.request_id is None:
-            outcome = self._charge_at_once(request, now, enforce)
-            if outcome is not None:
-                return outcome
-        return self._run(
+            at_once = self._charge_at_once(request, now, enforce)
+            if at_once is not None:
+                return at_once
+        outcome: ChargeOutcome = self._run(
             now,
             lambda s: operations.charge(s, request, enforce=enforce),
             users=[request.user],
@@ -1100,6 +1109,19 @@ class PostgresStore:
             dry_run=dry_run,
             pipelined=True,
         )
+        self._learn_alerts(request.user, outcome.budget, outcome.cap)
+        return outcome
+
+    def _learn_alerts(self, user: str, budget: Budget, cap: Budget | None) -> None:
+        """Which statement the next charge sends: whether ``user``'s row and the cap's have
+        alert thresholds, as a charge found them."""
+        if budget.alert_at:
+            if len(self._alerting) >= _ALERTING_KEPT:
+                self._alerting.clear()  # forgotten: at worst a charge falls back to learn again
+            self._alerting.add(user)
+        else:
+            self._alerting.discard(user)
+        self._cap_alerting = bool(cap is not None and cap.alert_at)
 
     def _charge_at_once(
         self, request: ChargeRequest, now: datetime, enforce: bool
@@ -1109,9 +1131,9 @@ class PostgresStore:
         failure or deadlock: the caller runs the locked transaction then."""
         self.db.check_schema()
         database_time = self._database_time
-        capped = self._capped
+        capped, user_alerts = self._capped, request.user in self._alerting
         name, sql, names, types = one_statement.prepared(
-            bool(request.model), enforce, database_time, capped
+            bool(request.model), enforce, database_time, capped, user_alerts, self._cap_alerting
         )
         values = {
             "project": self.project,
@@ -1145,6 +1167,8 @@ class PostgresStore:
                 self._capped = False  # none in the project (the statement checked)
             else:
                 cap = _budget(CAP, row[10:20])
+        if user_alerts or self._cap_alerting:
+            self._learn_alerts(request.user, budget, cap)
         return ChargeOutcome(budget, cap, duplicate=False)
 
     def reserve(
