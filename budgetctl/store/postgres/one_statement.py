@@ -164,17 +164,11 @@ _TEXT_OID = 25
 
 
 @cache
-def prepared(
-    model: bool,
-    enforce: bool,
-    database_time: bool,
-    cap: bool = True,
-    user_alerts: bool = True,
-    cap_alerts: bool = True,
-) -> tuple[bytes, bytes, tuple[str, ...], tuple[int, ...]]:
-    """:func:`statement` as the store prepares it: its name in the session, its text with
-    ``$n`` placeholders, the parameters' names in the order of ``$n``, and their types."""
-    text = statement(model, enforce, database_time, cap, user_alerts, cap_alerts)
+def prepared(*variant: bool) -> tuple[bytes, bytes, tuple[str, ...], tuple[int, ...]]:
+    """:func:`statement` (``variant``: its arguments) as the store prepares it: its name in the
+    session, its text with ``$n`` placeholders, the parameters' names in the order of ``$n``,
+    and their types."""
+    text = statement(*variant)
     names = tuple(dict.fromkeys(re.findall(r"%\((\w+)\)s", text)))
     for number, name in enumerate(names, start=1):
         text = text.replace(f"%({name})s", f"${number}")
