@@ -608,3 +608,31 @@ def test_thresholds_set_elsewhere_are_never_skipped(
     assert paths.taken(lambda: worker.charge_cost("ann", "0.5")) == "statement"  # sees none
     assert paths.taken(lambda: worker.charge_cost("ann", "0.5")) == "statement"
     assert worker.get("ann").current_cost == Decimal("6.5")
+
+
+def test_threads_sharing_a_store_each_get_their_own_charge(pg_url: str) -> None:
+    """One store (one connection) charged from several threads: each charge's answer is its
+    own row, not another thread's (the statement's result is read under the connection's
+    lock)."""
+    import threading
+
+    book = ledger(pg_url, "p", Clock())
+    users = [f"t{i}" for i in range(4)]
+    for user in users:
+        book.create(user, "1000")
+    seen: dict[str, list[Decimal]] = {user: [] for user in users}
+
+    def work(user: str, cost: Decimal) -> None:
+        for _ in range(150):
+            seen[user].append(book.charge_cost(user, cost).budget.current_cost)
+
+    threads = [
+        threading.Thread(target=work, args=(user, Decimal(i + 1))) for i, user in enumerate(users)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    for i, user in enumerate(users):
+        step = Decimal(i + 1)
+        assert seen[user] == [step * n for n in range(1, 151)], user

@@ -228,11 +228,11 @@ class Database:
                     self._prepared.discard(name)  # DEALLOCATE ALL or DISCARD ALL ran
                     continue
                 raise error
-        if not result.ntuples:
-            return None
-        loader = driver.loader
-        loader.set_pgresult(result)
-        row: tuple[Any, ...] = loader.load_row(0, tuple)
+            if not result.ntuples:
+                return None
+            loader = driver.loader  # one per connection: used under its lock
+            loader.set_pgresult(result)
+            row: tuple[Any, ...] = loader.load_row(0, tuple)
         return row
 
     def unreachable(self, exc: Exception) -> StorageIOError:
