@@ -329,36 +329,46 @@ def test_held_follows_the_holds(pg_url: str) -> None:
     assert _held(pg_url) == {"ann": 0, "ben": 0, "(cap)": 0}
 
 
-def test_restore_and_migration_set_held(pg_url: str) -> None:
+def test_restore_and_migration_set_held_and_capped(pg_url: str) -> None:
     import psycopg
 
     book = ledger(pg_url, "p", Clock())
     book.create("ann", "10")
     book.set_cap("100")
+    book.create("bob", "10")  # after the cap: capped too
     book.reserve("ann", "1.5", ttl=timedelta(hours=1))
     book.reserve("ann", "2", ttl=timedelta(hours=1))
     snap = book.store.export()
     copy = ledger(pg_url, "q", Clock())
     copy.store.restore(snap, T0)
+    plain = ledger(pg_url, "r", Clock())
+    plain.create("cid", "10")  # no cap in its project
+    query = (
+        "SELECT project || '/' || name, held, capped FROM budgetctl_budgets UNION ALL "
+        "SELECT project || '-cap', held, NULL FROM budgetctl_caps ORDER BY 1"
+    )
     with psycopg.connect(pg_url) as conn:
-        rows = conn.execute(
-            "SELECT project, held FROM budgetctl_budgets UNION ALL "
-            "SELECT project || '-cap', held FROM budgetctl_caps ORDER BY 1"
-        ).fetchall()
-        assert rows == [("p", 3.5), ("p-cap", 3.5), ("q", 3.5), ("q-cap", 3.5)]
-        # a database of version 2, its holds already there: the migration fills held in
-        conn.execute("ALTER TABLE budgetctl_budgets DROP COLUMN held")
+        rows = conn.execute(query).fetchall()
+        assert rows == [
+            ("p-cap", 3.5, None),
+            ("p/ann", 3.5, True),
+            ("p/bob", 0, True),
+            ("q-cap", 3.5, None),
+            ("q/ann", 3.5, True),
+            ("q/bob", 0, True),
+            ("r/cid", 0, False),
+        ]
+        # a database of version 2, its holds already there: the migrations fill held and
+        # capped in
+        conn.execute("ALTER TABLE budgetctl_budgets DROP COLUMN held, DROP COLUMN capped")
         conn.execute("ALTER TABLE budgetctl_caps DROP COLUMN held")
-        conn.execute("DELETE FROM budgetctl_schema WHERE version = 3")
+        conn.execute("DELETE FROM budgetctl_schema WHERE version > 2")
         conn.commit()
     database = Database(pg_url)
     assert database.migrate() == (2, schema.VERSION)
     database.close()
     with psycopg.connect(pg_url) as conn:
-        again = conn.execute(
-            "SELECT project, held FROM budgetctl_budgets UNION ALL "
-            "SELECT project || '-cap', held FROM budgetctl_caps ORDER BY 1"
-        ).fetchall()
+        again = conn.execute(query).fetchall()
     assert again == rows
 
 
@@ -636,3 +646,70 @@ def test_threads_sharing_a_store_each_get_their_own_charge(pg_url: str) -> None:
     for i, user in enumerate(users):
         step = Decimal(i + 1)
         assert seen[user] == [step * n for n in range(1, 151)], user
+
+
+@pytest.mark.parametrize("knows", ["no cap", "nothing", "locked"])
+def test_a_charge_during_the_setting_of_a_cap_is_counted_by_it(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch, knows: str
+) -> None:
+    """A cap set where there was none counts the spend of its period from the history, so a
+    charge racing it must either be in that history or be charged to the cap. Made to happen:
+    the cap's transaction has locked the rows and not committed when the charge starts (its
+    snapshot has no cap); the charge waits for the user's row, sees ``capped`` on it and is
+    counted against the new cap. ``knows``: what the charging store believes (a charge
+    already found no cap; a new store; every charge in the locked transaction)."""
+    import threading
+
+    import psycopg
+
+    from budgetctl.store.postgres.store import PgState
+
+    clock = Clock()
+    admin = ledger(pg_url, "p", clock)
+    worker = ledger(pg_url, "p", clock, one=knows != "locked")
+    admin.create("ann", "100")
+    if knows == "no cap":
+        worker.charge_cost("ann", "1")
+    in_flush, go_on = threading.Event(), threading.Event()
+    flush = PgState.flush
+
+    def paused_flush(state: PgState) -> None:
+        if state.store is admin.store:
+            in_flush.set()
+            assert go_on.wait(30)
+        flush(state)
+
+    monkeypatch.setattr(PgState, "flush", paused_flush)
+    found: dict[str, Any] = {}
+
+    def charge() -> None:
+        found["charge"] = worker.charge_cost("ann", "2")
+
+    setter = threading.Thread(target=lambda: found.setdefault("cap", admin.set_cap("1000")))
+    setter.start()
+    assert in_flush.wait(30)  # the rows are locked, the cap not written
+    charger = threading.Thread(target=charge)
+    charger.start()
+    with psycopg.connect(pg_url, autocommit=True) as watch:
+        for _ in range(300):  # until the charge waits for the user's row
+            waiting = watch.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND datname = current_database()"
+            ).fetchone()
+            if waiting and waiting[0]:
+                break
+            threading.Event().wait(0.02)
+        else:
+            raise AssertionError("the charge never waited for the cap's transaction")
+    go_on.set()
+    setter.join(30)
+    charger.join(30)
+    # the cap counts from when it was set (no duration; the clock stands still here, so the
+    # charge before it, at the same time, is in its spend), then the racing charge
+    before = Decimal("1") if knows == "no cap" else Decimal("0")
+    assert found["cap"].current_cost == before
+    assert found["charge"].cap is not None
+    assert found["charge"].cap.current_cost == before + 2
+    assert admin.cap() is not None and admin.cap().current_cost == before + 2
+    worker.charge_cost("ann", "3")
+    assert admin.cap().current_cost == before + 5

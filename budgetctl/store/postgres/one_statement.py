@@ -97,9 +97,10 @@ def statement(
     violation on ``event`` when a time or cap check after the locks fails (nothing is written).
 
     Without ``cap``, the statement is for a project the store saw without a cap: it neither
-    updates nor returns a cap row (the user's row, then the time), and it fails the same way
-    if the project has a cap after all. Without ``user_alerts`` (``cap_alerts``), the user's
-    (the cap's) row must have no alert thresholds, else nothing is written and no row returned.
+    updates nor returns a cap row (the user's row, then the time): the user's row must say
+    there is no cap (``capped``), and the statement fails if the project has one after all.
+    Without ``user_alerts`` (``cap_alerts``), the user's (the cap's) row must have no alert
+    thresholds, else nothing is written and no row returned.
     """
     now = "clock_timestamp()" if database_time else "%(now)s::timestamptz"
     # the history row's tx starts with the database's clock, as the locked transaction's does
@@ -117,11 +118,16 @@ def statement(
     no_cap = "NOT EXISTS (SELECT 1 FROM budgetctl_caps WHERE project = %(project)s)"
     when = "(s.u_next_reset_at IS NULL OR s.at < s.u_next_reset_at)"
     capped = ""
+    user_row = "" if cap else " AND NOT budgetctl_budgets.capped"
     if cap:
-        selected += [f"c.{c} AS c_{c}" for c in columns]
+        selected += ["u.capped AS u_capped"] + [f"c.{c} AS c_{c}" for c in columns]
         returned += [f"s.c_{c}" for c in columns]
+        # the cap's row was charged if and only if the user's row says there is a cap (a cap
+        # set while the statement waited for the user's row: not in its snapshot, but capped
+        # on the row), and there is none if it was not (a cap that refused)
         when = (
-            f"(s.c_total_budget IS NOT NULL OR {no_cap}) AND {when} "
+            f"(s.c_total_budget IS NOT NULL) = s.u_capped "
+            f"AND (s.c_total_budget IS NOT NULL OR {no_cap}) AND {when} "
             "AND (s.c_next_reset_at IS NULL OR s.at < s.c_next_reset_at)"
         )
         capped = (
@@ -140,9 +146,10 @@ def statement(
         + sets
         + " WHERE "
         + _conditions("budgetctl_budgets", enforce, user_alerts).format(now=now)
+        + user_row
         + " AND budgetctl_budgets.name = %(user)s "
         "AND NOT EXISTS (SELECT 1 FROM budgetctl_holds WHERE project = %(project)s) "
-        f"RETURNING {_ROW}), "
+        f"RETURNING {_ROW}{', capped' if cap else ''}), "
         + capped
         # the clock after both locks (a CTE read twice is evaluated once)
         + f"s AS (SELECT {', '.join(selected)}, {now} AS at{clock} FROM u"

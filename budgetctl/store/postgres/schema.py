@@ -72,6 +72,15 @@ MIGRATIONS: list[list[str]] = [
         "UPDATE budgetctl_caps c SET held = h.amount FROM (SELECT project, sum(amount) AS amount "
         "FROM budgetctl_holds GROUP BY project) h WHERE c.project = h.project",
     ],
+    # 4: whether the project has a cap, on every budget row, set on all of them by the
+    # transaction that sets a cap where there was none (or clears it): a charge decided in one
+    # statement and waiting for a row that transaction locked then sees the cap it cannot see in
+    # its snapshot (docs/scale-out.md).
+    [
+        "ALTER TABLE budgetctl_budgets ADD COLUMN capped boolean NOT NULL DEFAULT false",
+        "UPDATE budgetctl_budgets b SET capped = true "
+        "WHERE EXISTS (SELECT 1 FROM budgetctl_caps c WHERE c.project = b.project)",
+    ],
 ]
 
 VERSION = len(MIGRATIONS)

@@ -364,6 +364,16 @@ class _Driver:
         return error
 
 
+def _lock_all_if_no_cap(state: PgState) -> None:
+    """Before a cap is set where there is none: lock every budget row of the project. A charge
+    that has a row locked then commits first, and the new cap's spend (counted from the history
+    after these locks) has it; a charge in one statement that waits for a row sees its
+    ``capped`` change and falls back, to be counted against the cap. No cap row exists to be
+    locked before the users', so the lock order (users, then the cap) is kept."""
+    if state.cap() is None:
+        state.lock(list(state.users()), cap=False, holds=False)
+
+
 # How many users' "has alert thresholds" a store keeps (PostgresStore._alerting).
 _ALERTING_KEPT = 100_000
 
@@ -703,9 +713,17 @@ class PgState:
                 )
             if inserts:
                 cur.executemany(
-                    f"INSERT INTO budgetctl_budgets (project, name, {_COLUMNS}) VALUES "
-                    "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                    [(project, b.user, *_values(b)) for b in inserts],
+                    f"INSERT INTO budgetctl_budgets (project, name, {_COLUMNS}, capped) VALUES "
+                    "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
+                    "EXISTS (SELECT 1 FROM budgetctl_caps WHERE project = %s))",
+                    [(project, b.user, *_values(b), project) for b in inserts],
+                )
+            if self._cap_dirty and (self._cap is None) == self._cap_existed:
+                # a cap set where there was none, or cleared: on every row (schema version 4),
+                # all of them locked first (PostgresStore.set_cap, clear_cap)
+                cur.execute(
+                    "UPDATE budgetctl_budgets SET capped = %s WHERE project = %s",
+                    (self._cap is not None, project),
                 )
             if self._cap_dirty:
                 if self._cap is None:
@@ -1109,6 +1127,7 @@ class PostgresStore:
             dry_run=dry_run,
             pipelined=True,
         )
+        self._capped = outcome.cap is not None
         self._learn_alerts(request.user, outcome.budget, outcome.cap)
         return outcome
 
@@ -1258,16 +1277,19 @@ class PostgresStore:
         alert_at: Sequence[Decimal] | Decimal | Keep | None = KEEP,
         dry_run: bool = False,
     ) -> Budget:
-        return self._run(
-            now,
-            lambda s: operations.set_cap(s, total_budget, duration, timezone, alert_at),
-            cap=True,
-            create=True,
-            dry_run=dry_run,
-        )
+        def body(state: PgState) -> Budget:
+            _lock_all_if_no_cap(state)
+            return operations.set_cap(state, total_budget, duration, timezone, alert_at)
+
+        return self._run(now, body, cap=True, create=True, dry_run=dry_run)
 
     def clear_cap(self, now: datetime, *, dry_run: bool = False) -> bool:
-        return self._run(now, operations.clear_cap, cap=True, dry_run=dry_run)
+        def body(state: PgState) -> bool:
+            # every row's capped changes: the users' rows locked first, then the cap's
+            state.lock(list(state.users()), cap=False, holds=False)
+            return operations.clear_cap(state)
+
+        return self._run(now, body, dry_run=dry_run)
 
     # --- reading -------------------------------------------------------------------------------
 
@@ -1646,9 +1668,9 @@ class PostgresStore:
         project = self.project
         if snap.budgets:
             cur.executemany(
-                f"INSERT INTO budgetctl_budgets (project, name, {_COLUMNS}) VALUES "
-                "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                [(project, b.user, *_values(b)) for b in snap.budgets],
+                f"INSERT INTO budgetctl_budgets (project, name, {_COLUMNS}, capped) VALUES "
+                "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                [(project, b.user, *_values(b), snap.cap is not None) for b in snap.budgets],
             )
         if snap.cap is not None:
             cur.execute(
