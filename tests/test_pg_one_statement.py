@@ -372,6 +372,55 @@ def test_restore_and_migration_set_held_and_capped(pg_url: str) -> None:
     assert again == rows
 
 
+def race(
+    monkeypatch: pytest.MonkeyPatch,
+    url: str,
+    first: Ledger,
+    holding: Callable[[], object],
+    waiting: Callable[[], object],
+    query: str = "%",
+) -> None:
+    """Run ``holding`` on ``first``'s store until it has locked its rows and not written them
+    (paused in PgState.flush), then ``waiting`` until the database shows it waiting for a lock
+    (its statement's text LIKE ``query``); then let both finish."""
+    import threading
+
+    import psycopg
+
+    from budgetctl.store.postgres.store import PgState
+
+    in_flush, go_on = threading.Event(), threading.Event()
+    flush = PgState.flush
+
+    def paused_flush(state: PgState) -> None:
+        if state.store is first.store:
+            in_flush.set()
+            assert go_on.wait(30)
+        flush(state)
+
+    monkeypatch.setattr(PgState, "flush", paused_flush)
+    holder = threading.Thread(target=holding)
+    holder.start()
+    assert in_flush.wait(30)  # the rows are locked, nothing written
+    other = threading.Thread(target=waiting)
+    other.start()
+    with psycopg.connect(url, autocommit=True) as watch:
+        for _ in range(300):
+            row = watch.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND datname = current_database() AND query LIKE %s",
+                (query,),
+            ).fetchone()
+            if row and row[0]:
+                break
+            threading.Event().wait(0.02)
+        else:
+            raise AssertionError("the second never waited for the first's locks")
+    go_on.set()
+    holder.join(30)
+    other.join(30)
+
+
 @pytest.mark.parametrize("binding", ["user", "cap"])
 def test_a_charge_waiting_on_a_hold_being_placed_sees_it(
     pg_url: str, monkeypatch: pytest.MonkeyPatch, binding: str
@@ -380,28 +429,12 @@ def test_a_charge_waiting_on_a_hold_being_placed_sees_it(
     rows and not committed yet when the charge's statement starts (its snapshot has no hold);
     the statement waits for the row, and must then see the hold on it and leave the charge to
     the core, which refuses it: the hold reserved everything."""
-    import threading
-
-    import psycopg
-
-    from budgetctl.store.postgres.store import PgState
-
     clock = Clock()
     placing, charging = ledger(pg_url, "p", clock), ledger(pg_url, "p", clock)
     placing.create("ann", "1" if binding == "user" else "100")
     placing.create("ben", "1" if binding == "user" else "100")
     if binding == "cap":
         placing.set_cap("1")
-    in_flush, go_on = threading.Event(), threading.Event()
-    flush = PgState.flush
-
-    def paused_flush(state: PgState) -> None:
-        if state.store is placing.store:
-            in_flush.set()
-            assert go_on.wait(30)
-        flush(state)
-
-    monkeypatch.setattr(PgState, "flush", paused_flush)
     found: dict[str, Any] = {}
 
     def place() -> None:
@@ -416,25 +449,8 @@ def test_a_charge_waiting_on_a_hold_being_placed_sees_it(
             found["charge"] = exc
 
     paths = Paths(monkeypatch)
-    holder = threading.Thread(target=place)
-    holder.start()
-    assert in_flush.wait(30)  # the hold's rows are locked, its insert not sent
-    charger = threading.Thread(target=charge)
-    charger.start()
-    with psycopg.connect(pg_url, autocommit=True) as watch:
-        for _ in range(300):  # until the statement waits for the row lock
-            waiting = watch.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                "AND query LIKE 'WITH u AS (UPDATE budgetctl_budgets%%'"
-            ).fetchone()
-            if waiting and waiting[0]:
-                break
-            threading.Event().wait(0.02)
-        else:
-            raise AssertionError("the charge's statement never waited for the hold's lock")
-    go_on.set()
-    holder.join(30)
-    charger.join(30)
+    # the charge's statement waits for the row the hold's transaction locked
+    race(monkeypatch, pg_url, placing, place, charge, "WITH u AS (UPDATE budgetctl_budgets%")
     assert found["hold"] is not None
     assert isinstance(found["charge"], BudgetExceededError), found["charge"]
     assert found["charge"].scope == ("user" if binding == "user" else "project")
@@ -658,52 +674,21 @@ def test_a_charge_during_the_setting_of_a_cap_is_counted_by_it(
     snapshot has no cap); the charge waits for the user's row, sees ``capped`` on it and is
     counted against the new cap. ``knows``: what the charging store believes (a charge
     already found no cap; a new store; every charge in the locked transaction)."""
-    import threading
-
-    import psycopg
-
-    from budgetctl.store.postgres.store import PgState
-
     clock = Clock()
     admin = ledger(pg_url, "p", clock)
     worker = ledger(pg_url, "p", clock, one=knows != "locked")
     admin.create("ann", "100")
     if knows == "no cap":
         worker.charge_cost("ann", "1")
-    in_flush, go_on = threading.Event(), threading.Event()
-    flush = PgState.flush
-
-    def paused_flush(state: PgState) -> None:
-        if state.store is admin.store:
-            in_flush.set()
-            assert go_on.wait(30)
-        flush(state)
-
-    monkeypatch.setattr(PgState, "flush", paused_flush)
     found: dict[str, Any] = {}
+
+    def set_cap() -> None:
+        found["cap"] = admin.set_cap("1000")
 
     def charge() -> None:
         found["charge"] = worker.charge_cost("ann", "2")
 
-    setter = threading.Thread(target=lambda: found.setdefault("cap", admin.set_cap("1000")))
-    setter.start()
-    assert in_flush.wait(30)  # the rows are locked, the cap not written
-    charger = threading.Thread(target=charge)
-    charger.start()
-    with psycopg.connect(pg_url, autocommit=True) as watch:
-        for _ in range(300):  # until the charge waits for the user's row
-            waiting = watch.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                "AND datname = current_database()"
-            ).fetchone()
-            if waiting and waiting[0]:
-                break
-            threading.Event().wait(0.02)
-        else:
-            raise AssertionError("the charge never waited for the cap's transaction")
-    go_on.set()
-    setter.join(30)
-    charger.join(30)
+    race(monkeypatch, pg_url, admin, set_cap, charge)
     # the cap counts from when it was set (no duration; the clock stands still here, so the
     # charge before it, at the same time, is in its spend), then the racing charge
     before = Decimal("1") if knows == "no cap" else Decimal("0")
