@@ -110,10 +110,14 @@ def make_schema(base: str, users: int, cap: bool) -> tuple[str, str]:
         ledger.set_cap("1000000000", duration="monthly")
     with psycopg.connect(url, autocommit=True) as conn:
         # the other users: copies of the first one's row (same period, same budget)
-        conn.execute(
-            "INSERT INTO budgetctl_budgets SELECT project, 'u' || lpad(i::text, 5, '0'), "
+        # (every column named: a row written behind budgetctl's back must be as its own are)
+        columns = (
             "total_budget, current_cost, model_cost, duration, timezone, start_at, created_at, "
-            "period_start, next_reset_at, alert_at FROM budgetctl_budgets, "
+            "period_start, next_reset_at, alert_at, held, capped"
+        )
+        conn.execute(
+            f"INSERT INTO budgetctl_budgets (project, name, {columns}) "
+            f"SELECT project, 'u' || lpad(i::text, 5, '0'), {columns} FROM budgetctl_budgets, "
             "generate_series(1, %s) AS i WHERE project = %s AND name = %s",
             (users - 1, PROJECT, HOT),
         )

@@ -698,3 +698,42 @@ def test_a_charge_during_the_setting_of_a_cap_is_counted_by_it(
     assert admin.cap() is not None and admin.cap().current_cost == before + 2
     worker.charge_cost("ann", "3")
     assert admin.cap().current_cost == before + 5
+
+
+def test_a_statement_the_server_cancels_is_not_called_unreachable(pg_url: str) -> None:
+    """A live server that fails the operation (here a statement timeout while the row is locked
+    elsewhere) is exit 1 naming what it said, not "cannot reach the PostgreSQL server"."""
+    from urllib.parse import quote
+
+    import psycopg
+
+    book = ledger(pg_url, "p", Clock())
+    book.create("ann", "10")
+    timed = ledger(pg_url + quote(" -cstatement_timeout=200"), "p", Clock())
+    with psycopg.connect(pg_url, autocommit=True) as holder, holder.transaction():
+        holder.execute("SELECT 1 FROM budgetctl_budgets WHERE name = 'ann' FOR UPDATE")
+        with pytest.raises(StorageIOError) as caught:
+            timed.charge_cost("ann", "1")
+    message = str(caught.value)
+    assert "failed the operation" in message and "statement timeout" in message, message
+    assert "cannot reach" not in message
+    assert timed.charge_cost("ann", "1").budget.current_cost == Decimal("1")  # and goes on
+
+
+def test_a_row_out_of_step_with_the_cap_is_put_right_by_its_next_write(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A row whose ``capped`` disagrees with the project (a user created while a cap was being
+    set) only sends its charges to the transaction, which charges the cap and rewrites it."""
+    import psycopg
+
+    book = ledger(pg_url, "p", Clock())
+    book.create("ann", "10")
+    book.set_cap("100")
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("UPDATE budgetctl_budgets SET capped = false")
+    paths = Paths(monkeypatch)
+    assert paths.taken(lambda: book.charge_cost("ann", "1")) == "fell back"
+    assert paths.taken(lambda: book.charge_cost("ann", "1")) == "statement"
+    cap = book.cap()
+    assert cap is not None and cap.current_cost == Decimal("2")

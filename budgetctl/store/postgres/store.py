@@ -331,14 +331,20 @@ class Database:
             if _retryable(exc) and not _broken(self._conn):
                 raise
             conn = self._conn
-            if (
-                conn is None
-                or conn.closed
-                or conn.broken
-                or isinstance(exc, psycopg.OperationalError)
-            ):
+            if conn is None or conn.closed or conn.broken:
                 self.close()
                 raise self.unreachable(exc) from None
+            if isinstance(exc, psycopg.OperationalError):
+                # the server answered, and failed the operation (a protocol violation behind a
+                # pooler, a statement timeout, ...): not "cannot reach"
+                self.close()
+                reason = " ".join(str(exc).split()) or type(exc).__name__
+                raise StorageIOError(
+                    self.where,
+                    f"the PostgreSQL server failed the operation ({reason})",
+                    "nothing was changed; run it again, and check the server's log if it fails "
+                    "again",
+                ) from None
             raise
 
 
@@ -707,9 +713,10 @@ class PgState:
                     (project, removed),
                 )
             if updates:
+                sets, capped = self._user_sets()
                 cur.executemany(
-                    f"UPDATE budgetctl_budgets SET {_SET} WHERE project = %s AND name = %s",
-                    [(*_values(b), project, b.user) for b in updates],
+                    f"UPDATE budgetctl_budgets SET {sets} WHERE project = %s AND name = %s",
+                    [(*_values(b), *capped, project, b.user) for b in updates],
                 )
             if inserts:
                 cur.executemany(
@@ -853,16 +860,25 @@ class PgState:
             )
         return rows
 
+    def _user_sets(self) -> tuple[str, tuple[bool, ...]]:
+        """The SET of a user's row this transaction locked, and its parameters after the
+        budget's: with the cap read (locked, or known absent), ``capped`` too, so that a row
+        left out of step (created while a cap was being set) is put right by its next write."""
+        if not self._cap_loaded:
+            return _SET, ()
+        return f"{_SET}, capped = %s", (self._cap is not None,)
+
     def _flush_at_once(self, updates: Sequence[Budget]) -> None:
         """The writes of a charge (budget rows and maybe the cap's updated, history rows added)
         as one statement: the updates are data-modifying CTEs of the history insert (they touch
         different rows, and all of them run to completion whatever the outer statement reads)."""
         parts, params = [], []
+        sets, capped = self._user_sets()
         for i, budget in enumerate(updates):
             parts.append(
-                f"u{i} AS (UPDATE budgetctl_budgets SET {_SET} WHERE project = %s AND name = %s)"
+                f"u{i} AS (UPDATE budgetctl_budgets SET {sets} WHERE project = %s AND name = %s)"
             )
-            params += [*_values(budget), self.project, budget.user]
+            params += [*_values(budget), *capped, self.project, budget.user]
         if self._cap_dirty:
             assert self._cap is not None
             parts.append(f"c AS (UPDATE budgetctl_caps SET {_SET} WHERE project = %s)")
