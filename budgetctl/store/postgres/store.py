@@ -236,13 +236,16 @@ class Database:
         return row
 
     def unreachable(self, exc: Exception) -> StorageIOError:
-        reason = " ".join(str(exc).split()) or type(exc).__name__
-        return StorageIOError(
-            self.where,
-            f"cannot reach the PostgreSQL server ({reason})",
+        return self._failed(
+            exc,
+            "cannot reach the PostgreSQL server",
             "nothing was changed; check the server and the URL (--database-url, "
             "BUDGETCTL_DATABASE_URL)",
         )
+
+    def _failed(self, exc: Exception, what: str, hint: str) -> StorageIOError:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        return StorageIOError(self.where, f"{what} ({reason})", hint)
 
     def close(self) -> None:
         if self._conn is not None:
@@ -338,10 +341,9 @@ class Database:
                 # the server answered, and failed the operation (a protocol violation behind a
                 # pooler, a statement timeout, ...): not "cannot reach"
                 self.close()
-                reason = " ".join(str(exc).split()) or type(exc).__name__
-                raise StorageIOError(
-                    self.where,
-                    f"the PostgreSQL server failed the operation ({reason})",
+                raise self._failed(
+                    exc,
+                    "the PostgreSQL server failed the operation",
                     "nothing was changed; run it again, and check the server's log if it fails "
                     "again",
                 ) from None
