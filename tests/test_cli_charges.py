@@ -399,6 +399,25 @@ def test_history_plain(alice: Path) -> None:
     assert "USER" in ok("history").stdout.splitlines()[0]  # the whole project
 
 
+def test_history_says_whose_alert_it_was(alice: Path) -> None:
+    """Alerts and going over, the user's and the cap's: what crossed what, and no "None" in the
+    user column for the cap's."""
+    ok("set", "alice", "--alert-at", "50")
+    ok("cap", "--budget", "20", "--alert-at", "40")
+    # (the clock is frozen: the cap, set at the time of alice's $2.50, counts it)
+    ok("update-cost", "alice", "--cost", "6")  # alice: 2.50 -> 8.50 of 10; the cap too: 42.5%
+    ok("update-cost", "alice", "--cost", "2")  # alice over
+    rows = [line.split(None, 3) for line in ok("history").stdout.splitlines()[1:]]
+    alerts = [r for r in rows if r[1] in ("alert", "over")]
+    assert all("None" not in " ".join(r) for r in rows)
+    details = sorted(" ".join(r[2:]) for r in alerts)
+    assert details == [
+        "alice budget crossed 50%: $8.50 spent of $10.00",
+        "alice budget went over: $10.50 spent of $10.00",
+        "project cap crossed 40%: $8.50 spent of $20.00",
+    ], details
+
+
 def test_history_errors(alice: Path) -> None:
     fails(4, "history", "zed")
     assert "--limit must be at least 1" in fails(2, "history", "alice", "--limit", "0")

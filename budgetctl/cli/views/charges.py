@@ -273,11 +273,19 @@ def _event_row(event: Mapping[str, Any], with_user: bool, zone: str | None) -> t
             f"{'reset' if event.get('reason') == 'reset' else 'closed'} period "
             f"{event['start']} to {event['end']} (budget {usd(Decimal(event['budget']))})"
         )
+    elif kind in ("alert", "over") and "spent" in event and "budget" in event:
+        whose = "project cap" if event.get("user") is None else "budget"
+        crossed = f"crossed {event['threshold']}%" if kind == "alert" else "went over"
+        detail = (
+            f"{whose} {crossed}: {usd(Decimal(event['spent']))} spent of "
+            f"{usd(Decimal(event['budget']))}"
+        )
     elif "total_budget" in event:
         detail = (
             f"budget {usd(Decimal(event['total_budget']))} {event.get('duration') or 'lifetime'}"
         )
-    who = (str(event.get("user", "")),) if with_user else ()
+    # the cap's events have no user (null): an empty cell, not "None"
+    who = (str(event.get("user") or ""),) if with_user else ()
     time: Cell = event.get("time", "")
     if isinstance(time, str) and time:
         time = Choice(time, stamp(parse_utc(time), zone or "UTC"))
