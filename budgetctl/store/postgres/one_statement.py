@@ -25,6 +25,10 @@ Why each condition is safe under concurrency (READ COMMITTED, docs/scale-out.md)
 - Holds are also tested as ``NOT EXISTS`` over the project's holds; that reads the statement's
   snapshot, so a hold placed meanwhile is not seen there, but ``held`` on the user's row (and on
   the cap's row, which every hold counts against) is.
+- A cap set where there was none is not in the snapshot either: the transaction that sets it
+  locks every budget row of the project and sets ``capped`` on all of them, so the statement
+  that expects no cap (``NOT capped``) finds no row, and the one that charges a cap fails unless
+  it charged one exactly when the user's row says ``capped``.
 - The time of the charge is the database's clock read after both rows are locked, as in the
   locked transaction; the statement fails (and the caller falls back) if either period ended
   before that time, or if a cap row existed but was not updated.
@@ -117,7 +121,7 @@ def statement(
     returned = [f"s.u_{c}" for c in columns]
     no_cap = "NOT EXISTS (SELECT 1 FROM budgetctl_caps WHERE project = %(project)s)"
     when = "(s.u_next_reset_at IS NULL OR s.at < s.u_next_reset_at)"
-    capped = ""
+    cap_update = ""
     user_row = "" if cap else " AND NOT budgetctl_budgets.capped"
     if cap:
         selected += ["u.capped AS u_capped"] + [f"c.{c} AS c_{c}" for c in columns]
@@ -130,7 +134,7 @@ def statement(
             f"AND (s.c_total_budget IS NOT NULL OR {no_cap}) AND {when} "
             "AND (s.c_next_reset_at IS NULL OR s.at < s.c_next_reset_at)"
         )
-        capped = (
+        cap_update = (
             "c AS (UPDATE budgetctl_caps SET current_cost = current_cost + %(cost)s WHERE "
             + _conditions("budgetctl_caps", enforce, cap_alerts).format(now=now)
             + f" AND EXISTS (SELECT 1 FROM u) RETURNING {_ROW}), "
@@ -150,7 +154,7 @@ def statement(
         + " AND budgetctl_budgets.name = %(user)s "
         "AND NOT EXISTS (SELECT 1 FROM budgetctl_holds WHERE project = %(project)s) "
         f"RETURNING {_ROW}{', capped' if cap else ''}), "
-        + capped
+        + cap_update
         # the clock after both locks (a CTE read twice is evaluated once)
         + f"s AS (SELECT {', '.join(selected)}, {now} AS at{clock} FROM u"
         + (" LEFT JOIN c ON true), " if cap else "), ")

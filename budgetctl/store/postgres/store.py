@@ -199,8 +199,8 @@ class Database:
 
         This is what ``conn.execute(sql, params, prepare=True)`` does, through libpq's calls
         and psycopg's wait loop (so Ctrl-C still cancels the statement in the server), without
-        the cursor, the query's conversion and the parameters' adaptation: about half the
-        client's CPU of a charge (docs/performance.md). For the hot path only."""
+        the cursor, the query's conversion and the parameters' adaptation: about 40 µs of the
+        client's CPU a charge (docs/performance.md). For the hot path only."""
         conn = self.connection()
         driver = self._driver
         if conn is not self._prepared_on or driver is None:  # a new session: nothing prepared
@@ -911,8 +911,8 @@ class PostgresStore:
         # charges that are a plain increment in one statement (one_statement.py); False: every
         # charge in the locked transaction (tests compare the two)
         self.one_statement = one_statement
-        # whether that statement also charges a cap: until a charge finds none in the project;
-        # the statement without one fails if a cap exists (and this goes back to True)
+        # whether that statement also charges a cap, as the last charge found the project (the
+        # statement without one fails if a cap exists, and this goes back to True)
         self._capped = True
         # and whether it tests alert thresholds, of the user's row (users whose row had some
         # when a charge last saw it) and of the cap's: a row with thresholds the statement did
