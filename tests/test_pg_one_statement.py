@@ -737,3 +737,35 @@ def test_a_row_out_of_step_with_the_cap_is_put_right_by_its_next_write(
     assert paths.taken(lambda: book.charge_cost("ann", "1")) == "statement"
     cap = book.cap()
     assert cap is not None and cap.current_cost == Decimal("2")
+
+
+@pytest.mark.parametrize("first", ["cap", "user"])
+def test_a_user_created_while_a_cap_is_set_is_capped(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch, first: str
+) -> None:
+    """The creation of users and the setting of a cap where there was none wait for each other
+    (the project's row), so a new user's row is never left without ``capped`` in a capped
+    project, whichever commits first, and its charges take the statement that charges the cap."""
+    import psycopg
+
+    clock = Clock()
+    admin, hr = ledger(pg_url, "p", clock), ledger(pg_url, "p", clock)
+    admin.create("ann", "100")
+
+    def set_cap() -> None:
+        admin.set_cap("1000")
+
+    def create() -> None:
+        hr.create("bob", "100")
+
+    if first == "cap":
+        race(monkeypatch, pg_url, admin, set_cap, create)
+    else:
+        race(monkeypatch, pg_url, hr, create, set_cap)
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        rows = conn.execute("SELECT name, capped FROM budgetctl_budgets ORDER BY name").fetchall()
+    assert rows == [("ann", True), ("bob", True)]
+    paths = Paths(monkeypatch)
+    assert paths.taken(lambda: hr.charge_cost("bob", "2")) == "statement"
+    cap = admin.cap()
+    assert cap is not None and cap.current_cost == Decimal("2")

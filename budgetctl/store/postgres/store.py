@@ -377,7 +377,9 @@ def _lock_all_if_no_cap(state: PgState) -> None:
     that has a row locked then commits first, and the new cap's spend (counted from the history
     after these locks) has it; a charge in one statement that waits for a row sees its
     ``capped`` change and falls back, to be counted against the cap. No cap row exists to be
-    locked before the users', so the lock order (users, then the cap) is kept."""
+    locked before the users', so the lock order (users, then the cap) is kept. The project's
+    row is locked before all of it (FOR UPDATE), as a creation of users locks it (FOR SHARE):
+    no user is created meanwhile, unlocked here and without ``capped``."""
     if state.cap() is None:
         state.lock(list(state.users()), cap=False, holds=False)
 
@@ -964,10 +966,13 @@ class PostgresStore:
         create: bool = False,
         dry_run: bool = False,
         pipelined: bool = False,
+        project_lock: str | None = None,
     ) -> T:
         """``body`` in one transaction, the rows locked first; run again on a retryable error.
         ``pipelined``: the whole transaction as one pipeline (:meth:`_attempt_pipelined`), for
-        bodies that only touch the database through :class:`PgState`."""
+        bodies that only touch the database through :class:`PgState`. ``project_lock`` (SHARE,
+        UPDATE): the project's row locked so, before any other (the creation of users and of a
+        cap are serialized by it: see :func:`_lock_all_if_no_cap`)."""
         self.db.check_schema()
         conn = self.db.connection()
         for attempt in range(RETRIES):
@@ -975,7 +980,9 @@ class PostgresStore:
                 with self.db.failures():
                     if pipelined and not create:
                         return self._attempt_pipelined(conn, now, body, users, cap, holds, dry_run)
-                    return self._attempt(conn, now, body, users, cap, holds, create, dry_run)
+                    return self._attempt(
+                        conn, now, body, users, cap, holds, create, dry_run, project_lock
+                    )
             except Exception as exc:
                 if not _retryable(exc) or attempt == RETRIES - 1:
                     raise
@@ -992,6 +999,7 @@ class PostgresStore:
         holds: bool,
         create: bool,
         dry_run: bool,
+        project_lock: str | None = None,
     ) -> T:
         class _Rollback(Exception):
             pass
@@ -999,6 +1007,12 @@ class PostgresStore:
         result: list[T] = []
         try:
             with conn.transaction():
+                if project_lock is not None:
+                    assert project_lock in ("SHARE", "UPDATE")
+                    conn.execute(
+                        f"SELECT 1 FROM budgetctl_projects WHERE project = %s FOR {project_lock}",
+                        (self.project,),
+                    )
                 state = PgState(self, conn, now)
                 clock = state.lock(users, cap, holds, clock=True)
                 assert clock is not None
@@ -1120,6 +1134,7 @@ class PostgresStore:
             users=[b.user for b in budgets],
             create=True,
             dry_run=dry_run,
+            project_lock="SHARE",  # not while a cap is being set (_lock_all_if_no_cap)
         )
 
     def change(
@@ -1299,7 +1314,7 @@ class PostgresStore:
             _lock_all_if_no_cap(state)
             return operations.set_cap(state, total_budget, duration, timezone, alert_at)
 
-        return self._run(now, body, cap=True, create=True, dry_run=dry_run)
+        return self._run(now, body, cap=True, create=True, dry_run=dry_run, project_lock="UPDATE")
 
     def clear_cap(self, now: datetime, *, dry_run: bool = False) -> bool:
         def body(state: PgState) -> bool:
