@@ -170,10 +170,7 @@ class Database:
         self.connect_timeout = connect_timeout
         self._conn: psycopg.Connection[Any] | None = None
         self._checked = False
-        # the statements prepared on _conn (run_prepared), and the loader of their rows
-        self._prepared_on: psycopg.Connection[Any] | None = None
-        self._prepared: set[bytes] = set()
-        self._driver: _Driver | None = None
+        self._driver: _Driver | None = None  # run_prepared's, for _conn
 
     @property
     def where(self) -> str:
@@ -203,13 +200,12 @@ class Database:
         client's CPU a charge (docs/performance.md). For the hot path only."""
         conn = self.connection()
         driver = self._driver
-        if conn is not self._prepared_on or driver is None:  # a new session: nothing prepared
-            self._prepared_on, self._prepared = conn, set()
+        if driver is None or driver.conn is not conn:  # a new session: nothing prepared
             self._driver = driver = _Driver(conn)
         pgconn = conn.pgconn
         with conn.lock:
             for attempt in (1, 2):
-                if name not in self._prepared:
+                if name not in driver.prepared:
                     pgconn.send_prepare(name, sql, types)
                     (prepared,) = conn.wait(driver.execute(pgconn))
                     # the name is the text's (one_statement.prepared): a session that has it
@@ -218,14 +214,14 @@ class Database:
                         error = driver.error(prepared)
                         if not isinstance(error, driver.errors.DuplicatePreparedStatement):
                             raise error
-                    self._prepared.add(name)
+                    driver.prepared.add(name)
                 pgconn.send_query_prepared(name, params, result_format=driver.BINARY)
                 (result,) = conn.wait(driver.execute(pgconn))
                 if result.status == driver.TUPLES_OK:
                     break
                 error = driver.error(result)
                 if attempt == 1 and isinstance(error, driver.errors.InvalidSqlStatementName):
-                    self._prepared.discard(name)  # DEALLOCATE ALL or DISCARD ALL ran
+                    driver.prepared.discard(name)  # DEALLOCATE ALL or DISCARD ALL ran
                     continue
                 raise error
             if not result.ntuples:
@@ -351,7 +347,8 @@ class Database:
 
 
 class _Driver:
-    """What Database.run_prepared uses of psycopg on one connection, looked up once."""
+    """What Database.run_prepared keeps for one connection: the statements prepared on it, the
+    loader of their rows, and what it uses of psycopg, looked up once."""
 
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         psycopg = _import_psycopg()
@@ -359,6 +356,8 @@ class _Driver:
         from psycopg.adapt import Transformer
         from psycopg.generators import execute
 
+        self.conn = conn
+        self.prepared: set[bytes] = set()
         self.errors = psycopg.errors
         self.execute = execute
         self.loader = Transformer(conn)
